@@ -1,0 +1,36 @@
+# Two commands for a fresh clone: `make demo` (the main job) and `make test`.
+# Each creates .venv if missing and installs what it needs. PyTorch is pinned
+# to 2.13.0, whose CPU build lies on this machine's disk (an unpinned torch
+# would pull a multi-GB CUDA build).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[demo]'
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/deepinside demo
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python benchmarks/saliency_throughput.py
+
+clean:
+	rm -rf $(VENV) deepinside-demo deepinside-out

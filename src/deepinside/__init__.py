@@ -1,0 +1,25 @@
+"""deepinside: what an image classifier has learned, and why it decides.
+
+>>> import deepinside
+>>> model = deepinside.load_model()          # EfficientNet-Lite0, offline
+>>> inputs, placements = model.prepare([photo])  # doctest: +SKIP
+>>> maps = deepinside.saliency(model, inputs)     # (B, H, W), the paper's maps  # doctest: +SKIP
+"""
+
+from .attribution import saliency
+from .errors import DeepInsideError, ImageError
+from .explain import explain_photos
+from .models import Classifier, Preprocessing, imagenet_classes, load_model
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Classifier",
+    "DeepInsideError",
+    "ImageError",
+    "Preprocessing",
+    "imagenet_classes",
+    "explain_photos",
+    "load_model",
+    "saliency",
+]

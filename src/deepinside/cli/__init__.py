@@ -1,0 +1,35 @@
+"""The ``deepinside`` command: parses arguments and calls the public API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..errors import DeepInsideError
+from . import classes_cmd, demo_cmd, saliency_cmd
+
+_COMMANDS = (saliency_cmd, classes_cmd, demo_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepinside",
+        description="See what an image classifier has learned and why it decides what it decides.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in _COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except DeepInsideError as err:
+        print(f"deepinside: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("deepinside: interrupted", file=sys.stderr)
+        return 130

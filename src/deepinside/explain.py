@@ -1,0 +1,143 @@
+"""Photos in, explanations out: the loop that the command line, the web app
+and batch runs share.
+
+:func:`explain_photos` reads photos, batches them through the model, and
+yields one :class:`PhotoSaliency` per readable photo or one
+:class:`PhotoFailure` per unreadable one, in input order, so a caller decides
+how to show or store each without one bad file stopping the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .errors import DeepInsideError, ImageError
+from .io.photos import DEFAULT_MAX_PIXELS, load_photo, to_rgb
+from .models.classifier import Classifier, Prediction
+from .models.preprocessing import Placement
+from .attribution import saliency_gradient
+
+
+@dataclass
+class ClassMap:
+    """One class's saliency map for one photo."""
+
+    prediction: Prediction  # the class, with its score for this photo
+    on_input: torch.Tensor  # (H, W) on the model input
+
+    def on_photo(self, placement: Placement) -> np.ndarray:
+        """The map resampled to the photo's pixels, ``(height, width)`` float32."""
+        return placement.to_photo(self.on_input).cpu().numpy().astype(np.float32)
+
+
+@dataclass
+class PhotoSaliency:
+    source: str
+    photo: Image.Image
+    placement: Placement
+    predictions: list[Prediction]
+    maps: list[ClassMap] = field(default_factory=list)
+
+
+@dataclass
+class PhotoFailure:
+    source: str
+    reason: str
+
+
+PhotoSource = str | os.PathLike[str] | Image.Image
+
+
+def explain_photos(
+    model: Classifier,
+    photos: Iterable[PhotoSource],
+    targets: Sequence[int] | None = None,
+    top_k: int = 1,
+    batch_size: int = 8,
+    num_predictions: int = 5,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[PhotoSaliency | PhotoFailure]:
+    """Saliency maps for ``targets`` (class indices), or else for each photo's
+    ``top_k`` predicted classes; all maps of a batch in one gradient pass."""
+    num_classes = len(model.classes)
+    if not 1 <= top_k <= num_classes:
+        raise DeepInsideError(f"--top-k must be between 1 and {num_classes} (the model's classes), got {top_k}")
+    if batch_size < 1:
+        raise DeepInsideError(f"--batch-size must be at least 1, got {batch_size}")
+    pending: list[tuple[str, Image.Image]] = []
+    for item in photos:
+        source, loaded = _read(item, max_pixels)
+        if isinstance(loaded, str):
+            yield from _explain_batch(model, pending, targets, top_k, num_predictions)
+            pending = []
+            yield PhotoFailure(source, loaded)
+            continue
+        pending.append((source, loaded))
+        if len(pending) == batch_size:
+            yield from _explain_batch(model, pending, targets, top_k, num_predictions)
+            pending = []
+    yield from _explain_batch(model, pending, targets, top_k, num_predictions)
+
+
+def _read(item: PhotoSource, max_pixels: int) -> tuple[str, Image.Image | str]:
+    if isinstance(item, Image.Image):
+        return getattr(item, "filename", "") or "<image>", to_rgb(item)
+    try:
+        return str(item), load_photo(item, max_pixels)
+    except ImageError as err:
+        return str(item), str(err)
+
+
+def _explain_batch(
+    model: Classifier,
+    batch: list[tuple[str, Image.Image]],
+    targets: Sequence[int] | None,
+    top_k: int,
+    num_predictions: int,
+) -> Iterator[PhotoSaliency]:
+    if not batch:
+        return
+    inputs, placements = model.prepare([photo for _, photo in batch])
+    if targets is not None:
+        classes = torch.tensor([list(targets)] * len(batch))
+    elif top_k == 1:
+        classes = None
+    else:
+        with torch.no_grad():
+            classes = model(inputs).topk(top_k, dim=1).indices
+    grad, scores, used = saliency_gradient(model, inputs, classes)
+    maps = grad.abs().amax(dim=-3)
+    if used.dim() == 1:
+        maps, used = maps[:, None], used[:, None]
+    probs = scores.float().softmax(dim=1)
+    top = model.predictions(scores, max(num_predictions, top_k))
+    names = model.classes
+    for b, (source, photo) in enumerate(batch):
+        class_maps = [
+            ClassMap(
+                Prediction(c, names[c].wnid, names[c].label, float(scores[b, c]), float(probs[b, c])),
+                maps[b, k],
+            )
+            for k, c in enumerate(used[b].tolist())
+        ]
+        yield PhotoSaliency(source, photo, placements[b], top[b], class_maps)
+
+
+def collect(results: Iterable[PhotoSaliency | PhotoFailure]) -> list[PhotoSaliency]:
+    """Successful results only; raise on the first failure (for Python users
+    who want an exception rather than a report)."""
+    out = []
+    for r in results:
+        if isinstance(r, PhotoFailure):
+            raise ImageError(r.reason)
+        out.append(r)
+    return out
+
+
+__all__ = ["ClassMap", "PhotoFailure", "PhotoSaliency", "collect", "explain_photos"]

@@ -1,0 +1,110 @@
+"""Open any photo a user may have as an 8-bit RGB image, or say clearly why not.
+
+Handles greyscale, palette, RGBA (composited on white), 16-bit, CMYK and
+EXIF-rotated files, and refuses truncated, empty and oversized ones with one
+line naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..errors import DeepInsideError, ImageError
+
+#: Suffixes tried when a folder is expanded; files named on the command line are
+#: always tried whatever their suffix.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+
+#: Default refusal size, Pillow's own decompression-bomb threshold (about 89 MP).
+DEFAULT_MAX_PIXELS = 89_478_485
+
+
+def load_photo(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Read ``path`` as an upright 8-bit RGB image.
+
+    Raises :class:`ImageError` with a one-line reason for a missing, empty,
+    truncated, unreadable or oversized file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file")
+    try:
+        with warnings.catch_warnings():
+            # Size is checked below against our own limit, with a clearer message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                _check_size(path, image.size, max_pixels)
+                image.load()
+                return to_rgb(ImageOps.exif_transpose(image))
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image that can be read (unknown format)") from None
+    except Image.DecompressionBombError as err:
+        raise ImageError(f"{path}: image too large to open safely ({err})") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, DeepInsideError):
+            raise
+        raise ImageError(f"{path}: damaged or truncated image ({err})") from None
+
+
+def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise ImageError(
+            f"{path}: {w}x{h} is {w * h / 1e6:.0f} megapixels, over the limit of "
+            f"{max_pixels / 1e6:.0f}; raise it with --max-pixels if you trust this file"
+        )
+    if w < 1 or h < 1:
+        raise ImageError(f"{path}: image has no pixels ({w}x{h})")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB, keeping the full tonal range."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _high_depth_to_rgb(image)
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit greyscale: scale the file's range to 0..255 (Pillow's
+    own conversion clips everything above 255 to white)."""
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        top = 1.0 if values.max(initial=0.0) <= 1.0 else 255.0
+    else:
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+    grey = np.clip(np.round(values / top * 255.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, mode="L").convert("RGB")
+
+
+def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
+    """Files named directly, and image files found under folders (sorted, recursive)."""
+    for p in map(Path, paths):
+        if not p.is_dir():
+            yield p
+            continue
+        files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        # Image suffixes first; the other files are still tried, so that a
+        # mislabelled photo is not silently skipped: each that fails gets its line.
+        yield from sorted(files, key=lambda f: f.suffix.lower() not in IMAGE_SUFFIXES)

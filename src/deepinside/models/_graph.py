@@ -1,0 +1,119 @@
+"""Graph surgery on a copy of a classifier: remove a final softmax, fold batch
+norm into the convolution before it. Both leave the function's gradient with
+respect to the input unchanged (up to float round-off) in eval mode."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
+
+_SOFTMAX_FUNCTIONS = {torch.softmax, F.softmax, torch.log_softmax, F.log_softmax}
+_SOFTMAX_METHODS = {"softmax", "log_softmax"}
+_SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
+_FOLDABLE_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+class _ConvLeafTracer(fx.Tracer):
+    """Keeps every convolution (including subclasses with their own padding
+    logic) as one node, so conv -> batch-norm pairs can be found."""
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return isinstance(m, (*_FOLDABLE_CONVS, *_BATCH_NORMS)) or super().is_leaf_module(m, qualname)
+
+
+def set_eval(module: nn.Module) -> nn.Module:
+    """``module.eval()`` done flag by flag, for modules whose ``eval`` refuses
+    (a ``torch.export`` program is already fixed in eval semantics)."""
+    for m in module.modules():
+        m.training = False
+    return module
+
+
+def trace(module: nn.Module) -> fx.GraphModule | None:
+    """A traced graph of ``module`` sharing its submodules, or None if it cannot be traced."""
+    if isinstance(module, (fx.GraphModule, torch.jit.ScriptModule)):
+        return module if isinstance(module, fx.GraphModule) else None
+    try:
+        graph = _ConvLeafTracer().trace(module)
+    except Exception:  # noqa: BLE001 - any Python the tracer cannot follow means "not traceable"
+        return None
+    return fx.GraphModule(module, graph, module.__class__.__name__)
+
+
+def _is_softmax(node: fx.Node, gm: fx.GraphModule) -> bool:
+    if node.op == "call_function":
+        return node.target in _SOFTMAX_FUNCTIONS
+    if node.op == "call_method":
+        return node.target in _SOFTMAX_METHODS
+    if node.op == "call_module":
+        return isinstance(gm.get_submodule(str(node.target)), _SOFTMAX_MODULES)
+    return False
+
+
+def strip_softmax(module: nn.Module) -> tuple[nn.Module, str | None]:
+    """``module`` without a final softmax / log-softmax, and the name of what was
+    removed (None when there was none). Submodules stay shared with ``module``."""
+    if isinstance(module, nn.Sequential) and len(module) and isinstance(module[-1], _SOFTMAX_MODULES):
+        return module[:-1], type(module[-1]).__name__
+    gm = trace(module)
+    if gm is None:
+        return module, None
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    last = output.args[0]
+    if not isinstance(last, fx.Node) or not _is_softmax(last, gm):
+        return module, None
+    output.args = (last.args[0],)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return gm, str(last.target if last.op != "call_module" else type(gm.get_submodule(str(last.target))).__name__)
+
+
+def fold_batch_norms(module: nn.Module) -> nn.Module | None:
+    """An eval-mode copy of ``module`` with each batch norm that directly follows
+    a convolution folded into that convolution's weight and bias.
+
+    Returns None when the module cannot be traced. ``module`` is not changed.
+    """
+    gm = trace(set_eval(copy.deepcopy(module)))
+    if gm is None:
+        return None
+    modules = dict(gm.named_modules())
+    for node in list(gm.graph.nodes):
+        if node.op != "call_module" or not isinstance(modules[node.target], _BATCH_NORMS):
+            continue
+        source = node.args[0]
+        if not (
+            isinstance(source, fx.Node)
+            and source.op == "call_module"
+            and isinstance(modules[source.target], _FOLDABLE_CONVS)
+            and len(source.users) == 1
+        ):
+            continue
+        bn = modules[node.target]
+        if bn.running_mean is None or bn.running_var is None:
+            continue  # batch statistics at eval time: nothing fixed to fold
+        _fold_into(modules[source.target], bn)
+        node.replace_all_uses_with(source)
+        gm.graph.erase_node(node)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    gm.delete_all_unused_submodules()
+    return gm
+
+
+@torch.no_grad()
+def _fold_into(conv: nn.Module, bn: nn.Module) -> None:
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else torch.rsqrt(bn.running_var + bn.eps)
+    shift = bn.bias if bn.affine else torch.zeros_like(scale)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    shape = (-1,) + (1,) * (conv.weight.dim() - 1)
+    conv.weight = nn.Parameter(conv.weight * scale.view(shape), requires_grad=False)
+    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + shift, requires_grad=False)
+
+
+__all__ = ["fold_batch_norms", "set_eval", "strip_softmax", "trace"]

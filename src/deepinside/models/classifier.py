@@ -1,0 +1,117 @@
+"""The uniform classifier protocol every method relies on."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from torch import nn
+
+from ..errors import DeepInsideError
+from ._graph import strip_softmax
+from .labels import ClassIndex, imagenet_classes
+from .preprocessing import Placement, Preprocessing
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One class's score for one image."""
+
+    class_index: int
+    wnid: str
+    label: str
+    logit: float
+    probability: float
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "class_index": self.class_index,
+            "wnid": self.wnid,
+            "label": self.label,
+            "logit": self.logit,
+            "probability": self.probability,
+        }
+
+
+class Classifier(nn.Module):
+    """An image classifier that knows its input convention, its classes and
+    where its last convolutional features are.
+
+    ``forward`` maps a preprocessed batch ``(B, 3, H, W)`` to unnormalised class
+    scores (logits) ``(B, C)``. A network whose last step is a softmax is
+    wrapped without it (with a warning): the paper's S_c is the score before it.
+
+    Args:
+        net: the network.
+        preprocessing: how photos become its input.
+        classes: its class names (ImageNet's when None and it has 1000 outputs).
+        feature_layer: name of the submodule of ``net`` whose output is the last
+            convolutional feature map ``(B, K, h, w)`` (for Grad-CAM), or None.
+        name: a short name for reports.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        preprocessing: Preprocessing,
+        classes: ClassIndex | None = None,
+        feature_layer: str | None = None,
+        name: str = "custom",
+    ) -> None:
+        super().__init__()
+        net, removed = strip_softmax(net)
+        if removed is not None:
+            warnings.warn(
+                f"{name}: the network ends in {removed}; using the scores before it "
+                "(saliency is defined on unnormalised class scores)",
+                stacklevel=2,
+            )
+        self.net = net
+        self.preprocessing = preprocessing
+        self._classes = classes
+        self.feature_layer = feature_layer
+        self.name = name
+        if feature_layer is not None:
+            try:
+                net.get_submodule(feature_layer)
+            except AttributeError:
+                raise DeepInsideError(f"{name}: has no layer named {feature_layer!r}") from None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    @property
+    def classes(self) -> ClassIndex:
+        if self._classes is None:
+            raise DeepInsideError(f"{self.name}: no class names declared; pass classes=")
+        return self._classes
+
+    def prepare(self, photos: Sequence[Image.Image]) -> tuple[torch.Tensor, list[Placement]]:
+        """Photos to an input batch ``(B, 3, H, W)`` on the model's device, with
+        each input's placement in its photo."""
+        prepared = [self.preprocessing(p) for p in photos]
+        device = next(self.parameters(), torch.empty(0)).device
+        batch = torch.stack([t for t, _ in prepared]).to(device)
+        return batch, [p for _, p in prepared]
+
+    def predictions(self, logits: torch.Tensor, k: int = 5) -> list[list[Prediction]]:
+        """The top-``k`` predictions for each row of ``logits`` ``(B, C)``."""
+        k = min(k, logits.shape[1])
+        probs = logits.float().softmax(dim=1)
+        top = logits.topk(k, dim=1)
+        names = self._classes or ClassIndex.numbered(logits.shape[1])
+        return [
+            [
+                Prediction(i, names[i].wnid, names[i].label, float(logits[b, i]), float(probs[b, i]))
+                for i in top.indices[b].tolist()
+            ]
+            for b in range(logits.shape[0])
+        ]
+
+
+def with_default_classes(num_outputs: int) -> ClassIndex:
+    """ImageNet's classes for a 1000-way classifier, numbered classes otherwise."""
+    return imagenet_classes() if num_outputs == 1000 else ClassIndex.numbered(num_outputs)

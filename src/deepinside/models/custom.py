@@ -1,0 +1,88 @@
+"""Users' own classifiers: a TorchScript file, a ``torch.export`` program
+(``.pt2``) or a ``package.module:factory``
+import string, optionally with a state dict loaded safely (``weights_only``)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import DeepInsideError
+
+
+def load_network(spec: str, weights: str | os.PathLike[str] | None = None) -> nn.Module:
+    """The network named by ``spec`` (a TorchScript file or ``module:factory``),
+    with ``weights`` (a state dict file) loaded into it when given."""
+    if ":" in spec and not Path(spec).exists():
+        net = _from_factory(spec)
+    else:
+        net = _from_file(Path(spec))
+    if weights is not None:
+        load_state_dict_file(net, weights)
+    return net
+
+
+def _from_factory(spec: str) -> nn.Module:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise DeepInsideError(f"cannot import {module_name!r} for model {spec!r}: {err}") from None
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise DeepInsideError(f"{module_name!r} has no {attr!r} (model {spec!r})")
+    net = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
+    if not isinstance(net, nn.Module):
+        raise DeepInsideError(f"{spec!r} gave a {type(net).__name__}, not a torch.nn.Module")
+    return net
+
+
+def _from_file(path: Path) -> nn.Module:
+    if not path.is_file():
+        raise DeepInsideError(
+            f"model {str(path)!r} is neither a built-in name, a file, nor a 'package.module:factory'"
+        )
+    if path.suffix == ".pt2":
+        return _from_exported(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # torch 2.13 deprecates TorchScript
+            return torch.jit.load(str(path), map_location="cpu")
+    except (RuntimeError, zipfile.BadZipFile, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DeepInsideError(
+            f"{path}: not a TorchScript model ({first}); for a state dict use "
+            "--model package.module:factory --weights FILE"
+        ) from None
+
+
+def _from_exported(path: Path) -> nn.Module:
+    """A program saved with ``torch.export.save`` (the successor of TorchScript)."""
+    try:
+        return torch.export.load(str(path)).module()
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad archive
+        raise DeepInsideError(f"{path}: not a torch.export program ({type(err).__name__})") from None
+
+
+def load_state_dict_file(net: nn.Module, path: str | os.PathLike[str]) -> None:
+    """Load a state dict with ``weights_only=True``: no pickled code runs."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DeepInsideError(f"{path}: no such weights file") from None
+    except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
+        raise DeepInsideError(f"{path}: cannot load as a plain state dict ({type(err).__name__})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise DeepInsideError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as err:
+        raise DeepInsideError(f"{path}: does not fit the model ({str(err).splitlines()[0]})") from None

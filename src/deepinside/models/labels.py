@@ -1,0 +1,147 @@
+"""Class names: resolve what a user types to a class index, in one place.
+
+A class can be named by its index (``281`` or ``"281"``), its WordNet id
+(``"n02123045"``) or any of its comma-separated names (``"tabby"``,
+``"tabby cat"``), case-insensitively.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+
+from ..errors import DeepInsideError
+
+_WNID = re.compile(r"^n\d{8}$")
+
+
+@dataclass(frozen=True)
+class ClassInfo:
+    """One class: its index, WordNet id (may be empty) and names, best first."""
+
+    index: int
+    wnid: str
+    names: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """The short display name (the first name)."""
+        return self.names[0]
+
+
+@dataclass(frozen=True)
+class ClassIndex:
+    """The classes of a classifier, searchable by index, WordNet id or name."""
+
+    classes: tuple[ClassInfo, ...]
+    _by_key: dict[str, list[int]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_key: dict[str, list[int]] = {}
+        for info in self.classes:
+            keys = {n.lower() for n in info.names}
+            if info.wnid:
+                keys.add(info.wnid.lower())
+            for key in keys:
+                by_key.setdefault(key, []).append(info.index)
+        object.__setattr__(self, "_by_key", by_key)
+
+    @classmethod
+    def from_synset_lines(cls, lines: Iterable[str]) -> ClassIndex:
+        """Parse ``"n01440764 tench, Tinca tinca"`` lines, one class per line."""
+        classes = []
+        for index, line in enumerate(l for l in lines if l.strip()):
+            head, _, rest = line.strip().partition(" ")
+            if _WNID.match(head):
+                wnid, names = head, rest
+            else:
+                wnid, names = "", line.strip()
+            parts = tuple(n.strip() for n in names.split(",") if n.strip())
+            classes.append(ClassInfo(index, wnid, parts or (f"class {index}",)))
+        return cls(tuple(classes))
+
+    @classmethod
+    def numbered(cls, num_classes: int) -> ClassIndex:
+        """Classes with no names but ``class 0``, ``class 1``, ..."""
+        return cls(tuple(ClassInfo(i, "", (f"class {i}",)) for i in range(num_classes)))
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def __getitem__(self, index: int) -> ClassInfo:
+        return self.classes[index]
+
+    def resolve(self, name: int | str) -> int:
+        """The class index for a user's word for a class.
+
+        >>> imagenet_classes().resolve("Tabby Cat")
+        281
+        """
+        if isinstance(name, bool):
+            raise DeepInsideError(f"class {name!r} is not a class name or index")
+        if isinstance(name, int) or (isinstance(name, str) and name.strip().isdigit()):
+            index = int(name)
+            if not 0 <= index < len(self):
+                raise DeepInsideError(
+                    f"class index {index} is out of range: this model has classes 0 to {len(self) - 1}"
+                )
+            return index
+        key = str(name).strip().lower()
+        found = self._by_key.get(key)
+        if found is None:
+            close = self.suggest(key)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise DeepInsideError(
+                f"unknown class {name!r}{hint} (search with: deepinside classes WORD)"
+            )
+        if len(found) > 1:
+            options = " or ".join(f"{i} ({self._describe(i)})" for i in found)
+            raise DeepInsideError(
+                f"class name {name!r} is ambiguous: {options}; name it by index or WordNet id"
+            )
+        return found[0]
+
+    def resolve_many(self, names: Sequence[int | str]) -> list[int]:
+        return [self.resolve(n) for n in names]
+
+    def suggest(self, word: str, n: int = 3) -> list[str]:
+        """Class names closest in spelling to ``word``."""
+        return difflib.get_close_matches(word.lower(), list(self._by_key), n=n, cutoff=0.6)
+
+    def search(self, query: str) -> list[ClassInfo]:
+        """Classes whose index, WordNet id or a name contains ``query``;
+        if none does, the classes with the closest names."""
+        q = query.strip().lower()
+        if q.isdigit() and int(q) < len(self):
+            return [self.classes[int(q)]]
+        hits = [
+            c
+            for c in self.classes
+            if q in c.wnid.lower() or any(q in n.lower() for n in c.names)
+        ]
+        if hits:
+            return hits
+        indices: dict[int, None] = {}
+        for key in self.suggest(q, n=8):
+            for i in self._by_key[key]:
+                indices[i] = None
+        return [self.classes[i] for i in indices]
+
+    def _describe(self, index: int) -> str:
+        info = self.classes[index]
+        return ", ".join(info.names[:3]) + (f", {info.wnid}" if info.wnid else "")
+
+
+_IMAGENET: ClassIndex | None = None
+
+
+def imagenet_classes() -> ClassIndex:
+    """The 1000 ImageNet-1k classes in the standard order (shipped with the package)."""
+    global _IMAGENET
+    if _IMAGENET is None:
+        text = resources.files(__package__).joinpath("imagenet_classes.txt").read_text("utf-8")
+        _IMAGENET = ClassIndex.from_synset_lines(text.splitlines())
+    return _IMAGENET

@@ -1,0 +1,119 @@
+"""How a classifier wants its input, and the way back from its input to the photo.
+
+A :class:`Preprocessing` turns a photo into the model's input tensor and
+remembers where that input came from (a :class:`Placement`), so that a map
+computed on the input can be laid back over the user's own pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..errors import DeepInsideError
+
+ResizePolicy = Literal["center-crop", "stretch"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model input lies in its photo.
+
+    ``box`` is ``(x0, y0, x1, y1)`` in photo pixels (floats): the part of the
+    photo that was resampled to the model's input.
+    """
+
+    photo_size: tuple[int, int]  # (width, height)
+    box: tuple[float, float, float, float]
+
+    def to_photo(self, maps: torch.Tensor) -> torch.Tensor:
+        """Resample maps ``(..., h, w)`` on the model input to ``(..., H, W)``
+        on the photo, bilinearly; photo pixels the model never saw get 0."""
+        w, h = self.photo_size
+        x0, y0, x1, y1 = self.box
+        lead, (mh, mw) = maps.shape[:-2], maps.shape[-2:]
+        flat = maps.reshape(1, -1, mh, mw).float()
+        # Photo pixel centres expressed in the map's normalised [-1, 1] coordinates.
+        xs = ((torch.arange(w, device=maps.device) + 0.5) - x0) / (x1 - x0) * 2 - 1
+        ys = ((torch.arange(h, device=maps.device) + 0.5) - y0) / (y1 - y0) * 2 - 1
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
+        out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        inside = (xs.abs() <= 1)[None, :] & (ys.abs() <= 1)[:, None]
+        out = out * inside
+        return out.reshape(*lead, h, w).to(maps.dtype)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """A classifier's input convention.
+
+    Args:
+        input_size: ``(height, width)`` of the model input.
+        mean, std: per-channel values in the [0, 1] pixel scale; the input is
+            ``(pixel / 255 - mean) / std``.
+        resize: ``"center-crop"`` takes the centred box of the input's aspect
+            ratio covering ``crop_fraction`` of the photo's shorter side (the
+            usual ImageNet evaluation); ``"stretch"`` resamples the whole photo.
+        crop_fraction: see ``resize``.
+    """
+
+    input_size: tuple[int, int] = (224, 224)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    resize: ResizePolicy = "center-crop"
+    crop_fraction: float = 0.875
+
+    def __post_init__(self) -> None:
+        h, w = self.input_size
+        if h < 1 or w < 1 or h > 8192 or w > 8192:
+            raise DeepInsideError(f"input size {h}x{w} is out of range: use 1 to 8192 pixels a side")
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise DeepInsideError("mean and std need three values each, one per colour channel (R G B)")
+        if any(s <= 0 for s in self.std):
+            raise DeepInsideError(f"std must be positive, got {self.std}")
+        if self.resize not in ("center-crop", "stretch"):
+            raise DeepInsideError(f"unknown resize policy {self.resize!r}: use center-crop or stretch")
+        if not 0 < self.crop_fraction <= 1:
+            raise DeepInsideError(f"crop fraction must be in (0, 1], got {self.crop_fraction}")
+
+    def placement(self, photo_size: tuple[int, int]) -> Placement:
+        """Where the model input lies in a photo of ``(width, height)``."""
+        w, h = photo_size
+        if self.resize == "stretch":
+            return Placement(photo_size, (0.0, 0.0, float(w), float(h)))
+        ih, iw = self.input_size
+        scale = min(w / iw, h / ih) * self.crop_fraction
+        bw, bh = iw * scale, ih * scale
+        x0, y0 = (w - bw) / 2, (h - bh) / 2
+        return Placement(photo_size, (x0, y0, x0 + bw, y0 + bh))
+
+    def __call__(self, photo: Image.Image) -> tuple[torch.Tensor, Placement]:
+        """An RGB photo as the model's input ``(3, H, W)`` float32, and its placement."""
+        placement = self.placement(photo.size)
+        ih, iw = self.input_size
+        resized = photo.convert("RGB").resize(
+            (iw, ih), Image.Resampling.BICUBIC, box=placement.box, reducing_gap=3.0
+        )
+        pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32).copy()).permute(2, 0, 1)
+        return self.normalize(pixels / 255.0), placement
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """Pixels in [0, 1] ``(..., 3, H, W)`` to model input."""
+        mean, std = self._stats(images)
+        return (images - mean) / std
+
+    def denormalize(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Model input ``(..., 3, H, W)`` back to pixels in [0, 1] (not clipped)."""
+        mean, std = self._stats(inputs)
+        return inputs * std + mean
+
+    def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        def shape(v: tuple[float, ...]) -> torch.Tensor:
+            return torch.tensor(v, dtype=like.dtype, device=like.device).view(3, 1, 1)
+
+        return shape(self.mean), shape(self.std)

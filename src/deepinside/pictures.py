@@ -1,0 +1,133 @@
+"""Maps as pictures: the paper's grey map, colour maps and overlays, figures.
+
+Algorithms never import this module; it turns their raw tensors into PIL
+images for files, notebooks and the web app. Normalisation for display
+happens here and only here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+
+def _as_array(saliency_map: torch.Tensor | np.ndarray) -> np.ndarray:
+    a = saliency_map.detach().float().cpu().numpy() if isinstance(saliency_map, torch.Tensor) else np.asarray(saliency_map, dtype=np.float32)
+    if a.ndim != 2:
+        raise ValueError(f"a map must be 2-D (H, W), got shape {a.shape}")
+    return a
+
+
+def normalize(saliency_map: torch.Tensor | np.ndarray, percentile: float = 100.0) -> np.ndarray:
+    """Scale a non-negative map to [0, 1] by its ``percentile`` (the maximum by
+    default, as in the paper); a constant map becomes all zeros."""
+    a = _as_array(saliency_map)
+    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+    low = float(a.min())
+    top = float(np.percentile(a, percentile)) if percentile < 100 else float(a.max())
+    if top - low <= 0:
+        return np.zeros_like(a)
+    return np.clip((a - low) / (top - low), 0.0, 1.0)
+
+
+def _colormap_jet(v: np.ndarray) -> np.ndarray:
+    return np.clip(1.5 - np.abs(4.0 * v[..., None] - np.array([3.0, 2.0, 1.0])), 0.0, 1.0)
+
+
+def _colormap_hot(v: np.ndarray) -> np.ndarray:
+    return np.clip(np.stack([3 * v, 3 * v - 1, 3 * v - 2], axis=-1), 0.0, 1.0)
+
+
+def _colormap_grey(v: np.ndarray) -> np.ndarray:
+    return np.repeat(v[..., None], 3, axis=-1)
+
+
+_COLORMAPS = {"jet": _colormap_jet, "hot": _colormap_hot, "grey": _colormap_grey, "gray": _colormap_grey}
+
+
+def colorize(values: np.ndarray, cmap: str = "jet") -> np.ndarray:
+    """Values in [0, 1] ``(H, W)`` to RGB ``(H, W, 3)`` in [0, 1]: built-in
+    ``jet``, ``hot``, ``grey``, or any matplotlib colour map if it is installed."""
+    if cmap in _COLORMAPS:
+        return _COLORMAPS[cmap](values)
+    try:
+        import matplotlib  # optional
+    except ImportError:
+        raise ValueError(f"unknown colour map {cmap!r}: use one of {', '.join(_COLORMAPS)} or install matplotlib") from None
+    try:
+        return np.asarray(matplotlib.colormaps[cmap](values))[..., :3]
+    except KeyError:
+        raise ValueError(f"unknown colour map {cmap!r}") from None
+
+
+def grey_map(saliency_map: torch.Tensor | np.ndarray, percentile: float = 99.0) -> Image.Image:
+    """The paper's picture: the normalised map as a grey image (white = salient).
+
+    Gradient maps are spiky, so by default the top 1% of values saturate (as in
+    PAIR saliency's display); ``percentile=100`` divides by the maximum."""
+    return Image.fromarray(np.round(normalize(saliency_map, percentile) * 255).astype(np.uint8), mode="L")
+
+
+def heatmap(saliency_map: torch.Tensor | np.ndarray, cmap: str = "jet", percentile: float = 100.0) -> Image.Image:
+    """The normalised map through a colour map, as an RGB image."""
+    rgb = colorize(normalize(saliency_map, percentile), cmap)
+    return Image.fromarray(np.round(rgb * 255).astype(np.uint8), mode="RGB")
+
+
+def overlay(
+    photo: Image.Image,
+    saliency_map: torch.Tensor | np.ndarray,
+    opacity: float = 0.5,
+    cmap: str = "jet",
+    percentile: float = 99.0,
+) -> Image.Image:
+    """The map in colour over the photo. Each pixel's colour weight is
+    ``opacity`` times its normalised saliency, so unimportant pixels show the
+    photo as it is. The map is resized to the photo if sizes differ."""
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    values = normalize(saliency_map, percentile)
+    if values.shape != (photo.height, photo.width):
+        values = np.asarray(
+            Image.fromarray(values.astype(np.float32), mode="F").resize(photo.size, Image.Resampling.BILINEAR)
+        ).clip(0, 1)
+    base = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255.0
+    alpha = (opacity * values)[..., None]
+    mixed = (1 - alpha) * base + alpha * colorize(values, cmap)
+    return Image.fromarray(np.round(mixed * 255).astype(np.uint8), mode="RGB")
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def figure(rows: Sequence[Sequence[Image.Image]], captions: Sequence[str], cell: int = 224, title: str = "") -> Image.Image:
+    """A grid: one row per entry, its pictures side by side (each fitted in a
+    ``cell`` square), a caption under each row, like the paper's Figure 2."""
+    thumbs = [[_thumbnail(p, cell) for p in row] for row in rows]
+    heights = [max(t.height for t in row) for row in thumbs]
+    pad, text_h, title_h = 8, 24, (32 if title else 0)
+    width = max(len(row) for row in rows) * (cell + pad) + pad
+    sheet = Image.new("RGB", (width, title_h + sum(h + text_h + pad for h in heights) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((pad, 6), title, fill="black", font=_font(18))
+    y = title_h + pad
+    for row, height, caption in zip(thumbs, heights, captions):
+        for c, thumb in enumerate(row):
+            sheet.paste(thumb, (pad + c * (cell + pad) + (cell - thumb.width) // 2, y + (height - thumb.height) // 2))
+        draw.text((pad, y + height + 3), caption, fill="black", font=_font(15))
+        y += height + text_h + pad
+    return sheet
+
+
+def _thumbnail(picture: Image.Image, cell: int) -> Image.Image:
+    thumb = picture.convert("RGB")
+    scale = cell / max(thumb.size)
+    return thumb.resize((max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))), Image.Resampling.LANCZOS)

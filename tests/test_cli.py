@@ -1,0 +1,111 @@
+"""The command line as a user runs it: outputs, one-line errors, exit codes."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepinside.cli import main
+
+
+@pytest.fixture
+def photo_dir(tmp_path, photos) -> Path:
+    d = tmp_path / "photos"
+    d.mkdir()
+    photos["chelsea"].save(d / "cat.jpg")
+    photos["coffee"].convert("L").save(d / "coffee_grey.png")
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    (d / "notes.txt").write_text("not an image")
+    return d
+
+
+def _run(args, capsys):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_folder_of_mixed_files(tmp_path, photo_dir, capsys):
+    out_dir = tmp_path / "out"
+    code, _, err = _run(["saliency", photo_dir, "--out", out_dir], capsys)
+    assert code == 1  # some files failed
+    lines = [l for l in err.splitlines() if l.startswith("deepinside:")]
+    assert len(lines) == 2 and any("broken.jpg" in l for l in lines) and any("notes.txt" in l for l in lines)
+    assert "Traceback" not in err
+    record = json.loads((out_dir / "cat.json").read_text())
+    assert record["width"] == 451 and record["height"] == 300 and record["model"] == "efficientnet_lite0"
+    assert [p["class_index"] for p in record["predictions"]][:1] == [285]
+    assert set(record["predictions"][0]) == {"class_index", "wnid", "label", "logit", "probability"}
+    raw = np.load(out_dir / record["maps"][0]["files"]["raw"])
+    assert raw.dtype == np.float32 and raw.shape == (300, 451)
+    assert Image.open(out_dir / record["maps"][0]["files"]["saliency"]).size == (451, 300)
+    assert (out_dir / "coffee_grey.json").exists()
+    assert not list(out_dir.glob(".*")), "no temporary files left behind"
+
+
+def test_named_targets_and_top_k(tmp_path, photo_dir, capsys):
+    out_dir = tmp_path / "out"
+    code, _, _ = _run(["saliency", photo_dir / "cat.jpg", "--target", "tabby", "--target", "n02124075", "--out", out_dir], capsys)
+    assert code == 0
+    maps = json.loads((out_dir / "cat.json").read_text())["maps"]
+    assert [m["class_index"] for m in maps] == [281, 285]
+    code, _, _ = _run(["saliency", photo_dir / "cat.jpg", "--top-k", "3", "--out", tmp_path / "k"], capsys)
+    record = json.loads((tmp_path / "k" / "cat.json").read_text())
+    assert code == 0 and len(record["maps"]) == 3 and len(record["predictions"]) == 5
+    assert [m["class_index"] for m in record["maps"]] == [p["class_index"] for p in record["predictions"][:3]]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--target", "tabbby"], "unknown class 'tabbby'; did you mean 'tabby'"),
+        (["--top-k", "0"], "--top-k must be between 1 and 1000"),
+        (["--top-k", "5000"], "--top-k must be between 1 and 1000"),
+        (["--model", "nope"], "neither a built-in name"),
+    ],
+)
+def test_bad_options_are_one_line_and_write_nothing(tmp_path, photo_dir, capsys, extra, message):
+    out_dir = tmp_path / "out"
+    code, _, err = _run(["saliency", photo_dir / "cat.jpg", "--out", out_dir, *extra], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [f"deepinside: error: {err.strip().split('error: ', 1)[1]}"]
+    assert message in err
+    assert not out_dir.exists()
+
+
+def test_missing_file_alone(tmp_path, capsys):
+    code, _, err = _run(["saliency", tmp_path / "nope.jpg", "--out", tmp_path / "o"], capsys)
+    assert code == 1 and "nope.jpg: no such file" in err
+
+
+def test_empty_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code, _, err = _run(["saliency", tmp_path / "empty"], capsys)
+    assert code == 2 and "no files found" in err
+
+
+def test_classes_search(capsys):
+    code, out, _ = _run(["classes", "tabby"], capsys)
+    assert code == 0 and out.startswith(" 281  n02123045  tabby, tabby cat")
+
+
+def test_demo_writes_the_figure(tmp_path, capsys):
+    code, _, _ = _run(["demo", "--out", tmp_path], capsys)
+    assert code == 0
+    figure = Image.open(tmp_path / "saliency_figure.png")
+    assert figure.width > 600 and figure.height > 600
+    assert json.loads((tmp_path / "saliency" / "chelsea.json").read_text())["predictions"][0]["class_index"] == 285
+
+
+def test_installed_command_prints_no_traceback(tmp_path):
+    (tmp_path / "x.jpg").write_bytes(b"")
+    run = subprocess.run(
+        [sys.executable, "-m", "deepinside", "saliency", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 1
+    assert "x.jpg: empty file" in run.stderr and "Traceback" not in run.stderr

@@ -1,0 +1,191 @@
+import sys
+import textwrap
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import deepinside
+from deepinside import DeepInsideError, Preprocessing, load_model, saliency
+from deepinside.models._graph import fold_batch_norms, strip_softmax
+
+
+def test_builtin_model_knows_its_preprocessing_classes_and_features(model):
+    assert isinstance(model, nn.Module)
+    assert model.preprocessing.input_size == (224, 224)
+    assert model.preprocessing.mean == pytest.approx((127 / 255,) * 3)
+    assert len(model.classes) == 1000
+    feats = {}
+    handle = model.net.get_submodule(model.feature_layer).register_forward_hook(lambda m, i, o: feats.update(o=o))
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, 224, 224))
+    finally:
+        handle.remove()
+    assert out.shape == (1, 1000) and feats["o"].shape == (1, 1280, 7, 7)
+
+
+def test_builtin_classifies_the_bundled_photos(model, photos):
+    x, _ = model.prepare([photos["chelsea"], photos["coffee"]])
+    with torch.no_grad():
+        assert model(x).argmax(1).tolist() == [285, 967]
+
+
+def test_second_builtin_model_is_a_different_architecture(photos):
+    lite1 = load_model("efficientnet_lite1")
+    assert lite1.preprocessing.input_size == (240, 240)
+    x, _ = lite1.prepare([photos["coffee"]])
+    assert saliency(lite1, x).shape == (1, 240, 240)
+    with torch.no_grad():
+        assert lite1(x).argmax(1).item() == 967
+
+
+def test_unknown_model_name_is_a_clear_error():
+    with pytest.raises(DeepInsideError, match="neither a built-in name"):
+        load_model("efficientnet_lite9")
+
+
+class _SoftmaxNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(3 * 8 * 8, 4)
+
+    def forward(self, x):
+        return F.softmax(self.fc(x.flatten(1)), dim=1)
+
+
+@pytest.mark.parametrize(
+    "net",
+    [nn.Sequential(nn.Flatten(), nn.Linear(192, 4), nn.Softmax(dim=1)), _SoftmaxNet()],
+    ids=["sequential", "functional"],
+)
+def test_final_softmax_is_detected_and_removed(net):
+    stripped, removed = strip_softmax(net)
+    assert removed is not None
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(stripped(x).softmax(1), net(x))
+    with pytest.warns(UserWarning, match="scores before it"):
+        classifier = deepinside.Classifier(net, Preprocessing(input_size=(8, 8)))
+    assert not torch.allclose(classifier(x).sum(1), torch.ones(2))
+
+
+def test_saliency_on_a_raw_softmax_model_uses_the_logits():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3), nn.Softmax(dim=1))
+    x = torch.randn(1, 3, 2, 2)
+    with pytest.warns(UserWarning, match="scores before it"):
+        maps = saliency(net, x, 1)
+    torch.testing.assert_close(maps[0], net[1].weight[1].detach().view(3, 2, 2).abs().amax(0))
+
+
+def test_batch_norm_folding_keeps_the_function():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 5, 3), nn.BatchNorm2d(5), nn.ReLU(), nn.Conv2d(5, 2, 1, bias=False), nn.BatchNorm2d(2))
+    for bn in (net[1], net[4]):
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 1.5)
+    net.eval()
+    folded = fold_batch_norms(net)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 9, 9)
+    torch.testing.assert_close(folded(x), net(x), rtol=1e-5, atol=1e-5)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # original untouched
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "my_nets.py").write_text(textwrap.dedent("""
+        from torch import nn
+        def small():
+            return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                 nn.Flatten(), nn.Linear(4, 10))
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield "my_nets:small"
+    sys.modules.pop("my_nets", None)
+
+
+def test_import_string_with_safe_state_dict(tmp_path, user_module):
+    import my_nets
+
+    torch.manual_seed(3)
+    reference = my_nets.small()
+    weights = tmp_path / "w.pt"
+    torch.save(reference.state_dict(), weights)
+    model = load_model(user_module, weights=weights, input_size=32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    x = torch.randn(1, 3, 32, 32)
+    torch.testing.assert_close(model(x), reference(x))
+    assert model.classes[3].label == "class 3"
+
+
+def test_state_dict_with_pickled_code_is_refused(tmp_path, user_module):
+    evil = tmp_path / "evil.pt"
+    torch.save({"weights": object()}, evil)
+    with pytest.raises(DeepInsideError, match="cannot load as a plain state dict"):
+        load_model(user_module, weights=evil, input_size=32)
+
+
+def test_torchscript_file(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1000)).eval()
+    path = tmp_path / "net.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated in torch 2.13, still in use
+        torch.jit.script(net).save(str(path))
+    model = load_model(str(path), input_size=[40, 48])
+    assert model.preprocessing.input_size == (40, 48)
+    assert model.classes.resolve("tabby") == 281  # 1000 outputs: ImageNet names
+    x = torch.randn(1, 3, 40, 48)
+    torch.testing.assert_close(model(x), net(x))
+    assert saliency(model, x).shape == (1, 40, 48)
+
+
+def test_not_a_classifier_and_missing_input_size(tmp_path, user_module):
+    with pytest.raises(DeepInsideError, match="give its input size"):
+        load_model(user_module)
+    path = tmp_path / "conv.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(nn.Conv2d(3, 4, 3)).save(str(path))
+    with pytest.raises(DeepInsideError, match="not a classifier"):
+        load_model(str(path), input_size=16)
+
+
+def test_placement_maps_input_pixels_back_to_the_photo():
+    prep = Preprocessing(input_size=(4, 4), resize="center-crop", crop_fraction=1.0)
+    placement = prep.placement((8, 4))  # width 8, height 4: the middle 4x4 square
+    assert placement.box == (2.0, 0.0, 6.0, 4.0)
+    on_input = torch.arange(16.0).view(4, 4)
+    on_photo = placement.to_photo(on_input)
+    assert on_photo.shape == (4, 8)
+    torch.testing.assert_close(on_photo[:, 2:6], on_input)
+    assert float(on_photo[:, :2].abs().sum() + on_photo[:, 6:].abs().sum()) == 0.0
+    stretch = Preprocessing(input_size=(4, 4), resize="stretch").placement((8, 4))
+    torch.testing.assert_close(stretch.to_photo(on_input)[:, ::2], on_input, rtol=0.3, atol=2.0)
+
+
+def test_preprocessing_round_trip_and_checks():
+    prep = Preprocessing()
+    pixels = torch.rand(3, 5, 5)
+    torch.testing.assert_close(prep.denormalize(prep.normalize(pixels)), pixels)
+    with pytest.raises(DeepInsideError):
+        Preprocessing(input_size=(0, 2))
+    with pytest.raises(DeepInsideError):
+        Preprocessing(std=(0.0, 1.0, 1.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Preprocessing(input_size=(32, 32))
+
+
+def test_torch_export_program(tmp_path):
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)).eval()
+    path = tmp_path / "net.pt2"
+    torch.export.save(torch.export.export(net, (torch.randn(1, 3, 16, 16),)), str(path))
+    model = load_model(str(path), input_size=16)
+    x = torch.randn(1, 3, 16, 16)
+    torch.testing.assert_close(model(x), net(x))
+    assert saliency(model, x, 2).shape == (1, 16, 16)
