@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -99,6 +99,39 @@ def _check_scores(scores: torch.Tensor) -> None:
         )
 
 
+@contextmanager
+def scoring(
+    model: nn.Module, example: torch.Tensor
+) -> Iterator[tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]]:
+    """The fast way to differentiate ``model``'s class scores, for inputs like ``example``.
+
+    Yields ``(score, layout)``: ``score(x)`` gives the eval-mode class scores
+    ``(B, C)`` (checked to be 2-D) through the gradient view; ``layout(t)``
+    returns a detached copy of ``t`` in the memory layout the view runs fastest
+    on. Gradients are enabled inside, also under ``no_grad``/``inference_mode``.
+
+    >>> with scoring(model, images) as (score, layout):      # doctest: +SKIP
+    ...     x = layout(images).requires_grad_(True)
+    ...     (g,) = torch.autograd.grad(score(x)[:, 281].sum(), x)
+    """
+    if not example.is_floating_point():
+        raise DeepInsideError(f"images must be a floating-point tensor, got {example.dtype}")
+    with torch.inference_mode(False), torch.enable_grad():
+        view = gradient_view(model, example)
+        fmt = torch.channels_last if view.channels_last else torch.contiguous_format
+
+        def layout(t: torch.Tensor) -> torch.Tensor:
+            return t.detach().clone(memory_format=fmt)
+
+        def score(x: torch.Tensor) -> torch.Tensor:
+            out = view.module(x)
+            _check_scores(out)
+            return out
+
+        with _eval_mode(view.module) if view.shared else nullcontext():
+            yield score, layout
+
+
 def input_gradient(
     model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -113,15 +146,9 @@ def input_gradient(
         ``(gradient (B, 3, H, W), scores (B, C), targets (B,))``, detached, on
         the input's device, contiguous in the input's layout.
     """
-    if not inputs.is_floating_point():
-        raise DeepInsideError(f"images must be a floating-point tensor, got {inputs.dtype}")
-    with torch.inference_mode(False), torch.enable_grad():
-        view = gradient_view(model, inputs)
-        fmt = torch.channels_last if view.channels_last else torch.contiguous_format
-        x = inputs.detach().clone(memory_format=fmt).requires_grad_(True)
-        with _eval_mode(view.module) if view.shared else nullcontext():
-            scores = view.module(x)
-        _check_scores(scores)
+    with scoring(model, inputs) as (score, layout):
+        x = layout(inputs).requires_grad_(True)
+        scores = score(x)
         if targets is None:
             targets = scores.detach().argmax(dim=1)
         else:
