@@ -48,9 +48,9 @@ def test_float64_matches_finite_differences_on_a_conv_net():
     net[1].running_mean.uniform_(-0.5, 0.5)
     net[1].running_var.uniform_(0.5, 2.0)
     x = torch.randn(1, 3, 8, 8, dtype=torch.float64)
-    from deepinside.attribution import saliency_gradient
+    from deepinside.attribution import attribute
 
-    grad, _, _ = saliency_gradient(net, x, 2)
+    grad = attribute(net, x, 2).raw
     eps = 1e-6
     numeric = torch.zeros_like(x)
     with torch.no_grad():

@@ -21,7 +21,8 @@ from .errors import DeepInsideError, ImageError
 from .io.photos import DEFAULT_MAX_PIXELS, load_photo, to_rgb
 from .models.classifier import Classifier, Prediction
 from .models.preprocessing import Placement
-from .attribution import saliency_gradient
+from .attribution import Method, attribute
+from .attribution.methods import Reduction, method_from_name
 
 
 @dataclass
@@ -43,6 +44,7 @@ class PhotoSaliency:
     placement: Placement
     predictions: list[Prediction]
     maps: list[ClassMap] = field(default_factory=list)
+    method: str = "gradient"
 
 
 @dataclass
@@ -62,9 +64,13 @@ def explain_photos(
     batch_size: int = 8,
     num_predictions: int = 5,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    method: str | Method = "gradient",
+    reduce: Reduction = "max-abs",
 ) -> Iterator[PhotoSaliency | PhotoFailure]:
     """Saliency maps for ``targets`` (class indices), or else for each photo's
-    ``top_k`` predicted classes; all maps of a batch in one gradient pass."""
+    ``top_k`` predicted classes; all maps of a batch in one batched call of
+    ``method`` (see :func:`deepinside.attribute`)."""
+    method = method_from_name(method)
     num_classes = len(model.classes)
     if not 1 <= top_k <= num_classes:
         raise DeepInsideError(f"--top-k must be between 1 and {num_classes} (the model's classes), got {top_k}")
@@ -74,15 +80,15 @@ def explain_photos(
     for item in photos:
         source, loaded = _read(item, max_pixels)
         if isinstance(loaded, str):
-            yield from _explain_batch(model, pending, targets, top_k, num_predictions)
+            yield from _explain_batch(model, pending, targets, top_k, num_predictions, method, reduce)
             pending = []
             yield PhotoFailure(source, loaded)
             continue
         pending.append((source, loaded))
         if len(pending) == batch_size:
-            yield from _explain_batch(model, pending, targets, top_k, num_predictions)
+            yield from _explain_batch(model, pending, targets, top_k, num_predictions, method, reduce)
             pending = []
-    yield from _explain_batch(model, pending, targets, top_k, num_predictions)
+    yield from _explain_batch(model, pending, targets, top_k, num_predictions, method, reduce)
 
 
 def _read(item: PhotoSource, max_pixels: int) -> tuple[str, Image.Image | str]:
@@ -100,6 +106,8 @@ def _explain_batch(
     targets: Sequence[int] | None,
     top_k: int,
     num_predictions: int,
+    method: Method,
+    reduce: Reduction,
 ) -> Iterator[PhotoSaliency]:
     if not batch:
         return
@@ -111,8 +119,8 @@ def _explain_batch(
     else:
         with torch.no_grad():
             classes = model(inputs).topk(top_k, dim=1).indices
-    grad, scores, used = saliency_gradient(model, inputs, classes)
-    maps = grad.abs().amax(dim=-3)
+    found = attribute(model, inputs, classes, method, reduce)
+    maps, scores, used = found.map, found.scores, found.targets
     if used.dim() == 1:
         maps, used = maps[:, None], used[:, None]
     probs = scores.float().softmax(dim=1)
@@ -126,7 +134,7 @@ def _explain_batch(
             )
             for k, c in enumerate(used[b].tolist())
         ]
-        yield PhotoSaliency(source, photo, placements[b], top[b], class_maps)
+        yield PhotoSaliency(source, photo, placements[b], top[b], class_maps, method.name)
 
 
 def collect(results: Iterable[PhotoSaliency | PhotoFailure]) -> list[PhotoSaliency]:

@@ -1,5 +1,39 @@
-"""Attribution: which input pixels decide a prediction (the paper's saliency and its descendants)."""
+"""Attribution: which input pixels decide a prediction (the paper's saliency,
+the DeconvNet relation, and the methods that grew out of them)."""
 
-from .gradient import Target, resolve_targets, saliency, saliency_gradient
+from ._rules import backward_rule
+from .api import Attribution, attribute, saliency
+from .methods import (
+    METHODS,
+    DeconvNet,
+    GradCam,
+    Gradient,
+    GradientXInput,
+    GuidedBackprop,
+    GuidedGradCam,
+    IntegratedGradients,
+    Method,
+    SmoothGrad,
+    reduce_channels,
+)
+from .targets import Target, resolve_targets
 
-__all__ = ["Target", "resolve_targets", "saliency", "saliency_gradient"]
+__all__ = [
+    "METHODS",
+    "Attribution",
+    "DeconvNet",
+    "GradCam",
+    "Gradient",
+    "GradientXInput",
+    "GuidedBackprop",
+    "GuidedGradCam",
+    "IntegratedGradients",
+    "Method",
+    "SmoothGrad",
+    "Target",
+    "attribute",
+    "backward_rule",
+    "reduce_channels",
+    "resolve_targets",
+    "saliency",
+]

@@ -22,6 +22,8 @@ from torch import nn
 
 from ..errors import DeepInsideError
 from ..models._graph import fold_batch_norms, set_eval, strip_softmax
+from ._rules import Rule, backward_rule
+from .targets import checked_targets
 
 # Relative tolerance for accepting the folded view: float32 round-off through
 # ~50 layers stays far below this; a wrong fold is far above it.
@@ -36,7 +38,8 @@ class _View:
     shared: bool = False  # the caller's own module (it could not be copied)
 
 
-_VIEWS: weakref.WeakKeyDictionary[nn.Module, _View] = weakref.WeakKeyDictionary()
+# Per model, one view per set of layers that must keep their own outputs.
+_VIEWS: weakref.WeakKeyDictionary[nn.Module, dict[frozenset[str], _View]] = weakref.WeakKeyDictionary()
 
 
 def _signature(model: nn.Module, x: torch.Tensor) -> tuple[object, ...]:
@@ -44,23 +47,23 @@ def _signature(model: nn.Module, x: torch.Tensor) -> tuple[object, ...]:
     return (x.device, x.dtype, tuple((id(t), t._version, t.device, t.dtype) for t in tensors))
 
 
-def gradient_view(model: nn.Module, example: torch.Tensor) -> _View:
-    """The cached gradient view of ``model`` for inputs like ``example``."""
+def gradient_view(model: nn.Module, example: torch.Tensor, keep: frozenset[str] = frozenset()) -> _View:
+    """The cached gradient view of ``model`` for inputs like ``example``; the
+    layers named in ``keep`` are not folded, so hooks on them see their own outputs."""
     signature = _signature(model, example)
     try:
-        view = _VIEWS.get(model)
+        views = _VIEWS.setdefault(model, {})
     except TypeError:  # an unhashable module cannot be cached
-        view = None
+        views = {}
+    view = views.get(keep)
     if view is None or view.signature != signature:
-        view = _build_view(model, example, signature)
-        try:
-            _VIEWS[model] = view
-        except TypeError:
-            pass
+        view = views[keep] = _build_view(model, example, signature, keep)
     return view
 
 
-def _build_view(model: nn.Module, example: torch.Tensor, signature: tuple[object, ...]) -> _View:
+def _build_view(
+    model: nn.Module, example: torch.Tensor, signature: tuple[object, ...], keep: frozenset[str]
+) -> _View:
     reference, removed = strip_softmax(model)
     if removed is not None:
         warnings.warn(
@@ -74,7 +77,7 @@ def _build_view(model: nn.Module, example: torch.Tensor, signature: tuple[object
         # Some modules (TorchScript's, say) cannot be copied: use the caller's
         # own, switched to eval mode only for the duration of each call.
         return _View(signature, reference, channels_last=False, shared=True)
-    folded = fold_batch_norms(reference)
+    folded = fold_batch_norms(reference, keep)
     channels_last = example.dim() == 4
     with torch.no_grad():
         expected = reference(example)
@@ -114,48 +117,95 @@ def scoring(
     ...     x = layout(images).requires_grad_(True)
     ...     (g,) = torch.autograd.grad(score(x)[:, 281].sum(), x)
     """
+    with _viewing(model, example, frozenset()) as (view, layout):
+        yield _scorer(view), layout
+
+
+@contextmanager
+def capturing(
+    model: nn.Module, example: torch.Tensor, layer: str
+) -> Iterator[tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor], list[torch.Tensor]]]:
+    """Like :func:`scoring`, and also yields a list that receives the output of
+    ``layer`` (a submodule name of ``model``) at each call of ``score``. The
+    layer is kept out of batch-norm folding; its hook is removed on exit."""
+    with _viewing(model, example, frozenset({layer})) as (view, layout):
+        try:
+            target = view.module.get_submodule(layer)
+        except AttributeError:
+            raise DeepInsideError(f"the model has no layer named {layer!r}") from None
+        outputs: list[torch.Tensor] = []
+        handle = target.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+        try:
+            yield _scorer(view), layout, outputs
+        finally:
+            handle.remove()
+
+
+def _scorer(view: _View) -> Callable[[torch.Tensor], torch.Tensor]:
+    def score(x: torch.Tensor) -> torch.Tensor:
+        out = view.module(x)
+        _check_scores(out)
+        return out
+
+    return score
+
+
+@contextmanager
+def _viewing(
+    model: nn.Module, example: torch.Tensor, keep: frozenset[str]
+) -> Iterator[tuple[_View, Callable[[torch.Tensor], torch.Tensor]]]:
     if not example.is_floating_point():
         raise DeepInsideError(f"images must be a floating-point tensor, got {example.dtype}")
     with torch.inference_mode(False), torch.enable_grad():
-        view = gradient_view(model, example)
+        view = gradient_view(model, example, keep)
         fmt = torch.channels_last if view.channels_last else torch.contiguous_format
 
         def layout(t: torch.Tensor) -> torch.Tensor:
             return t.detach().clone(memory_format=fmt)
 
-        def score(x: torch.Tensor) -> torch.Tensor:
-            out = view.module(x)
-            _check_scores(out)
-            return out
-
         with _eval_mode(view.module) if view.shared else nullcontext():
-            yield score, layout
+            yield view, layout
 
 
 def input_gradient(
-    model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor | None,
+    rule: Rule = "gradient",
+    chunk: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """dS_t/dI for each image and its target.
+    """dS_t/dI for each image and its target, back-propagated by ``rule`` at
+    the rectifiers (see :mod:`._rules`).
 
     Args:
         model: a classifier returning scores ``(B, C)``.
         inputs: preprocessed images ``(B, 3, H, W)``; never modified.
         targets: class index per image ``(B,)``, or None for each image's top class.
+        rule: ``"gradient"``, ``"deconvnet"`` or ``"guided"``.
+        chunk: at most this many images per pass (bounds memory); None: all.
 
     Returns:
         ``(gradient (B, 3, H, W), scores (B, C), targets (B,))``, detached, on
         the input's device, contiguous in the input's layout.
     """
+    step = max(1, chunk or inputs.shape[0])
+    grads, all_scores, used = [], [], []
     with scoring(model, inputs) as (score, layout):
-        x = layout(inputs).requires_grad_(True)
-        scores = score(x)
-        if targets is None:
-            targets = scores.detach().argmax(dim=1)
-        else:
-            targets = _checked_targets(targets.to(scores.device), scores)
-        selected = scores.gather(1, targets[:, None]).sum()
-        (grad,) = torch.autograd.grad(selected, x)
-    return grad.contiguous(), scores.detach(), targets
+        for lo in range(0, inputs.shape[0], step):
+            x = layout(inputs[lo : lo + step]).requires_grad_(True)
+            with backward_rule(rule) if rule != "gradient" else nullcontext() as mode:
+                scores = score(x)
+            if mode is not None and mode.count == 0:
+                warnings.warn(f"the model has no ReLU-like units: {rule} equals the plain gradient", stacklevel=3)
+            if targets is None:
+                t = scores.detach().argmax(dim=1)
+            else:
+                t = checked_targets(targets[lo : lo + step], scores)
+            (grad,) = torch.autograd.grad(scores.gather(1, t[:, None]).sum(), x)
+            grads.append(grad)
+            all_scores.append(scores.detach())
+            used.append(t)
+    return torch.cat(grads).contiguous(), torch.cat(all_scores), torch.cat(used)
 
 
 @contextmanager
@@ -167,15 +217,3 @@ def _eval_mode(module: nn.Module) -> Iterator[None]:
     finally:
         for m, training in flags:
             m.training = training
-
-
-def _checked_targets(targets: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    batch, classes = scores.shape
-    if targets.shape != (batch,):
-        raise DeepInsideError(f"need one target per image ({batch}), got shape {tuple(targets.shape)}")
-    bad = (targets < 0) | (targets >= classes)
-    if bool(bad.any()):
-        raise DeepInsideError(
-            f"target class {int(targets[bad][0])} is out of range: the model has classes 0 to {classes - 1}"
-        )
-    return targets.long()

@@ -6,6 +6,8 @@ import argparse
 import sys
 import warnings
 
+from ..attribution import METHODS, Method
+from ..attribution.methods import method_from_name
 from ..io.photos import DEFAULT_MAX_PIXELS
 from ..models import DEFAULT_MODEL, Classifier, load_model
 
@@ -58,3 +60,35 @@ def model_from_args(args: argparse.Namespace) -> Classifier:
     for w in caught:
         print(f"deepinside: warning: {w.message}", file=sys.stderr)
     return model
+
+
+def add_method_args(parser: argparse.ArgumentParser, many: bool = False) -> None:
+    group = parser.add_argument_group("attribution method")
+    names = list(METHODS)
+    if many:
+        group.add_argument("--methods", nargs="+", choices=names, default=names, metavar="METHOD",
+                           help=f"methods to compare (default: all of {', '.join(names)})")
+    else:
+        group.add_argument("--method", choices=names, default="gradient", metavar="METHOD",
+                           help=f"one of {', '.join(names)} (default: gradient, the paper's)")
+    group.add_argument("--reduce", choices=["max-abs", "sum-abs", "l2", "sum"], default="max-abs",
+                       help="channel reduction (default: max-abs, the paper's)")
+    group.add_argument("--samples", type=positive_int, default=50, help="smoothgrad: noisy copies (default 50)")
+    group.add_argument("--noise", type=float, default=0.15, help="smoothgrad: noise std as a fraction of the input range")
+    group.add_argument("--variant", choices=["mean", "squared", "vargrad"], default="mean", help="smoothgrad variant")
+    group.add_argument("--ig-steps", type=positive_int, default=50, help="integrated gradients: steps (default 50)")
+    group.add_argument("--baseline", type=float, default=0.0,
+                       help="integrated gradients: constant baseline in the model's input space (default 0: the mean colour)")
+    group.add_argument("--layer", help="grad-cam: feature layer name (default: the model's declared one)")
+
+
+def methods_from_args(args: argparse.Namespace) -> list[Method]:
+    """Method instances for the names given, each with its options."""
+    names = getattr(args, "methods", None) or [args.method]
+    options: dict[str, dict[str, object]] = {
+        "smoothgrad": {"samples": args.samples, "noise": args.noise, "variant": args.variant},
+        "integrated-gradients": {"steps": args.ig_steps, "baseline": args.baseline},
+        "grad-cam": {"layer": args.layer},
+        "guided-grad-cam": {"layer": args.layer},
+    }
+    return [method_from_name(n, **options.get(n, {})) for n in dict.fromkeys(names)]

@@ -11,13 +11,13 @@ from tqdm import tqdm
 from ..explain import PhotoFailure, explain_photos
 from ..io.photos import expand_paths
 from ..io.results import save_saliency
-from ._common import add_model_args, model_from_args, positive_int
+from ._common import add_method_args, add_model_args, methods_from_args, model_from_args, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "saliency",
-        help="image-specific class saliency maps (paper section 3)",
+        help="image-specific class saliency maps (paper section 3) and the methods that followed",
         description="For each photo and class: the paper's grey map, an overlay, the raw map "
         "(.npy, float32, photo size) and a JSON record with the top predictions.",
     )
@@ -29,19 +29,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--top-k", type=int, default=1, help="explain the K best classes of each photo (default 1)")
     p.add_argument("--out", type=Path, default=Path("deepinside-out"), help="output folder (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
+    add_method_args(p)
     add_model_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     model = model_from_args(args)
+    (method,) = methods_from_args(args)
     targets = model.classes.resolve_many(args.target) if args.target else None
     paths = list(expand_paths(args.images))
     if not paths:
         print("deepinside: error: no files found in the folders given", file=sys.stderr)
         return 2
     results = explain_photos(
-        model, paths, targets=targets, top_k=args.top_k, batch_size=args.batch_size, max_pixels=args.max_pixels
+        model, paths, targets=targets, top_k=args.top_k, batch_size=args.batch_size, max_pixels=args.max_pixels,
+        method=method, reduce=args.reduce,
     )
     failures, stems = 0, UniqueStems()
     with tqdm(total=len(paths), unit="image", desc="saliency", file=sys.stderr, disable=None) as bar:

@@ -37,7 +37,7 @@ def save_saliency(result: PhotoSaliency, out_dir: Path, stem: str, model_name: s
         "width": result.photo.width,
         "height": result.photo.height,
         "model": model_name,
-        "method": "gradient",
+        "method": result.method,
         "input_box": list(result.placement.box),
         "predictions": [p.as_dict() for p in result.predictions],
         "maps": maps,

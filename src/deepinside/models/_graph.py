@@ -73,9 +73,10 @@ def strip_softmax(module: nn.Module) -> tuple[nn.Module, str | None]:
     return gm, str(last.target if last.op != "call_module" else type(gm.get_submodule(str(last.target))).__name__)
 
 
-def fold_batch_norms(module: nn.Module) -> nn.Module | None:
+def fold_batch_norms(module: nn.Module, keep: frozenset[str] = frozenset()) -> nn.Module | None:
     """An eval-mode copy of ``module`` with each batch norm that directly follows
-    a convolution folded into that convolution's weight and bias.
+    a convolution folded into that convolution's weight and bias, except where
+    the convolution or the batch norm is named in ``keep``.
 
     Returns None when the module cannot be traced. ``module`` is not changed.
     """
@@ -93,6 +94,8 @@ def fold_batch_norms(module: nn.Module) -> nn.Module | None:
             and isinstance(modules[source.target], _FOLDABLE_CONVS)
             and len(source.users) == 1
         ):
+            continue
+        if node.target in keep or source.target in keep:
             continue
         bn = modules[node.target]
         if bn.running_mean is None or bn.running_var is None:

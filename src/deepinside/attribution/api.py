@@ -1,0 +1,104 @@
+"""``attribute`` and ``saliency``: every method behind one call.
+
+The paper's map for image I0 and class c is ``M = max_channel |dS_c/dI|`` at
+I0 (Simonyan et al. 2013, section 3), with S_c the unnormalised class score;
+the other methods and channel reductions are options of the same call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import DeepInsideError
+from .methods import Method, Reduction, method_from_name, reduce_channels
+from .targets import Target, resolve_targets
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """What a method found for a batch.
+
+    ``raw``: ``(B, [K,] C, H, W)`` on the input (C = 3, or 1 for CAMs), with its
+    true scale and sign; ``map``: ``raw`` reduced over channels ``(B, [K,] H, W)``;
+    ``scores``: class scores ``(B, classes)``; ``targets``: the classes explained
+    ``(B, [K])``; ``completeness_error``: ``(B, [K])`` for integrated gradients.
+    """
+
+    method: str
+    raw: torch.Tensor
+    map: torch.Tensor
+    scores: torch.Tensor
+    targets: torch.Tensor
+    completeness_error: torch.Tensor | None = None
+
+
+def attribute(
+    model: nn.Module,
+    images: torch.Tensor,
+    target: Target = None,
+    method: str | Method = "gradient",
+    reduce: Reduction = "max-abs",
+    **options: object,
+) -> Attribution:
+    """Attribute each image's class score to its pixels.
+
+    Args:
+        model: a classifier ``(B, 3, H, W) -> (B, classes)``, used in eval mode
+            without being changed (flags, gradients, hooks: all left as they were).
+        images: preprocessed batch ``(B, 3, H, W)``; left unchanged.
+        target: None for each image's top-1 class; a class for all images; a
+            sequence of B classes; or B sequences of K classes (B*K attributions,
+            batched). Names work when ``model`` is a :class:`~deepinside.Classifier`.
+        method: ``gradient`` (the paper's), ``deconvnet``, ``guided-backprop``,
+            ``smoothgrad``, ``integrated-gradients``, ``gradient-x-input``,
+            ``grad-cam``, ``guided-grad-cam``, or a method instance.
+        reduce: channel reduction for ``map``: ``max-abs`` (the paper's),
+            ``sum-abs``, ``l2`` or ``sum`` (signed).
+        **options: the method's options, e.g. ``samples=50, noise=0.15`` for
+            smoothgrad or ``steps=50, baseline=...`` for integrated-gradients.
+
+    >>> import torch, deepinside
+    >>> model = deepinside.load_model()
+    >>> a = attribute(model, torch.zeros(1, 3, 224, 224), "tabby", "integrated-gradients", steps=8)
+    >>> a.raw.shape, a.map.shape, a.completeness_error.shape
+    (torch.Size([1, 3, 224, 224]), torch.Size([1, 224, 224]), torch.Size([1]))
+    """
+    chosen = method_from_name(method, **options)
+    reduce_channels(torch.zeros(1, 1, 1), reduce)  # an unknown reduction fails before any work
+    if images.dim() != 4:
+        raise DeepInsideError(f"images must be a batch (B, channels, H, W), got shape {tuple(images.shape)}")
+    batch = images.shape[0]
+    targets = resolve_targets(model, target, batch)
+    if targets is None or targets.dim() == 1:
+        result = chosen.compute(model, images, targets)
+        return Attribution(chosen.name, result.raw, reduce_channels(result.raw, reduce), result.scores,
+                           result.targets, result.completeness_error)
+    k = targets.shape[1]
+    result = chosen.compute(model, images.repeat_interleave(k, dim=0), targets.reshape(-1))
+    raw = result.raw.reshape(batch, k, *result.raw.shape[1:])
+    error = None if result.completeness_error is None else result.completeness_error.reshape(batch, k)
+    return Attribution(chosen.name, raw, reduce_channels(raw, reduce), result.scores.reshape(batch, k, -1)[:, 0],
+                       result.targets.reshape(batch, k), error)
+
+
+def saliency(
+    model: nn.Module,
+    images: torch.Tensor,
+    target: Target = None,
+    method: str | Method = "gradient",
+    reduce: Reduction = "max-abs",
+    **options: object,
+) -> torch.Tensor:
+    """The saliency maps ``(B, H, W)`` (or ``(B, K, H, W)`` for per-image class
+    lists) in the images' dtype and device; by default the paper's
+    ``max over channels |dS_c/dI|``, unnormalised. See :func:`attribute`.
+
+    >>> import torch, deepinside
+    >>> model = deepinside.load_model()
+    >>> saliency(model, torch.zeros(2, 3, 224, 224), target="tabby").shape
+    torch.Size([2, 224, 224])
+    """
+    return attribute(model, images, target, method, reduce, **options).map

@@ -1,0 +1,317 @@
+"""The attribution methods that grew out of the paper, one small class each.
+
+Every method maps a batch of preprocessed images and one target class per
+image to a raw attribution ``(N, C, H, W)`` on the input (C = 3, or 1 for the
+CAM methods) and the class scores ``(N, classes)``. Options are fields of the
+method's dataclass; :func:`method_from_name` builds one from a user's words.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DeepInsideError
+from ..models.classifier import Classifier
+from ._engine import capturing, input_gradient, scoring
+from .targets import checked_targets
+
+#: Rows per pass for methods that evaluate many perturbed copies of an image.
+DEFAULT_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    raw: torch.Tensor  # (N, C, H, W)
+    scores: torch.Tensor  # (N, classes) at the images themselves
+    targets: torch.Tensor  # (N,)
+    completeness_error: torch.Tensor | None = None  # (N,), integrated gradients only
+
+
+@dataclass(frozen=True)
+class Method:
+    """Base of all methods: a name and a ``compute``."""
+
+    name: ClassVar[str] = ""
+
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None) -> MethodResult:
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """Raise :class:`DeepInsideError` for an option out of range."""
+
+
+@dataclass(frozen=True)
+class Gradient(Method):
+    """The paper's saliency: dS_c/dI (Simonyan et al. 2013)."""
+
+    name: ClassVar[str] = "gradient"
+    chunk: int | None = None
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        return MethodResult(*input_gradient(model, x, targets, "gradient", self.chunk))
+
+
+@dataclass(frozen=True)
+class DeconvNet(Method):
+    """Zeiler & Fergus 2014 as the paper's section 4 relates it: rectifiers pass
+    the positive part of the signal coming back."""
+
+    name: ClassVar[str] = "deconvnet"
+    chunk: int | None = None
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        return MethodResult(*input_gradient(model, x, targets, "deconvnet", self.chunk))
+
+
+@dataclass(frozen=True)
+class GuidedBackprop(Method):
+    """Springenberg et al. 2015: rectifiers pass signal only where both the
+    forward input and the returning signal are positive."""
+
+    name: ClassVar[str] = "guided-backprop"
+    chunk: int | None = None
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        return MethodResult(*input_gradient(model, x, targets, "guided", self.chunk))
+
+
+@dataclass(frozen=True)
+class GradientXInput(Method):
+    """Shrikumar et al. 2016: the input times its gradient."""
+
+    name: ClassVar[str] = "gradient-x-input"
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        grad, scores, used = input_gradient(model, x, targets)
+        return MethodResult(grad * x, scores, used)
+
+
+def _top_targets(model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores ``(N, classes)`` at the images, and the targets (top-1 where None)."""
+    with scoring(model, x) as (score, layout), torch.no_grad():
+        scores = torch.cat([score(layout(x[i : i + chunk])) for i in range(0, x.shape[0], chunk)])
+    return scores, (scores.argmax(1) if targets is None else checked_targets(targets, scores))
+
+
+@dataclass(frozen=True)
+class SmoothGrad(Method):
+    """Smilkov et al. 2017: the gradient averaged over noisy copies.
+
+    ``noise`` is the noise's standard deviation as a fraction of each image's
+    value range; ``variant`` ``"mean"`` (SmoothGrad), ``"squared"``
+    (SmoothGrad-squared: the mean of squared gradients) or ``"vargrad"`` (their
+    variance). ``seed`` fixes the noise, so maps are reproducible.
+    """
+
+    name: ClassVar[str] = "smoothgrad"
+    samples: int = 50
+    noise: float = 0.15
+    variant: Literal["mean", "squared", "vargrad"] = "mean"
+    seed: int = 0
+    chunk: int = DEFAULT_CHUNK
+
+    def check(self) -> None:
+        _at_least_one("samples", self.samples)
+        _at_least_one("chunk", self.chunk)
+        if not 0 <= self.noise <= 10:
+            raise DeepInsideError(f"smoothgrad noise is a fraction of the input range (e.g. 0.15), got {self.noise}")
+        if self.variant not in ("mean", "squared", "vargrad"):
+            raise DeepInsideError(f"smoothgrad variant must be mean, squared or vargrad, got {self.variant!r}")
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        scores, targets = _top_targets(model, x, targets, self.chunk)
+        generator = torch.Generator().manual_seed(self.seed)
+        span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, 1, 1, 1)
+        total = torch.zeros_like(x)
+        total_sq = torch.zeros_like(x)
+        # Each image's samples go through in chunks of rows, so memory stays
+        # bounded whatever the sample count.
+        rows_per_image = max(1, self.chunk // max(1, x.shape[0]))
+        for start in range(0, self.samples, rows_per_image):
+            n = min(rows_per_image, self.samples - start)
+            noise = torch.randn((n, *x.shape), generator=generator).to(x.device, x.dtype)
+            noisy = (x[None] + noise * (self.noise * span)[None]).reshape(-1, *x.shape[1:])
+            grad, _, _ = input_gradient(model, noisy, targets.repeat(n), chunk=self.chunk)
+            grad = grad.view(n, *x.shape)
+            total += grad.sum(0)
+            total_sq += grad.square().sum(0)
+        mean, mean_sq = total / self.samples, total_sq / self.samples
+        raw = {"mean": mean, "squared": mean_sq, "vargrad": mean_sq - mean.square()}[self.variant]
+        return MethodResult(raw, scores, targets)
+
+
+@dataclass(frozen=True)
+class IntegratedGradients(Method):
+    """Sundararajan et al. 2017: ``(x - x') * mean of dS/dI along the straight
+    path from the baseline x' to x``, by Gauss-Legendre quadrature (as Captum's
+    default) or the trapezoid rule. ``baseline`` is None (zeros: the model's
+    mean input), a number, or a tensor ``(3, H, W)`` / ``(N, 3, H, W)``.
+    The result carries the completeness error ``|sum(attr) - (S(x) - S(x'))|``.
+    """
+
+    name: ClassVar[str] = "integrated-gradients"
+    steps: int = 50
+    baseline: float | torch.Tensor | None = None
+    rule: Literal["gausslegendre", "trapezoid"] = "gausslegendre"
+    chunk: int = DEFAULT_CHUNK
+
+    def check(self) -> None:
+        _at_least_one("steps", self.steps)
+        _at_least_one("chunk", self.chunk)
+        if self.rule not in ("gausslegendre", "trapezoid"):
+            raise DeepInsideError(f"integration rule must be gausslegendre or trapezoid, got {self.rule!r}")
+        if self.rule == "trapezoid" and self.steps < 2:
+            raise DeepInsideError("the trapezoid rule needs at least 2 steps")
+
+    def _baseline(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.baseline
+        if b is None or isinstance(b, (int, float)):
+            return torch.full_like(x, float(b or 0.0))
+        b = b.to(x.device, x.dtype)
+        if b.shape == x.shape[1:]:
+            return b.expand_as(x)
+        if b.shape == x.shape:
+            return b
+        raise DeepInsideError(
+            f"baseline of shape {tuple(b.shape)} does not fit images of shape {tuple(x.shape)}: "
+            "give (3, H, W), (N, 3, H, W) or a number"
+        )
+
+    def _nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.rule == "trapezoid":
+            alphas = np.linspace(0.0, 1.0, self.steps)
+            weights = np.full(self.steps, 1.0 / (self.steps - 1))
+            weights[[0, -1]] /= 2
+            return alphas, weights
+        nodes, weights = np.polynomial.legendre.leggauss(self.steps)
+        return (nodes + 1) / 2, weights / 2
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        baseline = self._baseline(x)
+        both, _ = _top_targets(model, torch.cat([x, baseline]), None, self.chunk)
+        scores, base_scores = both[: len(x)], both[len(x) :]
+        targets = scores.argmax(1) if targets is None else checked_targets(targets, scores)
+        alphas, weights = self._nodes()
+        total = torch.zeros_like(x)
+        rows_per_image = max(1, self.chunk // max(1, x.shape[0]))
+        for start in range(0, self.steps, rows_per_image):
+            a = torch.tensor(alphas[start : start + rows_per_image], dtype=x.dtype, device=x.device)
+            w = torch.tensor(weights[start : start + rows_per_image], dtype=x.dtype, device=x.device)
+            path = baseline[None] + a.view(-1, 1, 1, 1, 1) * (x - baseline)[None]
+            grad, _, _ = input_gradient(model, path.reshape(-1, *x.shape[1:]), targets.repeat(len(a)), chunk=self.chunk)
+            total += (grad.view(len(a), *x.shape) * w.view(-1, 1, 1, 1, 1)).sum(0)
+        raw = (x - baseline) * total
+        gap = scores.gather(1, targets[:, None]) - base_scores.gather(1, targets[:, None])
+        error = (raw.flatten(1).sum(1) - gap[:, 0]).abs()
+        return MethodResult(raw, scores, targets, error)
+
+
+@dataclass(frozen=True)
+class GradCam(Method):
+    """Selvaraju et al. 2017: ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial
+    mean of dS_c/dA_k over the last convolutional features A, upsampled
+    bilinearly to the input. ``layer`` defaults to the model's declared
+    feature layer."""
+
+    name: ClassVar[str] = "grad-cam"
+    layer: str | None = None
+    chunk: int = DEFAULT_CHUNK
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        layer = feature_layer_of(model, self.layer)
+        cams, all_scores, used = [], [], []
+        with capturing(model, x, layer) as (score, layout, outputs):
+            for lo in range(0, x.shape[0], self.chunk):
+                outputs.clear()
+                # The input requires grad only so that autograd records the graph.
+                scores = score(layout(x[lo : lo + self.chunk]).requires_grad_(True))
+                if len(outputs) != 1 or not isinstance(outputs[0], torch.Tensor) or outputs[0].dim() != 4:
+                    raise DeepInsideError(f"layer {layer!r} must give one feature map (B, K, h, w) per call for Grad-CAM")
+                features = outputs[0]
+                t = scores.detach().argmax(1) if targets is None else checked_targets(targets[lo : lo + self.chunk], scores)
+                (grad,) = torch.autograd.grad(scores.gather(1, t[:, None]).sum(), features)
+                cam = F.relu((grad.mean(dim=(2, 3), keepdim=True) * features).sum(1, keepdim=True))
+                cams.append(F.interpolate(cam.detach(), size=x.shape[-2:], mode="bilinear", align_corners=False))
+                all_scores.append(scores.detach())
+                used.append(t)
+        return MethodResult(torch.cat(cams).contiguous(), torch.cat(all_scores), torch.cat(used))
+
+
+@dataclass(frozen=True)
+class GuidedGradCam(Method):
+    """Selvaraju et al. 2017: guided backprop times the upsampled Grad-CAM."""
+
+    name: ClassVar[str] = "guided-grad-cam"
+    layer: str | None = None
+    chunk: int = DEFAULT_CHUNK
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        cam = GradCam(self.layer, self.chunk).compute(model, x, targets)
+        guided = GuidedBackprop(self.chunk).compute(model, x, cam.targets)
+        return MethodResult(guided.raw * cam.raw, cam.scores, cam.targets)
+
+
+def feature_layer_of(model: nn.Module, layer: str | None) -> str:
+    """The name, within ``model``, of the feature layer for CAM methods."""
+    if layer is not None:
+        return layer
+    if isinstance(model, Classifier) and model.feature_layer is not None:
+        return f"net.{model.feature_layer}"
+    raise DeepInsideError(
+        "Grad-CAM needs the model's last convolutional layer: declare it "
+        "(Classifier(..., feature_layer='name')) or pass layer='name'"
+    )
+
+
+def _at_least_one(option: str, value: int) -> None:
+    if not isinstance(value, int) or value < 1:
+        raise DeepInsideError(f"{option} must be a whole number of at least 1, got {value!r}")
+
+
+METHODS: dict[str, type[Method]] = {
+    m.name: m
+    for m in (Gradient, DeconvNet, GuidedBackprop, SmoothGrad, IntegratedGradients, GradientXInput, GradCam, GuidedGradCam)
+}
+
+
+def method_from_name(method: str | Method, **options: object) -> Method:
+    """A method instance from its name and options (or the instance itself)."""
+    if isinstance(method, Method):
+        if options:
+            method = dataclasses.replace(method, **options)
+    else:
+        cls = METHODS.get(method)
+        if cls is None:
+            raise DeepInsideError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            allowed = ", ".join(sorted(fields)) or "none"
+            raise DeepInsideError(f"{method} takes no option {unknown[0]!r} (its options: {allowed})")
+        method = cls(**options)  # type: ignore[arg-type]
+    method.check()
+    return method
+
+
+Reduction = Literal["max-abs", "sum-abs", "l2", "sum"]
+
+
+def reduce_channels(raw: torch.Tensor, how: Reduction = "max-abs") -> torch.Tensor:
+    """``(..., C, H, W)`` to ``(..., H, W)``: max of |.| (the paper's), sum of
+    |.|, L2 norm, or the signed sum."""
+    if how == "max-abs":
+        return raw.abs().amax(dim=-3)
+    if how == "sum-abs":
+        return raw.abs().sum(dim=-3)
+    if how == "l2":
+        return raw.norm(dim=-3)
+    if how == "sum":
+        return raw.sum(dim=-3)
+    raise DeepInsideError(f"unknown channel reduction {how!r}: use max-abs, sum-abs, l2 or sum")

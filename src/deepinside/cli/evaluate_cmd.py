@@ -1,0 +1,96 @@
+"""``deepinside evaluate METRIC``: how good are the maps, measured."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..errors import DeepInsideError
+from ..evaluation import load_annotations, match_images
+from ..evaluation import run as evaluation
+from ..io.files import write_json
+from ..io.photos import expand_paths, load_photo
+from ._common import add_method_args, add_model_args, methods_from_args, model_from_args, positive_int
+
+METRICS = ("faithfulness", "pointing-game", "sanity-check")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "evaluate",
+        help="measure maps: deletion/insertion AUC, pointing game, sanity check",
+        description="Compare attribution methods on photos, one table row per method. faithfulness: "
+        "deletion and insertion AUC (Petsiuk et al. 2018) with a random-order baseline; pointing-game: "
+        "does the map's maximum fall within --tolerance pixels of a box of the class (Zhang et al. 2016; "
+        "needs --annotations); sanity-check: cascading randomisation (Adebayo et al. 2018).",
+    )
+    p.add_argument("metric", choices=METRICS, help="what to measure")
+    p.add_argument("--images", nargs="+", metavar="IMAGE", help="photos or folders (default: all annotated photos)")
+    p.add_argument("--annotations", type=Path, help="JSON with class_index and boxes per image (imagenet-val-loc-dev format)")
+    p.add_argument("--limit", type=positive_int, help="use only the first N photos")
+    p.add_argument("--steps", type=positive_int, default=50, help="faithfulness: deletion/insertion steps (default 50)")
+    p.add_argument("--tolerance", type=float, default=15.0, help="pointing game: pixels of slack (default 15)")
+    p.add_argument("--checkpoints", type=positive_int, default=8, help="sanity check: points along the cascade (default 8)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
+    p.add_argument("--json", type=Path, help="also write the table as JSON here")
+    add_method_args(p, many=True)
+    add_model_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.images is None and args.annotations is None:
+        raise DeepInsideError("give --images, --annotations, or both")
+    if args.metric == "pointing-game" and args.annotations is None:
+        raise DeepInsideError("the pointing game needs object boxes: give --annotations FILE")
+    model = model_from_args(args)
+    methods = methods_from_args(args)
+    entries = None
+    if args.annotations is not None:
+        entries = load_annotations(args.annotations, len(model.classes))
+        paths = list(expand_paths(args.images)) if args.images else None
+        entries = match_images(entries, paths)
+        paths = [e.image for e in entries]
+    else:
+        paths = list(expand_paths(args.images))
+    paths, entries = paths[: args.limit], (entries[: args.limit] if entries else entries)
+    if not paths:
+        raise DeepInsideError("no photos to evaluate")
+    samples = evaluation.samples_from(paths, lambda p: load_photo(p, args.max_pixels), entries)
+    per_photo = len(methods) + (1 if args.metric == "faithfulness" else 0)
+    total = len(samples) * (per_photo if args.metric != "sanity-check" else len(methods))
+    with tqdm(total=total, desc=args.metric, unit="map", file=sys.stderr, disable=None) as bar:
+        if args.metric == "faithfulness":
+            rows = evaluation.faithfulness(model, samples, methods, args.steps, args.batch_size, bar.update)
+        elif args.metric == "pointing-game":
+            rows = evaluation.pointing(model, samples, methods, args.tolerance, args.batch_size, bar.update)
+        else:
+            rows = evaluation.sanity(model, samples, methods, args.checkpoints, bar.update)
+    print(format_table(args.metric, rows))
+    if args.json:
+        write_json(args.json, {"metric": args.metric, "model": model.name, "rows": rows})
+    return 0
+
+
+def format_table(metric: str, rows: list[dict[str, object]]) -> str:
+    if metric == "faithfulness":
+        lines = [f"{'method':<22} {'images':>6} {'deletion AUC (lower better)':>28} {'insertion AUC (higher better)':>30}"]
+        lines += [f"{r['method']:<22} {r['images']:>6} {r['deletion_auc']:>28.4f} {r['insertion_auc']:>30.4f}" for r in rows]
+    elif metric == "pointing-game":
+        lines = [f"{'method':<22} {'images':>6} {'accuracy':>9}"]
+        lines += [f"{r['method']:<22} {r['images']:>6} {r['accuracy']:>9.1%}" for r in rows]
+    else:
+        marks = len(rows[0]["spearman"])  # type: ignore[arg-type]
+        head = " ".join(f"{'r' + str(i + 1):>6}" for i in range(marks))
+        lines = [f"{'method':<22} {head} {'mean r':>7} {'final SSIM':>10}  verdict",
+                 "(rank correlation with the original map as layers are randomised from the top)"]
+        for r in rows:
+            cells = " ".join(f"{v:>6.2f}" for v in r["spearman"])  # type: ignore[union-attr]
+            lines.append(f"{r['method']:<22} {cells} {r['survival']:>7.2f} {r['final_ssim']:>10.2f}  {r['verdict']}")
+        lines.append("last layer randomised at each point: " + ", ".join(rows[0]["layers"]))  # type: ignore[arg-type]
+    return "\n".join(lines)
+
+

@@ -1,0 +1,135 @@
+"""Evaluate several attribution methods on a set of photos, one table per metric.
+
+Shared by ``deepinside evaluate`` and the benchmarks: photos are read once,
+maps are computed in batches, and each metric gets one row per method plus
+its baseline (random order for deletion/insertion, the image centre for the
+pointing game).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..attribution import attribute
+from ..attribution.methods import Method
+from ..models.classifier import Classifier
+from ..models.preprocessing import Placement
+from .annotations import Box
+from .faithfulness import deletion_insertion, random_maps
+from .pointing import centre_baseline, pointing_game
+from .sanity import FAIL_ABOVE, cascading_randomization
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Sample:
+    source: str
+    photo: Image.Image
+    class_index: int | None = None  # None: explain the model's top-1 class
+    boxes: tuple[Box, ...] = ()
+
+
+def _batches(
+    model: Classifier, samples: Sequence[Sample], batch_size: int
+) -> Iterator[tuple[list[Sample], torch.Tensor, list[Placement], torch.Tensor]]:
+    for lo in range(0, len(samples), batch_size):
+        chunk = list(samples[lo : lo + batch_size])
+        inputs, placements = model.prepare([s.photo for s in chunk])
+        if all(s.class_index is not None for s in chunk):
+            targets = torch.tensor([s.class_index for s in chunk])
+        else:
+            with torch.no_grad():
+                top = model(inputs).argmax(1).cpu()
+            targets = torch.tensor([top[i] if s.class_index is None else s.class_index for i, s in enumerate(chunk)])
+        yield chunk, inputs, placements, targets
+
+
+def faithfulness(
+    model: Classifier,
+    samples: Sequence[Sample],
+    methods: Sequence[Method],
+    steps: int = 50,
+    batch_size: int = 8,
+    progress: Progress | None = None,
+) -> list[dict[str, object]]:
+    """Mean deletion and insertion AUC per method, and for a random order."""
+    totals: dict[str, list[torch.Tensor]] = {m.name: [] for m in methods}
+    totals["random"] = []
+    for chunk, inputs, _, targets in _batches(model, samples, batch_size):
+        maps = {m.name: attribute(model, inputs, targets, m).map for m in methods}
+        maps["random"] = random_maps(inputs.shape[:1] + inputs.shape[2:], seed=len(totals["random"]))
+        for name, m in maps.items():
+            curves = deletion_insertion(model, inputs, m, targets, steps=steps)
+            totals[name].append(torch.stack([curves.deletion_auc, curves.insertion_auc], 1).cpu())
+            if progress:
+                progress(len(chunk))
+    rows = []
+    for name, parts in totals.items():
+        both = torch.cat(parts)
+        rows.append({"method": name, "images": len(both), "deletion_auc": float(both[:, 0].mean()),
+                     "insertion_auc": float(both[:, 1].mean())})
+    return rows
+
+
+def pointing(
+    model: Classifier,
+    samples: Sequence[Sample],
+    methods: Sequence[Method],
+    tolerance: float = 15.0,
+    batch_size: int = 8,
+    progress: Progress | None = None,
+) -> list[dict[str, object]]:
+    """Pointing-game accuracy per method on the photos' pixels, and for the centre."""
+    hits: dict[str, list[bool]] = {m.name: [] for m in methods}
+    centre: list[bool] = []
+    for chunk, inputs, placements, targets in _batches(model, samples, batch_size):
+        for m in methods:
+            maps = attribute(model, inputs, targets, m).map
+            for s, placement, saliency_map in zip(chunk, placements, maps):
+                on_photo = placement.to_photo(saliency_map).cpu().numpy()
+                hits[m.name].append(pointing_game(on_photo, s.boxes, tolerance))
+            if progress:
+                progress(len(chunk))
+        centre += [centre_baseline(s.photo.width, s.photo.height, s.boxes, tolerance) for s in chunk]
+    rows = [{"method": name, "images": len(h), "accuracy": float(np.mean(h))} for name, h in hits.items()]
+    rows.append({"method": "centre", "images": len(centre), "accuracy": float(np.mean(centre))})
+    return rows
+
+
+def sanity(
+    model: Classifier,
+    samples: Sequence[Sample],
+    methods: Sequence[Method],
+    checkpoints: int = 8,
+    progress: Progress | None = None,
+) -> list[dict[str, object]]:
+    """Cascading randomisation per method: rank correlation and SSIM with the
+    original map after each checkpoint, and the verdict."""
+    _, inputs, _, targets = next(_batches(model, samples, len(samples)))
+    rows = []
+    for m in methods:
+        result = cascading_randomization(model, inputs, targets, m, checkpoints=checkpoints)
+        rows.append({
+            "method": m.name, "images": len(inputs), "layers": result.layers,
+            "spearman": result.spearman.mean(1).tolist(), "ssim": result.ssim.mean(1).tolist(),
+            "final_spearman": result.final_spearman, "final_ssim": float(result.ssim[-1].mean()),
+            "survival": result.survival,
+            "verdict": "pass" if result.passed else f"FAIL: map survives randomisation (mean rank corr > {FAIL_ABOVE})",
+        })
+        if progress:
+            progress(len(inputs))
+    return rows
+
+
+def samples_from(paths: Sequence[Path], load: Callable[[Path], Image.Image], entries: Sequence[object] | None) -> list[Sample]:
+    """Samples for photo paths, with class and boxes from annotation entries when given."""
+    if entries is None:
+        return [Sample(str(p), load(p)) for p in paths]
+    return [Sample(str(e.image), load(e.image), e.class_index, e.boxes) for e in entries]  # type: ignore[attr-defined]
