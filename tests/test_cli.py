@@ -109,3 +109,52 @@ def test_installed_command_prints_no_traceback(tmp_path):
     )
     assert run.returncode == 1
     assert "x.jpg: empty file" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_saliency_with_another_method(tmp_path, photo_dir, capsys):
+    out_dir = tmp_path / "out"
+    code, _, _ = _run(["saliency", photo_dir / "cat.jpg", "--method", "grad-cam", "--out", out_dir], capsys)
+    record = json.loads((out_dir / "cat.json").read_text())
+    assert code == 0 and record["method"] == "grad-cam"
+    assert np.load(out_dir / record["maps"][0]["files"]["raw"]).shape == (300, 451)
+
+
+@pytest.mark.parametrize("extra", [["--method", "nope"], ["--samples", "0"], ["--ig-steps", "-3"]])
+def test_bad_method_options_exit_2(photo_dir, capsys, extra):
+    with pytest.raises(SystemExit) as stop:
+        main(["saliency", str(photo_dir / "cat.jpg"), *extra])
+    assert stop.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.fixture
+def annotated(tmp_path, photos):
+    photos["chelsea"].save(tmp_path / "cat.jpg")
+    photos["coffee"].save(tmp_path / "coffee.jpg")
+    entries = [
+        {"image": "cat.jpg", "class_index": 285, "width": 451, "height": 300, "boxes": [[60, 0, 420, 300]]},
+        {"image": "coffee.jpg", "class_index": 967, "width": 400, "height": 400, "boxes": [[40, 20, 380, 300]]},
+    ]
+    (tmp_path / "ann.json").write_text(json.dumps(entries))
+    return tmp_path / "ann.json"
+
+
+def test_evaluate_faithfulness_and_pointing(tmp_path, annotated, capsys):
+    code, out, _ = _run(["evaluate", "faithfulness", "--annotations", annotated, "--methods", "gradient", "grad-cam",
+                         "--steps", "4", "--json", tmp_path / "f.json"], capsys)
+    assert code == 0
+    assert [l.split()[0] for l in out.splitlines()[1:]] == ["gradient", "grad-cam", "random"]
+    rows = json.loads((tmp_path / "f.json").read_text())["rows"]
+    assert all(0 <= r["deletion_auc"] <= 1 and 0 <= r["insertion_auc"] <= 1 and r["images"] == 2 for r in rows)
+    code, out, _ = _run(["evaluate", "pointing-game", "--annotations", annotated, "--methods", "grad-cam"], capsys)
+    assert code == 0 and "grad-cam" in out and "centre" in out
+
+
+def test_evaluate_needs_boxes_for_the_pointing_game(photo_dir, capsys):
+    code, _, err = _run(["evaluate", "pointing-game", "--images", photo_dir / "cat.jpg"], capsys)
+    assert code == 2 and "needs object boxes" in err
+
+
+def test_evaluate_with_images_that_do_not_match_the_annotations(annotated, photo_dir, capsys):
+    code, _, err = _run(["evaluate", "faithfulness", "--annotations", annotated, "--images", photo_dir / "coffee_grey.png"], capsys)
+    assert code == 2 and "coffee_grey.png: has no entry" in err

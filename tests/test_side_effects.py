@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 import deepinside
+import deepinside.attribution
 from deepinside import saliency
 
 
@@ -122,3 +123,46 @@ def test_view_is_rebuilt_when_weights_change():
     (ref,) = torch.autograd.grad(net(x_ref)[0, 0], x_ref)
     torch.testing.assert_close(second, ref.abs().amax(1), rtol=1e-5, atol=1e-6)
     assert not torch.allclose(first, second)
+
+
+_FAST = {"smoothgrad": {"samples": 2}, "integrated-gradients": {"steps": 2}}
+
+
+@pytest.mark.parametrize("method", list(deepinside.attribution.METHODS))
+def test_every_method_leaves_the_model_as_it_was(model, batch, method):
+    model.train(True)
+    try:
+        x = batch.clone().requires_grad_(True)
+        before = _state(model, x)
+        deepinside.attribute(model, x, None, method, **_FAST.get(method, {}))
+        _assert_same(before, _state(model, x))
+        with pytest.raises(deepinside.DeepInsideError):
+            deepinside.attribute(model, x, 5000, method, **_FAST.get(method, {}))
+        _assert_same(before, _state(model, x))
+    finally:
+        model.eval()
+
+
+def test_grad_cam_on_an_uncopyable_model_removes_its_hook():
+    """A model deepcopy refuses is used as it is: the layer hook must go, even on error."""
+
+    class Uncopyable(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+            self.fc = nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.fc(self.conv(x).relu().mean((2, 3)))
+
+        def __deepcopy__(self, memo):
+            raise TypeError("no copies")
+
+    net = Uncopyable().train()
+    x = torch.randn(1, 3, 8, 8)
+    before = _state(net, x)
+    deepinside.attribute(net, x, 1, "grad-cam", layer="conv")
+    _assert_same(before, _state(net, x))
+    with pytest.raises(deepinside.DeepInsideError):
+        deepinside.attribute(net, x, 9, "grad-cam", layer="conv")
+    _assert_same(before, _state(net, x))

@@ -6,7 +6,7 @@
 >>> maps = deepinside.saliency(model, inputs)     # (B, H, W), the paper's maps  # doctest: +SKIP
 """
 
-from .attribution import saliency
+from .attribution import Attribution, attribute, saliency
 from .errors import DeepInsideError, ImageError
 from .explain import explain_photos
 from .models import Classifier, Preprocessing, imagenet_classes, load_model
@@ -14,10 +14,12 @@ from .models import Classifier, Preprocessing, imagenet_classes, load_model
 __version__ = "0.1.0"
 
 __all__ = [
+    "Attribution",
     "Classifier",
     "DeepInsideError",
     "ImageError",
     "Preprocessing",
+    "attribute",
     "imagenet_classes",
     "explain_photos",
     "load_model",

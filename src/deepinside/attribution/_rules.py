@@ -25,23 +25,21 @@ from torch.overrides import TorchFunctionMode
 Rule = Literal["gradient", "deconvnet", "guided"]
 
 
-class _Rectifier(torch.autograd.Function):
+class _DeconvRectifier(torch.autograd.Function):
+    """Forward: the rectifier. Backward: the positive part of the returning
+    signal, whatever the forward input was."""
+
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, upper: float | None, rule: str) -> torch.Tensor:  # type: ignore[override]
-        ctx.rule = rule
-        if rule != "deconvnet":
-            # The mask, not x: an in-place caller overwrites x afterwards.
-            ctx.save_for_backward(x > 0 if upper is None else (x > 0) & (x < upper))
+    def forward(ctx: Any, x: torch.Tensor, upper: float | None) -> torch.Tensor:  # type: ignore[override]
         return x.clamp(min=0.0, max=upper)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        if ctx.rule != "gradient":
-            grad = grad.clamp(min=0.0)
-        if ctx.rule != "deconvnet":
-            (open_,) = ctx.saved_tensors
-            grad = grad * open_
-        return grad, None, None
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        return grad.clamp(min=0.0), None
+
+
+def _positive_part(grad: torch.Tensor) -> torch.Tensor:
+    return grad.clamp(min=0.0)
 
 
 def _number(value: object) -> float | None:
@@ -122,14 +120,20 @@ class backward_rule(TorchFunctionMode):
         kwargs = kwargs or {}
         parse = _RECTIFIERS.get(func)
         x = args[0] if args else kwargs.get("input")
-        if parse is None or not isinstance(x, torch.Tensor) or not x.requires_grad:
+        if self.rule == "gradient" or parse is None or not isinstance(x, torch.Tensor) or not x.requires_grad:
             return func(*args, **kwargs)
         parsed = parse(args, kwargs)
         if parsed is None:
             return func(*args, **kwargs)
         upper, inplace = parsed
         self.count += 1
-        out = _Rectifier.apply(x, upper, self.rule)
+        if self.rule == "guided":
+            # The native op masks by the forward input; a hook on its output
+            # first keeps only the positive part of the returning signal.
+            out = func(*args, **kwargs)
+            out.register_hook(_positive_part)
+            return out
+        out = _DeconvRectifier.apply(x, upper)
         if inplace:  # keep in-place semantics: the caller may use x itself afterwards
             return x.copy_(out)
         return out

@@ -136,6 +136,8 @@ class SmoothGrad(Method):
         rows_per_image = max(1, self.chunk // max(1, x.shape[0]))
         for start in range(0, self.samples, rows_per_image):
             n = min(rows_per_image, self.samples - start)
+            # One stream, sample after sample: the noise (so the map) does not
+            # depend on the chunk size; for one image it is Captum's stream too.
             noise = torch.randn((n, *x.shape), generator=generator).to(x.device, x.dtype)
             noisy = (x[None] + noise * (self.noise * span)[None]).reshape(-1, *x.shape[1:])
             grad, _, _ = input_gradient(model, noisy, targets.repeat(n), chunk=self.chunk)

@@ -29,7 +29,8 @@ def _unit(maps: torch.Tensor) -> torch.Tensor:
 
 def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
     """Structural similarity (Wang et al. 2004) of each pair of maps ``(B, H, W)``,
-    each scaled to [0, 1] first; Gaussian window, mean over the map -> ``(B,)``."""
+    each scaled to [0, 1] first; Gaussian window, averaged over the pixels a
+    whole window covers (as in Wang et al. and scikit-image) -> ``(B,)``."""
     x, y = _unit(a)[:, None], _unit(b)[:, None]
     coords = torch.arange(window, dtype=torch.float64) - window // 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
@@ -43,4 +44,5 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5)
     vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
     c1, c2 = 0.01**2, 0.03**2
     value = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx**2 + my**2 + c1) * (vx + vy + c2))
-    return value.flatten(1).mean(1)
+    r = window // 2
+    return value[..., r:-r, r:-r].flatten(1).mean(1)
