@@ -131,3 +131,31 @@ def _thumbnail(picture: Image.Image, cell: int) -> Image.Image:
     thumb = picture.convert("RGB")
     scale = cell / max(thumb.size)
     return thumb.resize((max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))), Image.Resampling.LANCZOS)
+
+
+_BOX_COLOURS = ((255, 40, 40), (40, 200, 40), (40, 120, 255), (255, 180, 0), (200, 60, 220))
+
+
+def draw_boxes(photo: Image.Image, boxes: Sequence[tuple[tuple[float, float, float, float], str]], width: int = 0) -> Image.Image:
+    """The photo with labelled boxes ``((x0, y0, x1, y1), label)``, the first
+    drawn last (on top); colours cycle through five."""
+    out = photo.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    line = width or max(2, round(min(out.size) / 150))
+    font = _font(max(12, round(min(out.size) / 25)))
+    for i, (box, label) in reversed(list(enumerate(boxes))):
+        colour = _BOX_COLOURS[i % len(_BOX_COLOURS)]
+        x0, y0, x1, y1 = box
+        draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=colour, width=line)
+        # Labels step down one line per box, so that boxes sharing a corner stay readable.
+        corner = (x0 + line, y0 + line + i * (font.size if hasattr(font, "size") else 12) * 1.3)
+        text_box = draw.textbbox(corner, label, font=font)
+        draw.rectangle(text_box, fill=colour)
+        draw.text(corner, label, fill="white", font=font)
+    return out
+
+
+def mask_image(mask: np.ndarray, size: tuple[int, int] | None = None) -> Image.Image:
+    """A boolean mask as a black-and-white picture, resized to ``size`` (width, height)."""
+    picture = Image.fromarray(np.where(mask, 255, 0).astype(np.uint8), mode="L")
+    return picture.resize(size, Image.Resampling.NEAREST) if size else picture

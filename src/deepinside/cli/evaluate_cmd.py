@@ -11,11 +11,13 @@ from tqdm import tqdm
 from ..errors import DeepInsideError
 from ..evaluation import load_annotations, match_images
 from ..evaluation import run as evaluation
+from ..evaluation.localization import localization
 from ..io.files import write_json
+from ..localization import PRESETS, config_named
 from ..io.photos import expand_paths, load_photo
 from ._common import add_method_args, add_model_args, methods_from_args, model_from_args, positive_int
 
-METRICS = ("faithfulness", "pointing-game", "sanity-check")
+METRICS = ("faithfulness", "pointing-game", "sanity-check", "localization")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description="Compare attribution methods on photos, one table row per method. faithfulness: "
         "deletion and insertion AUC (Petsiuk et al. 2018) with a random-order baseline; pointing-game: "
         "does the map's maximum fall within --tolerance pixels of a box of the class (Zhang et al. 2016; "
-        "needs --annotations); sanity-check: cascading randomisation (Adebayo et al. 2018).",
+        "needs --annotations); sanity-check: cascading randomisation (Adebayo et al. 2018); localization: "
+        "boxes from saliency (paper section 3.1) against the true boxes (needs --annotations).",
     )
     p.add_argument("metric", choices=METRICS, help="what to measure")
     p.add_argument("--images", nargs="+", metavar="IMAGE", help="photos or folders (default: all annotated photos)")
@@ -34,6 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--steps", type=positive_int, default=50, help="faithfulness: deletion/insertion steps (default 50)")
     p.add_argument("--tolerance", type=float, default=15.0, help="pointing game: pixels of slack (default 15)")
     p.add_argument("--checkpoints", type=positive_int, default=8, help="sanity check: points along the cascade (default 8)")
+    p.add_argument("--config", nargs="+", choices=list(PRESETS), default=list(PRESETS),
+                   help="localization: configurations to compare (default: all)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
     p.add_argument("--json", type=Path, help="also write the table as JSON here")
     add_method_args(p, many=True)
@@ -44,8 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     if args.images is None and args.annotations is None:
         raise DeepInsideError("give --images, --annotations, or both")
-    if args.metric == "pointing-game" and args.annotations is None:
-        raise DeepInsideError("the pointing game needs object boxes: give --annotations FILE")
+    if args.metric in ("pointing-game", "localization") and args.annotations is None:
+        raise DeepInsideError(f"{args.metric} needs object boxes: give --annotations FILE")
     model = model_from_args(args)
     methods = methods_from_args(args)
     entries = None
@@ -60,13 +65,16 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise DeepInsideError("no photos to evaluate")
     samples = evaluation.samples_from(paths, lambda p: load_photo(p, args.max_pixels), entries)
-    per_photo = len(methods) + (1 if args.metric == "faithfulness" else 0)
-    total = len(samples) * (per_photo if args.metric != "sanity-check" else len(methods))
+    per_photo = {"faithfulness": len(methods) + 1, "pointing-game": len(methods), "localization": 1}
+    total = len(samples) * per_photo.get(args.metric, len(methods))
     with tqdm(total=total, desc=args.metric, unit="map", file=sys.stderr, disable=None) as bar:
         if args.metric == "faithfulness":
             rows = evaluation.faithfulness(model, samples, methods, args.steps, args.batch_size, bar.update)
         elif args.metric == "pointing-game":
             rows = evaluation.pointing(model, samples, methods, args.tolerance, args.batch_size, bar.update)
+        elif args.metric == "localization":
+            configs = [config_named(c) for c in args.config]
+            rows = localization(model, samples, configs, args.batch_size, bar.update)
         else:
             rows = evaluation.sanity(model, samples, methods, args.checkpoints, bar.update)
     print(format_table(args.metric, rows))
@@ -79,6 +87,14 @@ def format_table(metric: str, rows: list[dict[str, object]]) -> str:
     if metric == "faithfulness":
         lines = [f"{'method':<22} {'images':>6} {'deletion AUC (lower better)':>28} {'insertion AUC (higher better)':>30}"]
         lines += [f"{r['method']:<22} {r['images']:>6} {r['deletion_auc']:>28.4f} {r['insertion_auc']:>30.4f}" for r in rows]
+    elif metric == "localization":
+        lines = [f"{'config':<14} {'images':>6} {'GT-known':>9} {'top-1 loc':>10} {'top-5 err':>10} "
+                 f"{'MaxBoxAcc .3':>13} {'.5':>6} {'.7':>6} {'s/image':>8}"]
+        for r in rows:
+            extra = (f"{r['maxboxacc_0.3']:>13.1%} {r['maxboxacc_0.5']:>6.1%} {r['maxboxacc_0.7']:>6.1%} "
+                     f"{r['seconds_per_image']:>8.2f}") if "maxboxacc_0.5" in r else f"{'-':>13} {'-':>6} {'-':>6} {'-':>8}"
+            lines.append(f"{r['config']:<14} {r['images']:>6} {r['gt_known_loc']:>9.1%} {r['top1_loc']:>10.1%} "
+                         f"{r['top5_loc_error']:>10.1%} {extra}")
     elif metric == "pointing-game":
         lines = [f"{'method':<22} {'images':>6} {'accuracy':>9}"]
         lines += [f"{r['method']:<22} {r['images']:>6} {r['accuracy']:>9.1%}" for r in rows]

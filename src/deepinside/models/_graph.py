@@ -20,10 +20,19 @@ _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 class _ConvLeafTracer(fx.Tracer):
     """Keeps every convolution (including subclasses with their own padding
-    logic) as one node, so conv -> batch-norm pairs can be found."""
+    logic) as one node, so conv -> batch-norm pairs can be found, and keeps the
+    modules named in ``leaves`` whole, so hooks on them still fire."""
+
+    def __init__(self, leaves: frozenset[str] = frozenset()) -> None:
+        super().__init__()
+        self.leaves = leaves
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return isinstance(m, (*_FOLDABLE_CONVS, *_BATCH_NORMS)) or super().is_leaf_module(m, qualname)
+        return (
+            qualname in self.leaves
+            or isinstance(m, (*_FOLDABLE_CONVS, *_BATCH_NORMS))
+            or super().is_leaf_module(m, qualname)
+        )
 
 
 def set_eval(module: nn.Module) -> nn.Module:
@@ -34,12 +43,13 @@ def set_eval(module: nn.Module) -> nn.Module:
     return module
 
 
-def trace(module: nn.Module) -> fx.GraphModule | None:
-    """A traced graph of ``module`` sharing its submodules, or None if it cannot be traced."""
+def trace(module: nn.Module, leaves: frozenset[str] = frozenset()) -> fx.GraphModule | None:
+    """A traced graph of ``module`` sharing its submodules, or None if it cannot
+    be traced; the submodules named in ``leaves`` stay whole (not traced into)."""
     if isinstance(module, (fx.GraphModule, torch.jit.ScriptModule)):
         return module if isinstance(module, fx.GraphModule) else None
     try:
-        graph = _ConvLeafTracer().trace(module)
+        graph = _ConvLeafTracer(leaves).trace(module)
     except Exception:  # noqa: BLE001 - any Python the tracer cannot follow means "not traceable"
         return None
     return fx.GraphModule(module, graph, module.__class__.__name__)
@@ -76,11 +86,12 @@ def strip_softmax(module: nn.Module) -> tuple[nn.Module, str | None]:
 def fold_batch_norms(module: nn.Module, keep: frozenset[str] = frozenset()) -> nn.Module | None:
     """An eval-mode copy of ``module`` with each batch norm that directly follows
     a convolution folded into that convolution's weight and bias, except where
-    the convolution or the batch norm is named in ``keep``.
+    the convolution or the batch norm is named in ``keep`` (modules named in
+    ``keep`` stay whole, so hooks on them see their own outputs).
 
     Returns None when the module cannot be traced. ``module`` is not changed.
     """
-    gm = trace(set_eval(copy.deepcopy(module)))
+    gm = trace(set_eval(copy.deepcopy(module)), keep)
     if gm is None:
         return None
     modules = dict(gm.named_modules())

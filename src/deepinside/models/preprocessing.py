@@ -31,21 +31,25 @@ class Placement:
     photo_size: tuple[int, int]  # (width, height)
     box: tuple[float, float, float, float]
 
-    def to_photo(self, maps: torch.Tensor) -> torch.Tensor:
-        """Resample maps ``(..., h, w)`` on the model input to ``(..., H, W)``
-        on the photo, bilinearly; photo pixels the model never saw get 0."""
+    def to_photo(self, maps: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+        """Resample maps ``(..., h, w)`` on the model input to the photo,
+        bilinearly: ``(..., H, W)`` at the photo's own size, or at ``size``
+        ``(width, height)`` covering the whole photo. Photo pixels the model
+        never saw get 0."""
         w, h = self.photo_size
+        out_w, out_h = size or (w, h)
         x0, y0, x1, y1 = self.box
         lead, (mh, mw) = maps.shape[:-2], maps.shape[-2:]
         flat = maps.reshape(1, -1, mh, mw).float()
-        # Photo pixel centres expressed in the map's normalised [-1, 1] coordinates.
-        xs = ((torch.arange(w, device=maps.device) + 0.5) - x0) / (x1 - x0) * 2 - 1
-        ys = ((torch.arange(h, device=maps.device) + 0.5) - y0) / (y1 - y0) * 2 - 1
+        # Output pixel centres in photo pixels, then in the map's normalised [-1, 1] coordinates.
+        xs = (torch.arange(out_w, device=maps.device) + 0.5) * (w / out_w)
+        ys = (torch.arange(out_h, device=maps.device) + 0.5) * (h / out_h)
+        xs, ys = (xs - x0) / (x1 - x0) * 2 - 1, (ys - y0) / (y1 - y0) * 2 - 1
         grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
         out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
         inside = (xs.abs() <= 1)[None, :] & (ys.abs() <= 1)[:, None]
         out = out * inside
-        return out.reshape(*lead, h, w).to(maps.dtype)
+        return out.reshape(*lead, out_h, out_w).to(maps.dtype)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,85 @@
+"""``deepinside localize IMAGE...``: object boxes from saliency (paper section 3.1)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from PIL import Image
+from tqdm import tqdm
+
+from .. import pictures
+from ..errors import ImageError
+from ..io.files import write_json, write_png
+from ..io.photos import expand_paths, load_photo
+from ..localization import PRESETS, config_named, localize
+from ..localization.localize import PhotoBoxes
+from ._common import add_model_args, model_from_args, positive_int
+from .saliency_cmd import UniqueStems
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "localize",
+        help="object boxes from saliency, no box supervision (paper section 3.1)",
+        description="For each photo: a JSON with one box per top-k class (photo pixels, x1/y1 exclusive, "
+        "top-1 first), an overlay with the boxes, and the top-1 foreground mask.",
+    )
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos or folders of photos")
+    p.add_argument("--top-k", type=int, default=5, help="boxes for the K best classes (default 5, as the paper)")
+    p.add_argument("--config", choices=list(PRESETS), default="default",
+                   help="paper: the paper's gradient map + GraphCut; default: measured best (see README)")
+    p.add_argument("--method", help="override the config's saliency method (e.g. gradient, smoothgrad, grad-cam)")
+    p.add_argument("--out", type=Path, default=Path("deepinside-out"), help="output folder (default %(default)s)")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
+    add_model_args(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..attribution.methods import method_from_name
+
+    model = model_from_args(args)
+    config = config_named(args.config)
+    if args.method:
+        method_from_name(args.method)  # an unknown name fails before any work
+        config = dataclasses.replace(config, method=args.method, method_options=())
+    if not 1 <= args.top_k <= len(model.classes):
+        print(f"deepinside: error: --top-k must be between 1 and {len(model.classes)}, got {args.top_k}", file=sys.stderr)
+        return 2
+    paths = list(expand_paths(args.images))
+    if not paths:
+        print("deepinside: error: no files found in the folders given", file=sys.stderr)
+        return 2
+    failures, stems = 0, UniqueStems()
+    with tqdm(total=len(paths), unit="image", desc="localize", file=sys.stderr, disable=None) as bar:
+        for lo in range(0, len(paths), args.batch_size):
+            batch: list[tuple[Path, Image.Image]] = []
+            for path in paths[lo : lo + args.batch_size]:
+                try:
+                    batch.append((path, load_photo(path, args.max_pixels)))
+                except ImageError as err:
+                    failures += 1
+                    bar.update()
+                    tqdm.write(f"deepinside: skipped {err}", file=sys.stderr)
+            if not batch:
+                continue
+            for (path, photo), found in zip(batch, localize(model, [p for _, p in batch], args.top_k, config)):
+                _save(args.out, stems.next(str(path)), str(path), photo, found, model.name, config.name)
+                bar.update()
+    print(f"{len(paths) - failures} of {len(paths)} images localised; results in {args.out}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _save(out: Path, stem: str, source: str, photo: Image.Image, found: PhotoBoxes, model: str, config: str) -> None:
+    labelled = [(b.box, f"{b.prediction.label} {b.prediction.probability:.0%}") for b in found.boxes]
+    write_png(out / f"{stem}.boxes.png", pictures.draw_boxes(photo, labelled))
+    write_png(out / f"{stem}.mask.png", pictures.mask_image(found.boxes[0].mask, photo.size))
+    write_json(out / f"{stem}.json", {
+        "image": source, "width": found.width, "height": found.height, "model": model, "config": config,
+        "predictions": [p.as_dict() for p in found.predictions],
+        "boxes": [b.as_dict() for b in found.boxes],
+        "files": {"overlay": f"{stem}.boxes.png", "mask": f"{stem}.mask.png"},
+    })

@@ -1,0 +1,117 @@
+"""Localisation for free: boxes, segmentation, the pipeline on real photos, the command."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import deepinside
+from deepinside.cli import main
+from deepinside.localization import PRESETS, centred_box, iou, largest_component_box, localize
+from deepinside.localization.boxes import components, union_box
+from deepinside.localization.segment import graphcut, threshold
+from deepinside.models import Preprocessing
+
+
+def test_iou_by_hand():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    assert iou((0, 0, 1, 1), (2, 2, 3, 3)) == 0.0
+
+
+def test_components_and_box_rules():
+    mask = np.zeros((20, 30), bool)
+    mask[2:6, 3:9] = True  # 24 px
+    mask[10:18, 20:28] = True  # 64 px
+    assert [a for a, _ in components(mask)] == [64, 24]
+    assert largest_component_box(mask) == (20.0, 10.0, 28.0, 18.0)
+    assert union_box(mask) == (3.0, 2.0, 28.0, 18.0)
+    assert union_box(mask, min_fraction=0.5) == (20.0, 10.0, 28.0, 18.0)
+    assert largest_component_box(np.zeros((4, 4), bool)) is None
+    assert centred_box(100, 50) == pytest.approx((15.0, 7.5, 85.0, 42.5))
+
+
+def test_graphcut_recovers_a_coloured_object_from_a_few_seeds():
+    photo = np.zeros((60, 80, 3), np.uint8)
+    photo[...] = (40, 160, 40)
+    photo[15:45, 20:50] = (200, 30, 30)  # a red square on green
+    saliency_map = np.random.default_rng(0).random((60, 80)).astype(np.float32) * 0.01
+    saliency_map[15:45, 20:50] += 0.5  # the object is somewhat salient (no background seeds on it)
+    saliency_map[22:38, 27:43] = 1.0  # its middle most (just over the top 5%: the foreground seeds)
+    seg = graphcut(photo, saliency_map)
+    assert seg.note == ""
+    assert iou(largest_component_box(seg.mask), (20, 15, 50, 45)) > 0.9
+
+
+def test_segmentation_fallbacks_are_reported(monkeypatch):
+    photo = np.zeros((30, 30, 3), np.uint8)
+    assert "constant" in graphcut(photo, np.zeros((30, 30), np.float32)).note
+    assert "under 8 px" in graphcut(photo[:4, :4], np.random.rand(4, 4).astype(np.float32)).note
+    assert "constant" in threshold(np.ones((5, 5)), 0.2).note
+    monkeypatch.setattr(cv2, "grabCut", lambda img, mask, *a: mask.fill(cv2.GC_BGD) if mask.shape[0] > 1 else None)
+    seg = graphcut(photo, np.random.default_rng(1).random((30, 30)).astype(np.float32))
+    assert "no foreground" in seg.note and seg.mask.sum() == int(np.ceil(30 * 30 * 0.05))
+
+
+def test_placement_resamples_to_a_working_size():
+    placement = Preprocessing(input_size=(4, 4), resize="stretch").placement((8, 8))
+    small = placement.to_photo(torch.arange(16.0).view(4, 4), size=(4, 4))
+    torch.testing.assert_close(small, torch.arange(16.0).view(4, 4))
+
+
+@pytest.fixture(scope="module")
+def cat_in_a_corner(photos):
+    canvas = Image.new("RGB", (448, 448), (128, 128, 128))
+    canvas.paste(photos["chelsea"].resize((224, 224)), (224, 224))
+    return canvas
+
+
+@pytest.mark.parametrize("config", list(PRESETS))
+def test_localize_finds_the_cat(model, cat_in_a_corner, config):
+    (found,) = localize(model, [cat_in_a_corner], top_k=5, config=config)
+    assert len(found.boxes) == 5 and found.boxes[0].prediction.class_index == found.predictions[0].class_index
+    for b in found.boxes:
+        x0, y0, x1, y1 = b.box
+        assert 0 <= x0 < x1 <= 448 and 0 <= y0 < y1 <= 448
+    assert found.predictions[0].class_index == 285
+    if config == "default":
+        assert iou(found.boxes[0].box, (224, 224, 448, 448)) > 0.5
+
+
+def test_localize_command(tmp_path, photos, capsys):
+    photos["coffee"].save(tmp_path / "coffee.jpg")
+    (tmp_path / "junk.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "out"
+    code = main(["localize", str(tmp_path / "coffee.jpg"), str(tmp_path / "junk.jpg"), "--top-k", "2", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and "junk.jpg" in err and "Traceback" not in err
+    record = json.loads((out / "coffee.json").read_text())
+    assert set(record) >= {"image", "width", "height", "model", "predictions", "boxes"}
+    assert [b["class_index"] for b in record["boxes"]] == [p["class_index"] for p in record["predictions"][:2]]
+    assert set(record["boxes"][0]) >= {"class_index", "wnid", "label", "box"}
+    assert Image.open(out / "coffee.mask.png").size == photos["coffee"].size
+    assert Image.open(out / "coffee.boxes.png").size == photos["coffee"].size
+
+
+@pytest.mark.parametrize("extra, message", [(["--top-k", "0"], "--top-k must be"), (["--method", "nope"], "unknown method")])
+def test_localize_bad_options(tmp_path, photos, capsys, extra, message):
+    photos["coffee"].save(tmp_path / "c.jpg")
+    assert main(["localize", str(tmp_path / "c.jpg"), "--out", str(tmp_path / "o"), *extra]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_evaluate_localization(tmp_path, photos, capsys):
+    photos["chelsea"].save(tmp_path / "cat.jpg")
+    (tmp_path / "ann.json").write_text(json.dumps(
+        [{"image": "cat.jpg", "class_index": 285, "width": 451, "height": 300, "boxes": [[40, 0, 420, 300]]}]))
+    code = main(["evaluate", "localization", "--annotations", str(tmp_path / "ann.json"), "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert code == 0 and "GT-known" in out
+    rows = {r["config"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
+    assert set(rows) == {"paper", "default", "whole image", "centred box"}
+    assert rows["whole image"]["gt_known_loc"] == 1.0  # the box covers most of the photo
+    assert 0 <= rows["default"]["maxboxacc_0.5"] <= 1
