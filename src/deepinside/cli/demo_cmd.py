@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
 from PIL import Image
 
 from .. import pictures
@@ -13,7 +14,9 @@ from ..errors import DeepInsideError
 from ..explain import collect, explain_photos
 from ..io.files import write_png
 from ..io.results import save_saliency
-from ..models import load_model
+from ..localization import PRESETS, localize
+from ..localization.localize import explain_maps
+from ..models import Classifier, load_model
 
 DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 
@@ -53,4 +56,31 @@ def run(args: argparse.Namespace) -> int:
     )
     path = write_png(args.out / "saliency_figure.png", sheet)
     print(f"wrote {path} and per-photo maps in {args.out / 'saliency'}", file=sys.stderr)
+    path = write_png(args.out / "localization_figure.png", localization_figure(model, [r.photo for r in results]))
+    print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def localization_figure(model: Classifier, photos: list[Image.Image]) -> Image.Image:
+    """Like the paper's localisation figure: each photo with its top-1 boxes
+    (paper config red, default green), then each config's map and mask."""
+    inputs, placements = model.prepare(photos)
+    with torch.no_grad():
+        top1 = model(inputs).argmax(1, keepdim=True)
+    columns: dict[str, tuple[list, list]] = {}
+    for name in ("paper", "default"):
+        config = PRESETS[name]
+        found = localize(model, photos, top_k=1, config=config)
+        maps = explain_maps(model, inputs, top1, config)[:, 0]
+        columns[name] = (found, [p.to_photo(m).numpy() for p, m in zip(placements, maps)])
+    rows, captions = [], []
+    for i, photo in enumerate(photos):
+        paper, default = columns["paper"][0][i].boxes[0], columns["default"][0][i].boxes[0]
+        boxed = pictures.draw_boxes(photo, [(paper.box, "paper"), (default.box, "default")])
+        rows.append([
+            boxed,
+            pictures.grey_map(columns["paper"][1][i]), pictures.mask_image(paper.mask),
+            pictures.heatmap(columns["default"][1][i]), pictures.mask_image(default.mask),
+        ])
+        captions.append(f"{paper.prediction.label}: paper (gradient, GraphCut) map + mask; default ({PRESETS['default'].method}) map + mask")
+    return pictures.figure(rows, captions, cell=200, title="Localisation for free (Simonyan et al. 2013, section 3.1)")
