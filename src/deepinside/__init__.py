@@ -9,6 +9,7 @@
 from .attribution import Attribution, attribute, saliency
 from .errors import DeepInsideError, ImageError
 from .explain import explain_photos
+from .localization import localize
 from .models import Classifier, Preprocessing, imagenet_classes, load_model
 
 __version__ = "0.1.0"
@@ -23,5 +24,6 @@ __all__ = [
     "imagenet_classes",
     "explain_photos",
     "load_model",
+    "localize",
     "saliency",
 ]

@@ -20,6 +20,7 @@ from torch import nn
 from ..errors import DeepInsideError
 from ..models.classifier import Classifier
 from ._engine import capturing, input_gradient, scoring
+from ._rules import Rule
 from .targets import checked_targets
 
 #: Rows per pass for methods that evaluate many perturbed copies of an image.
@@ -48,38 +49,39 @@ class Method:
 
 
 @dataclass(frozen=True)
-class Gradient(Method):
-    """The paper's saliency: dS_c/dI (Simonyan et al. 2013)."""
+class _BackwardRuleMethod(Method):
+    """dS_c/dI back-propagated with ``rule`` at every rectifier (see ``_rules``)."""
 
-    name: ClassVar[str] = "gradient"
+    rule: ClassVar[Rule] = "gradient"
     chunk: int | None = None
 
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
-        return MethodResult(*input_gradient(model, x, targets, "gradient", self.chunk))
+        return MethodResult(*input_gradient(model, x, targets, self.rule, self.chunk))
 
 
 @dataclass(frozen=True)
-class DeconvNet(Method):
+class Gradient(_BackwardRuleMethod):
+    """The paper's saliency: dS_c/dI (Simonyan et al. 2013)."""
+
+    name: ClassVar[str] = "gradient"
+
+
+@dataclass(frozen=True)
+class DeconvNet(_BackwardRuleMethod):
     """Zeiler & Fergus 2014 as the paper's section 4 relates it: rectifiers pass
     the positive part of the signal coming back."""
 
     name: ClassVar[str] = "deconvnet"
-    chunk: int | None = None
-
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
-        return MethodResult(*input_gradient(model, x, targets, "deconvnet", self.chunk))
+    rule: ClassVar[Rule] = "deconvnet"
 
 
 @dataclass(frozen=True)
-class GuidedBackprop(Method):
+class GuidedBackprop(_BackwardRuleMethod):
     """Springenberg et al. 2015: rectifiers pass signal only where both the
     forward input and the returning signal are positive."""
 
     name: ClassVar[str] = "guided-backprop"
-    chunk: int | None = None
-
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
-        return MethodResult(*input_gradient(model, x, targets, "guided", self.chunk))
+    rule: ClassVar[Rule] = "guided"
 
 
 @dataclass(frozen=True)

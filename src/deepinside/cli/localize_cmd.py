@@ -11,6 +11,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .. import pictures
+from ..attribution.methods import method_from_name
 from ..errors import ImageError
 from ..io.files import write_json, write_png
 from ..io.photos import expand_paths, load_photo
@@ -39,8 +40,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..attribution.methods import method_from_name
-
     model = model_from_args(args)
     config = config_named(args.config)
     if args.method:

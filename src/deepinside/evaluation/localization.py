@@ -22,7 +22,7 @@ import torch
 from ..localization.boxes import Box, best_iou, centred_box, components, whole_image_box
 from ..localization.localize import LocalizationConfig, boxes_for, explain_maps, working_size
 from ..models.classifier import Classifier
-from .run import Sample, _batches
+from .run import Sample, batches
 
 MAXBOX_IOUS = (0.3, 0.5, 0.7)
 THRESHOLDS = np.arange(0.0, 1.0, 0.01)
@@ -61,7 +61,7 @@ def localization(
     seconds = {c.name: 0.0 for c in configs}
     in_top1: list[bool] = []
     in_top5: list[bool] = []
-    for chunk, inputs, placements, targets in _batches(model, samples, batch_size):
+    for chunk, inputs, placements, targets in batches(model, samples, batch_size):
         with torch.no_grad():
             top5 = model(inputs).topk(5, dim=1).indices.cpu()
         in_top1 += [int(top5[i, 0]) == int(targets[i]) for i in range(len(chunk))]

@@ -36,9 +36,11 @@ class Sample:
     boxes: tuple[Box, ...] = ()
 
 
-def _batches(
+def batches(
     model: Classifier, samples: Sequence[Sample], batch_size: int
 ) -> Iterator[tuple[list[Sample], torch.Tensor, list[Placement], torch.Tensor]]:
+    """Batches of ``(samples, inputs, placements, targets)``; a sample's target
+    is its class, or the model's top-1 class where it has none."""
     for lo in range(0, len(samples), batch_size):
         chunk = list(samples[lo : lo + batch_size])
         inputs, placements = model.prepare([s.photo for s in chunk])
@@ -62,7 +64,7 @@ def faithfulness(
     """Mean deletion and insertion AUC per method, and for a random order."""
     totals: dict[str, list[torch.Tensor]] = {m.name: [] for m in methods}
     totals["random"] = []
-    for chunk, inputs, _, targets in _batches(model, samples, batch_size):
+    for chunk, inputs, _, targets in batches(model, samples, batch_size):
         maps = {m.name: attribute(model, inputs, targets, m).map for m in methods}
         maps["random"] = random_maps(inputs.shape[:1] + inputs.shape[2:], seed=len(totals["random"]))
         for name, m in maps.items():
@@ -89,7 +91,7 @@ def pointing(
     """Pointing-game accuracy per method on the photos' pixels, and for the centre."""
     hits: dict[str, list[bool]] = {m.name: [] for m in methods}
     centre: list[bool] = []
-    for chunk, inputs, placements, targets in _batches(model, samples, batch_size):
+    for chunk, inputs, placements, targets in batches(model, samples, batch_size):
         for m in methods:
             maps = attribute(model, inputs, targets, m).map
             for s, placement, saliency_map in zip(chunk, placements, maps):
@@ -112,7 +114,7 @@ def sanity(
 ) -> list[dict[str, object]]:
     """Cascading randomisation per method: rank correlation and SSIM with the
     original map after each checkpoint, and the verdict."""
-    _, inputs, _, targets = next(_batches(model, samples, len(samples)))
+    _, inputs, _, targets = next(batches(model, samples, len(samples)))
     rows = []
     for m in methods:
         result = cascading_randomization(model, inputs, targets, m, checkpoints=checkpoints)
