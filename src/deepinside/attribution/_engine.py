@@ -57,7 +57,9 @@ def gradient_view(model: nn.Module, example: torch.Tensor, keep: frozenset[str] 
         views = {}
     view = views.get(keep)
     if view is None or view.signature != signature:
-        view = views[keep] = _build_view(model, example, signature, keep)
+        view = _build_view(model, example, signature, keep)
+        if not view.shared:  # a view holding the model itself would keep it alive forever
+            views[keep] = view
     return view
 
 
