@@ -91,8 +91,8 @@ def format_table(metric: str, rows: list[dict[str, object]]) -> str:
         lines = [f"{'config':<14} {'images':>6} {'GT-known':>9} {'top-1 loc':>10} {'top-5 err':>10} "
                  f"{'MaxBoxAcc .3':>13} {'.5':>6} {'.7':>6} {'s/image':>8}"]
         for r in rows:
-            extra = (f"{r['maxboxacc_0.3']:>13.1%} {r['maxboxacc_0.5']:>6.1%} {r['maxboxacc_0.7']:>6.1%} "
-                     f"{r['seconds_per_image']:>8.2f}") if "maxboxacc_0.5" in r else f"{'-':>13} {'-':>6} {'-':>6} {'-':>8}"
+            seconds = f"{r['seconds_per_image']:>8.2f}" if "seconds_per_image" in r else f"{'-':>8}"
+            extra = f"{r['maxboxacc_0.3']:>13.1%} {r['maxboxacc_0.5']:>6.1%} {r['maxboxacc_0.7']:>6.1%} {seconds}"
             lines.append(f"{r['config']:<14} {r['images']:>6} {r['gt_known_loc']:>9.1%} {r['top1_loc']:>10.1%} "
                          f"{r['top5_loc_error']:>10.1%} {extra}")
     elif metric == "pointing-game":
