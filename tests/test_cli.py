@@ -94,7 +94,7 @@ def test_classes_search(capsys):
 
 
 def test_demo_writes_the_figure(tmp_path, capsys):
-    code, _, _ = _run(["demo", "--out", tmp_path], capsys)
+    code, _, _ = _run(["demo", "--out", tmp_path, "--parts", "saliency"], capsys)
     assert code == 0
     figure = Image.open(tmp_path / "saliency_figure.png")
     assert figure.width > 600 and figure.height > 600

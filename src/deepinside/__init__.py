@@ -11,6 +11,7 @@ from .errors import DeepInsideError, ImageError
 from .explain import explain_photos
 from .localization import localize
 from .models import Classifier, Preprocessing, imagenet_classes, load_model
+from .visualization import visualize_class
 
 __version__ = "0.1.0"
 
@@ -26,4 +27,5 @@ __all__ = [
     "load_model",
     "localize",
     "saliency",
+    "visualize_class",
 ]

@@ -100,7 +100,8 @@ def overlay(
     return Image.fromarray(np.round(mixed * 255).astype(np.uint8), mode="RGB")
 
 
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's default font at ``size`` (scalable from Pillow 10.1)."""
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1 has only the fixed bitmap font
@@ -117,12 +118,12 @@ def figure(rows: Sequence[Sequence[Image.Image]], captions: Sequence[str], cell:
     sheet = Image.new("RGB", (width, title_h + sum(h + text_h + pad for h in heights) + pad), "white")
     draw = ImageDraw.Draw(sheet)
     if title:
-        draw.text((pad, 6), title, fill="black", font=_font(18))
+        draw.text((pad, 6), title, fill="black", font=font(18))
     y = title_h + pad
     for row, height, caption in zip(thumbs, heights, captions):
         for c, thumb in enumerate(row):
             sheet.paste(thumb, (pad + c * (cell + pad) + (cell - thumb.width) // 2, y + (height - thumb.height) // 2))
-        draw.text((pad, y + height + 3), caption, fill="black", font=_font(15))
+        draw.text((pad, y + height + 3), caption, fill="black", font=font(15))
         y += height + text_h + pad
     return sheet
 
@@ -142,16 +143,16 @@ def draw_boxes(photo: Image.Image, boxes: Sequence[tuple[tuple[float, float, flo
     out = photo.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     line = width or max(2, round(min(out.size) / 150))
-    font = _font(max(12, round(min(out.size) / 25)))
+    label_font = font(max(12, round(min(out.size) / 25)))
     for i, (box, label) in reversed(list(enumerate(boxes))):
         colour = _BOX_COLOURS[i % len(_BOX_COLOURS)]
         x0, y0, x1, y1 = box
         draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=colour, width=line)
         # Labels step down one line per box, so that boxes sharing a corner stay readable.
-        corner = (x0 + line, y0 + line + i * (font.size if hasattr(font, "size") else 12) * 1.3)
-        text_box = draw.textbbox(corner, label, font=font)
+        corner = (x0 + line, y0 + line + i * getattr(label_font, "size", 12) * 1.3)
+        text_box = draw.textbbox(corner, label, font=label_font)
         draw.rectangle(text_box, fill=colour)
-        draw.text(corner, label, fill="white", font=font)
+        draw.text(corner, label, fill="white", font=label_font)
     return out
 
 

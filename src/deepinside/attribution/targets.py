@@ -28,15 +28,15 @@ def resolve_targets(model: nn.Module, target: Target, batch: int) -> torch.Tenso
             return t.expand(batch).clone()
         return _check_batch(t, batch)
     if isinstance(target, (int, str)):
-        return torch.full((batch,), _index(model, target), dtype=torch.long)
+        return torch.full((batch,), class_index(model, target), dtype=torch.long)
     items = list(target)
     if items and all(isinstance(i, (list, tuple)) for i in items):
         widths = {len(i) for i in items}
         if len(widths) != 1 or 0 in widths:
             raise DeepInsideError("per-image target lists must all have the same, non-zero length")
-        t = torch.tensor([[_index(model, c) for c in row] for row in items], dtype=torch.long)
+        t = torch.tensor([[class_index(model, c) for c in row] for row in items], dtype=torch.long)
     else:
-        t = torch.tensor([_index(model, c) for c in items], dtype=torch.long)
+        t = torch.tensor([class_index(model, c) for c in items], dtype=torch.long)
     return _check_batch(t, batch)
 
 
@@ -63,11 +63,14 @@ def _check_batch(t: torch.Tensor, batch: int) -> torch.Tensor:
     return t
 
 
-def _index(model: nn.Module, name: object) -> int:
+def class_index(model: nn.Module, name: object) -> int:
+    """A user's word for a class as an index: names only with a Classifier."""
     if isinstance(name, bool) or not isinstance(name, (int, str)):
         raise DeepInsideError(f"a class is an index or a name, got {name!r}")
     if isinstance(model, Classifier) and model._classes is not None:
         return model.classes.resolve(name)
     if isinstance(name, str) and not name.strip().isdigit():
         raise DeepInsideError(f"class {name!r}: name classes only with a deepinside Classifier; use an index")
+    if int(name) < 0:
+        raise DeepInsideError(f"class index {int(name)} is negative: classes are numbered from 0")
     return int(name)

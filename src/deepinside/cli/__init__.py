@@ -7,9 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import DeepInsideError
-from . import classes_cmd, demo_cmd, evaluate_cmd, localize_cmd, saliency_cmd
+from . import classes_cmd, classmodel_cmd, demo_cmd, evaluate_cmd, localize_cmd, saliency_cmd
 
-_COMMANDS = (saliency_cmd, localize_cmd, evaluate_cmd, classes_cmd, demo_cmd)
+_COMMANDS = (saliency_cmd, localize_cmd, evaluate_cmd, classmodel_cmd, classes_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,13 +17,18 @@ from ..io.results import save_saliency
 from ..localization import PRESETS, localize
 from ..localization.localize import explain_maps
 from ..models import Classifier, load_model
+from ..visualization import visualize_class
+from ..visualization.output import comparison_figure
 
 DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
+DEMO_CLASSES = ("goldfish", "space shuttle", "tabby", "espresso")
+PARTS = ("saliency", "localization", "classmodel")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="run the paper's methods on bundled photos and draw its figures")
     p.add_argument("--out", type=Path, default=Path("deepinside-demo"), help="output folder (default %(default)s)")
+    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="figures to draw (default: all)")
     p.set_defaults(run=run)
 
 
@@ -54,11 +59,23 @@ def run(args: argparse.Namespace) -> int:
     sheet = pictures.figure(
         rows, captions, title=f"Image-specific class saliency (Simonyan et al. 2013, Fig. 2) - {model.name}"
     )
-    path = write_png(args.out / "saliency_figure.png", sheet)
-    print(f"wrote {path} and per-photo maps in {args.out / 'saliency'}", file=sys.stderr)
-    path = write_png(args.out / "localization_figure.png", localization_figure(model, [r.photo for r in results]))
-    print(f"wrote {path}", file=sys.stderr)
+    if "saliency" in args.parts:
+        path = write_png(args.out / "saliency_figure.png", sheet)
+        print(f"wrote {path} and per-photo maps in {args.out / 'saliency'}", file=sys.stderr)
+    if "localization" in args.parts:
+        path = write_png(args.out / "localization_figure.png", localization_figure(model, [r.photo for r in results]))
+        print(f"wrote {path}", file=sys.stderr)
+    if "classmodel" in args.parts:
+        path = write_png(args.out / "classmodel_figure.png", classmodel_figure(model))
+        print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def classmodel_figure(model: Classifier) -> Image.Image:
+    """Like the paper's Figure 1: a few classes, the paper's preset beside the default."""
+    results = [visualize_class(model, DEMO_CLASSES, preset=p, progress=None) for p in ("paper", "default")]
+    return comparison_figure(results, ["paper", "default"],
+                             title="Class models (Simonyan et al. 2013, section 2): paper | default")
 
 
 def localization_figure(model: Classifier, photos: list[Image.Image]) -> Image.Image:

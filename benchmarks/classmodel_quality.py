@@ -1,0 +1,360 @@
+"""Class model visualisation: quality and speed, measured.
+
+Renders a fixed list of classes with each preset and with a faithful
+re-implementation of Lucent's recipe (``render_vis`` defaults: FFT
+parameterisation with 1/f scaling and colour decorrelation, sd 0.01, its
+``standard_transforms`` (pad 12 with grey, jitter 8, random scale
+0.9..1.1 in steps of 0.02, random rotation -10..10 degrees, jitter 4), Adam
+at 0.05, maximising the class logit), all in the same run. Then
+
+1. the optimised model (EfficientNet-Lite0) classifies its own pictures
+   (top-1, mean probability of the target), and
+2. a different pretrained model, EfficientNet-Lite1 (input 240), judges them
+   (top-1 and top-5 on the target classes).
+
+Pictures are judged as saved: 8-bit pixels. Lucent's curve comes from one
+128-step run judged at 16, 32, 64, 96 and 128 steps (constant learning rate,
+so a snapshot at step n is exactly an n-step run).
+
+Also times a step against the floor: one forward and backward of the same
+batch through the same fast model copy, and through the plain model.
+
+    python benchmarks/classmodel_quality.py                 # 100 classes (long)
+    python benchmarks/classmodel_quality.py --classes 12    # a quick look
+    python benchmarks/classmodel_quality.py --threads 1 --lucent-steps 96 --save-images /tmp/q.pt
+    python benchmarks/classmodel_quality.py --figure-from /tmp/q.pt --figure docs/classmodel_figure.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import deepinside
+from deepinside.attribution._engine import scoring
+from deepinside.visualization import param as vparam
+from deepinside.visualization import presets, visualize_class
+from deepinside.visualization import transforms as T
+
+# 100 classes, one in ten across ImageNet's order: fish, birds, reptiles,
+# 11 dog breeds, wild animals, insects, many objects, food, two scenes.
+CLASSES_100 = list(range(0, 1000, 10))
+# 12 development classes disjoint from the 100 (used to choose settings).
+CLASSES_DEV = [3, 86, 169, 252, 335, 418, 501, 584, 667, 751, 833, 916]
+
+
+# ------------------------------------------------------------ Lucent's recipe
+
+
+def lucent_render(
+    model: torch.nn.Module, prep: deepinside.Preprocessing, targets: Sequence[int], steps: int, size: int,
+    seed: int, snapshots: Sequence[int], batch_size: int = 8,
+) -> dict[int, torch.Tensor]:
+    """Lucent's ``render_vis(model, "labels:c", param_f=lambda: param.image(size, batch=B, fft=True,
+    decorrelate=True))`` with its default optimiser and transforms, batched over classes (Lucent
+    draws one random transform per step for the whole batch). Returns pixels in [0, 1] at each
+    snapshot step."""
+    rng = np.random.default_rng(seed)
+    out: dict[int, list[torch.Tensor]] = {s: [] for s in snapshots}
+    scales = [1 + (i - 5) / 50.0 for i in range(11)]
+    angles = list(range(-10, 11)) + 5 * [0]
+    mean = torch.tensor(prep.mean).view(3, 1, 1)
+    std = torch.tensor(prep.std).view(3, 1, 1)
+
+    def pad(x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, [12] * 4, mode="constant", value=0.5)
+
+    def jitter(x: torch.Tensor, d: int) -> torch.Tensor:
+        dx, dy = rng.choice(d), rng.choice(d)
+        return x[:, :, dy: dy + x.shape[2] - d, dx: dx + x.shape[3] - d]
+
+    def rup(v: float) -> int:
+        return int(np.ceil(v))
+
+    def random_scale(x: torch.Tensor) -> torch.Tensor:
+        scale = rng.choice(scales)
+        shp = x.shape[2:]
+        new = [rup(scale * d) for d in shp]
+        pad_x = max(0, rup((shp[1] - new[1]) / 2))
+        pad_y = max(0, rup((shp[0] - new[0]) / 2))
+        up = F.interpolate(x, size=new, mode="bilinear", align_corners=True)
+        return F.pad(up, [pad_y, pad_x] * 2)
+
+    def random_rotate(x: torch.Tensor) -> torch.Tensor:
+        # kornia.geometry.transform.rotate: about the centre, bilinear, zero padding, align_corners=True.
+        a = float(np.deg2rad(rng.choice(angles)))
+        b, _, h, w = x.shape
+        cos, sin = np.cos(a), np.sin(a)
+        theta = torch.tensor([[cos, sin * h / w, 0.0], [-sin * w / h, cos, 0.0]], dtype=x.dtype).expand(b, 2, 3)
+        grid = F.affine_grid(theta, list(x.shape), align_corners=True)
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+    with scoring(model, torch.zeros(1, 3, size, size)) as (score, _):
+        for first in range(0, len(targets), batch_size):
+            chunk = list(targets[first: first + batch_size])
+            b = len(chunk)
+            gen = torch.Generator().manual_seed(seed + first)
+            freqs = vparam.fft_frequencies(size, size).float()
+            scale = (1.0 / freqs.clamp_min(1.0 / size))[None, None, :, :, None]
+            spectrum = (torch.randn(b, 3, *freqs.shape, 2, generator=gen) * 0.01).requires_grad_(True)
+            colour = vparam.color_correlation()
+            t = torch.tensor(chunk)
+
+            def image() -> torch.Tensor:
+                x = torch.fft.irfftn(torch.view_as_complex(scale * spectrum), s=(size, size), norm="ortho") / 4.0
+                x = torch.einsum("ij,bjhw->bihw", colour, x)
+                return torch.sigmoid(x)
+
+            opt = torch.optim.Adam([spectrum], lr=5e-2)
+            for step in range(1, steps + 1):
+                opt.zero_grad()
+                x = image()
+                x = jitter(random_rotate(random_scale(jitter(pad(x), 8))), 4)
+                x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+                loss = -score(x).gather(1, t[:, None]).mean()
+                loss.backward()
+                opt.step()
+                if step in out:
+                    with torch.no_grad():
+                        out[step].append(image().detach().clone())
+    return {s: torch.cat(v) for s, v in out.items()}
+
+
+# ------------------------------------------------------------------- judging
+
+
+def quantised(images: torch.Tensor) -> torch.Tensor:
+    return (images.clamp(0, 1) * 255).round() / 255
+
+
+@torch.no_grad()
+def classify(model: deepinside.Classifier, images: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """top-1, top-5 and mean target probability of ``model`` on pixels ``images``."""
+    size = model.preprocessing.input_size
+    x = quantised(images)
+    if tuple(x.shape[-2:]) != tuple(size):
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+    probs = torch.cat([model(model.preprocessing.normalize(c)).softmax(1) for c in x.split(16)])
+    top5 = probs.topk(5, dim=1).indices
+    return {
+        "top1": float((top5[:, 0] == targets).float().mean()),
+        "top5": float((top5 == targets[:, None]).any(1).float().mean()),
+        "mean_probability": float(probs.gather(1, targets[:, None]).mean()),
+    }
+
+
+def judged(own: deepinside.Classifier, judge: deepinside.Classifier, images: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    o, j = classify(own, images, targets), classify(judge, images, targets)
+    return {
+        "own_top1": o["top1"], "own_mean_probability": o["mean_probability"],
+        "judge_top1": j["top1"], "judge_top5": j["top5"], "judge_mean_probability": j["mean_probability"],
+    }
+
+
+# ---------------------------------------------------------------- step timing
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn(), fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[dict[str, float]]:
+    """Per-step time of the default preset's loop (at full size, and at each octave size) against
+    the floor: forward + backward of the same batch (through the same fast
+    copy, and through the plain model)."""
+    preset = presets.default()
+    rows = []
+    with scoring(model, torch.zeros(1, 3, 224, 224)) as (score, _):
+        for scale in sorted({1.0, *(s for s, _ in preset.octaves)}):
+            px = round(224 * scale)
+            x0 = torch.randn(batch, 3, px, px)
+            t = torch.arange(batch)
+
+            def floor_view() -> None:
+                x = x0.clone(memory_format=torch.channels_last).requires_grad_(True)
+                torch.autograd.grad(score(x).gather(1, t[:, None]).sum(), x)
+
+            def floor_plain() -> None:
+                x = x0.clone().requires_grad_(True)
+                torch.autograd.grad(model(x).gather(1, t[:, None]).sum(), x)
+
+            one = dataclasses.replace(preset, octaves=((scale, 1.0),))
+
+            def loop(steps: int) -> Callable[[], object]:
+                return lambda: visualize_class(model, list(range(batch)), preset=one, steps=steps, batch_size=batch)
+
+            was = model.training
+            model.eval()
+            plain = median_ms(floor_plain, repeats)
+            model.train(was)
+            view = median_ms(floor_view, repeats)
+            # Per step: the difference of a long and a short run (removes set-up and the final evaluation).
+            short, long = median_ms(loop(2), 3), median_ms(loop(2 + repeats), 3)
+            step = (long - short) / repeats
+            rows.append({
+                "size": px, "batch": batch, "step_ms": step, "floor_view_ms": view, "floor_plain_ms": plain,
+                "overhead_vs_floor": step / view - 1, "vs_plain_floor": step / plain - 1,
+            })
+            print(f"  {px}px: step {step:.0f} ms, floor {view:.0f} ms (plain model {plain:.0f} ms): "
+                  f"overhead {step / view - 1:+.1%}", flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------- main
+
+
+FIGURE_CLASSES = [10, 100, 210, 290, 330, 510, 620, 810, 950, 970]
+
+
+def draw_figure(saved: dict[str, torch.Tensor], targets: Sequence[int], path: Path) -> None:
+    """Paper preset | default preset | Lucent's recipe, one row per class, from saved pictures."""
+    from deepinside.io.files import write_png
+    from deepinside.pictures import figure
+    from deepinside.visualization.output import to_picture
+
+    names = deepinside.imagenet_classes()
+    lucent = max((k for k in saved if k.startswith("lucent")), key=lambda k: int(k.split("@")[1]), default=None)
+    columns = [k for k in ("paper", "default", lucent) if k and k in saved]
+    rows, caps = [], []
+    shown = [c for c in FIGURE_CLASSES if c in targets]
+    if len(shown) < 4:
+        shown = sorted(targets)[:8]
+    for c in shown:
+        i = list(targets).index(c)
+        rows.append([to_picture(saved[k][i]) for k in columns])
+        caps.append(f"{names[c].label} ({c})")
+    title = "Lite0: " + " | ".join(k if "@" not in k else f"Lucent {k.split('@')[1]} st." for k in columns)
+    write_png(path, figure(rows, caps, cell=160, title=title))
+    print(f"wrote {path}")
+
+
+def clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classes", type=int, default=100, help="100: the fixed list; 12: the development list")
+    parser.add_argument("--presets", nargs="*", default=["paper", "default"])
+    parser.add_argument("--lucent-steps", type=int, default=128, help="0 skips Lucent's recipe")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--timing-repeats", type=int, default=6, help="0 skips the step timing")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/classmodel_quality.json"))
+    parser.add_argument("--save-images", type=Path, help="write the pictures here (.pt)")
+    parser.add_argument("--figure", type=Path, help="draw the comparison figure here (PNG)")
+    parser.add_argument("--figure-from", type=Path, help="only draw --figure from pictures saved by --save-images")
+    parser.add_argument("--timing-only", action="store_true", help="only time a step against the floor")
+    args = parser.parse_args()
+    if args.figure_from:
+        saved = torch.load(args.figure_from)
+        draw_figure(saved, saved.pop("classes"), args.figure or Path("docs/classmodel_figure.png"))
+        return
+    if args.timing_only:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        model = deepinside.load_model()
+        timing = step_timing(model, args.batch, args.timing_repeats)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "step_timing": timing}, indent=2) + "\n")
+        return
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    targets = CLASSES_100 if args.classes == 100 else CLASSES_DEV[: args.classes]
+    # A fixed shuffled order, so that the classes done so far (results are
+    # written after every chunk) are always a spread sample of the list.
+    targets = [targets[i] for i in torch.randperm(len(targets), generator=torch.Generator().manual_seed(0))]
+    t_targets = torch.tensor(targets)
+    model = deepinside.load_model()
+    judge = deepinside.load_model("efficientnet_lite1")
+    size = model.preprocessing.input_size[0]
+    results: dict[str, object] = {
+        "machine": f"{platform.machine()} ({os.cpu_count()} cores, shared), {torch.get_num_threads()} torch threads, "
+                   f"torch {torch.__version__}",
+        "classes": targets, "size": size, "batch": args.batch, "seed": args.seed, "rows": [],
+    }
+    rows: list[dict[str, object]] = results["rows"]  # type: ignore[assignment]
+    snaps = [s for s in (16, 32, 64, 96, 128, 192, 256) if s <= args.lucent_steps]
+    images: dict[str, list[torch.Tensor]] = {}
+    wall: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+    steps_of: dict[str, int] = {}
+
+    def add(key: str, pictures: torch.Tensor, w: float, c: float, steps: int) -> None:
+        images.setdefault(key, []).append(pictures)
+        wall[key] = wall.get(key, 0.0) + w
+        cpu[key] = cpu.get(key, 0.0) + c
+        steps_of[key] = steps
+
+    # Methods take turns chunk by chunk, so that load from other users of the
+    # machine falls on all of them alike.
+    for first in range(0, len(targets), args.batch):
+        chunk = targets[first: first + args.batch]
+        for name in args.presets:
+            preset = presets.get(name)
+            w0, c0 = clocks()
+            out = visualize_class(model, chunk, preset=preset, seed=args.seed, batch_size=args.batch)
+            w1, c1 = clocks()
+            add(name, out.images, w1 - w0, c1 - c0, preset.steps)
+        if args.lucent_steps:
+            w0, c0 = clocks()
+            shots = lucent_render(model, model.preprocessing, chunk, args.lucent_steps, size, args.seed + first,
+                                  snaps, args.batch)
+            w1, c1 = clocks()
+            for s in snaps:
+                f = s / args.lucent_steps
+                add(f"lucent-recipe@{s}", shots[s], (w1 - w0) * f, (c1 - c0) * f, s)
+        done = first + len(chunk)
+        rows.clear()
+        for key, parts in images.items():
+            row = {
+                "method": key.split("@")[0], "steps": steps_of[key], "classes_done": done,
+                "seconds_per_class": wall[key] / done, "cpu_seconds_per_class": cpu[key] / done,
+                **judged(model, judge, torch.cat(parts), t_targets[:done]),
+            }
+            rows.append(row)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2) + "\n")  # partial results survive an interrupted run
+        if args.save_images:
+            torch.save({"classes": targets[:done], **{k: torch.cat(v) for k, v in images.items()}}, args.save_images)
+        print(f"  {done}/{len(targets)} classes: "
+              + ", ".join(f"{k} {wall[k] / (first + len(chunk)):.1f} s/class" for k in wall if "@" not in k
+                          or k.endswith(f"@{args.lucent_steps}")), flush=True)
+
+    for row in rows:
+        print(f"{row['method']:>14} {row['steps']:>4} steps: own top-1 {row['own_top1']:.0%} "
+              f"(p {row['own_mean_probability']:.2f}), judge top-1 {row['judge_top1']:.0%} "
+              f"top-5 {row['judge_top5']:.0%} (p {row['judge_mean_probability']:.2f}), "
+              f"{row['seconds_per_class']:.2f} s/class ({row['cpu_seconds_per_class']:.2f} CPU s)", flush=True)
+    if args.timing_repeats:
+        print("step time against the floor (default preset, batch", args.batch, ")")
+        results["step_timing"] = step_timing(model, args.batch, args.timing_repeats)
+    saved = {k: torch.cat(v) for k, v in images.items()}
+    if args.figure:
+        draw_figure(saved, targets, args.figure)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

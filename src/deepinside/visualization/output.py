@@ -1,0 +1,159 @@
+"""Class model visualisations as pictures and files: a contact sheet, one PNG
+per class, and each class's objective log as JSON and CSV.
+
+The render loop never imports this module.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from ..io.files import atomic_write, write_json, write_png
+from ..pictures import figure
+from ..pictures import font as _font
+from .render import ClassModels
+
+
+def to_picture(image: torch.Tensor) -> Image.Image:
+    """One image ``(3, H, W)`` in [0, 1] as an 8-bit RGB picture."""
+    a = image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(a), mode="RGB")
+
+
+def contact_sheet(
+    images: torch.Tensor | Sequence[Image.Image],
+    captions: Sequence[str],
+    columns: int | None = None,
+    cell: int = 160,
+    title: str = "",
+) -> Image.Image:
+    """A grid of pictures with a caption under each: ``images`` ``(K, 3, H, W)``
+    in [0, 1] or PIL pictures; ``columns`` defaults to about sqrt(K) (at most 20)."""
+    pictures = [to_picture(i) for i in images] if isinstance(images, torch.Tensor) else list(images)
+    k = len(pictures)
+    columns = columns or max(1, min(20, math.ceil(math.sqrt(k))))
+    rows = math.ceil(k / columns) if k else 0
+    pad, text_h = 6, 30
+    width = columns * (cell + pad) + pad
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    title_lines = _wrap(title, width - 2 * pad, probe, _font(16)) if title else []
+    title_h = 20 * len(title_lines) + (8 if title_lines else 0)
+    sheet = Image.new("RGB", (width, title_h + rows * (cell + text_h + pad) + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = _font(11)
+    for n, line in enumerate(title_lines):
+        draw.text((pad, 6 + 20 * n), line, fill="black", font=_font(16))
+    for n, (picture, caption) in enumerate(zip(pictures, captions)):
+        r, c = divmod(n, columns)
+        x, y = pad + c * (cell + pad), title_h + pad + r * (cell + text_h + pad)
+        sheet.paste(picture.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS), (x, y))
+        for line, text in enumerate(_wrap(caption, cell, draw, font)[:2]):
+            draw.text((x, y + cell + 2 + 13 * line), text, fill="black", font=font)
+    return sheet
+
+
+def _wrap(text: str, width: int, draw: ImageDraw.ImageDraw, font: object) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        trial = f"{line} {word}".strip()
+        if line and draw.textlength(trial, font=font) > width:  # type: ignore[arg-type]
+            lines.append(line)
+            line = word
+        else:
+            line = trial
+    return [*lines, line] if line else lines
+
+
+def _slug(label: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40] or "class"
+
+
+def file_stems(result: ClassModels) -> list[str]:
+    """``0812-space-shuttle``-style stems, distinct within the result."""
+    seen: dict[str, int] = {}
+    stems = []
+    for t, label in zip(result.targets.tolist(), result.labels):
+        stem = f"{t:04d}-{_slug(label)}"
+        n = seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if n == 1 else f"{stem}-{n}")
+    return stems
+
+
+def captions(result: ClassModels) -> list[str]:
+    """``label  S_c 12.3  P_c 97%`` per image (``stopped`` for a class that failed)."""
+    out = []
+    for k, label in enumerate(result.labels):
+        mark = " (stopped)" if k in result.failures else ""
+        out.append(
+            f"{label}  S {float(result.final_scores[k]):.1f}  P {float(result.final_probabilities[k]):.0%}{mark}"
+        )
+    return out
+
+
+def save(result: ClassModels, out: str | Path, settings: dict[str, object], columns: int | None = None) -> list[Path]:
+    """Write one PNG and an objective log (``.json`` and ``.csv``) per class,
+    ``contact_sheet.png`` and ``summary.json`` into ``out``. Returns the paths."""
+    out = Path(out)
+    written = []
+    stems = file_stems(result)
+    summary = []
+    for k, stem in enumerate(stems):
+        rows = result.log.rows(k)
+        record = {
+            "class_index": int(result.targets[k]),
+            "label": result.labels[k],
+            "final_score": float(result.final_scores[k]),
+            "final_probability": float(result.final_probabilities[k]),
+            "stopped": result.failures.get(k),
+            "image": f"{stem}.png",
+        }
+        summary.append(record)
+        written.append(write_png(out / f"{stem}.png", to_picture(result.images[k])))
+        written.append(
+            write_json(out / f"{stem}.log.json", {**record, "objective": result.log.objective_name, "steps": rows})
+        )
+        written.append(_write_csv(out / f"{stem}.log.csv", rows))
+    title = f"Class models: {settings.get('preset', '')} preset, {settings.get('model', '')}"
+    written.append(write_png(out / "contact_sheet.png", contact_sheet(result.images, captions(result), columns, title=title)))
+    written.append(
+        write_json(out / "summary.json", {**settings, "objective": result.log.objective_name,
+                                          "seconds": result.seconds, "classes": summary})
+    )
+    return written
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=["step", "size", "score", "probability", "objective"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    with atomic_write(path) as handle:
+        handle.write(text.getvalue().encode("utf-8"))
+    return path
+
+
+def comparison_figure(rows: Sequence[ClassModels], names: Sequence[str], title: str = "", cell: int = 224) -> Image.Image:
+    """Several results for the same classes side by side (one column per
+    result, one row per class), e.g. the paper's preset beside the default."""
+    first = rows[0]
+    pictures = [[to_picture(r.images[k]) for r in rows] for k in range(len(first.labels))]
+    caps = [
+        f"{first.labels[k]}: " + ", ".join(
+            f"{n} P {float(r.final_probabilities[k]):.0%}" for n, r in zip(names, rows)
+        )
+        for k in range(len(first.labels))
+    ]
+    return figure(pictures, caps, cell=cell, title=title)
+
+
+__all__ = ["captions", "comparison_figure", "contact_sheet", "file_stems", "save", "to_picture"]

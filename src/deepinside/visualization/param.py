@@ -1,0 +1,159 @@
+"""What is optimised: image parameterisations.
+
+A parameterisation factory is called once per batch with a :class:`ParamSpec`
+and returns a :class:`Param`: the leaf tensors to optimise (batch first) and
+a function that builds the image from them, in the model's *input space*
+``(B, 3, H, W)`` (normalised; ``preprocessing.denormalize`` gives pixels).
+Like Lucent, ``params, image_fn = param`` unpacks it.
+
+- :func:`pixels`: the raw input, the paper's choice (starts from the zero
+  image, the training mean).
+- :func:`fft`: a Fourier-domain image whose frequencies are scaled by 1/f
+  (so that a gradient step changes low frequencies as much as high ones: a
+  preconditioner), optionally colour-decorrelated, squashed into valid pixels
+  by a sigmoid (Olah et al., "Feature Visualization", Distill 2017).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import DeepInsideError
+from ..models.preprocessing import Preprocessing
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """What a parameterisation is built for.
+
+    Attributes:
+        batch: number of images.
+        size: ``(H, W)`` of the image.
+        preprocessing: the model's input convention (mean, std).
+        generators: one random generator per image (an image's randomness
+            does not depend on which other images share its batch).
+        device, dtype: where and in what precision the parameters live.
+    """
+
+    batch: int
+    size: tuple[int, int]
+    preprocessing: Preprocessing
+    generators: Sequence[torch.Generator]
+    device: torch.device
+    dtype: torch.dtype
+
+
+@dataclass
+class Param:
+    """Parameters (leaf tensors, batch first) and ``image_fn() -> (B, 3, H, W)``
+    in model input space. ``pixels`` is the raw input tensor when the image is
+    the parameter itself (post-step regularisers such as blur act on it)."""
+
+    params: list[torch.Tensor]
+    image_fn: Callable[[], torch.Tensor]
+    pixels: torch.Tensor | None = None
+
+    def __iter__(self) -> Iterator[object]:
+        return iter((self.params, self.image_fn))
+
+
+ParamFactory = Callable[[ParamSpec], Param]
+
+
+def _normal(spec: ParamSpec, shape: Sequence[int], sd: float) -> torch.Tensor:
+    """Per-image standard normal draws scaled by ``sd``, each from its image's generator."""
+    rows = [
+        torch.randn(tuple(shape), generator=g, device=g.device, dtype=torch.float32)
+        for g in spec.generators
+    ]
+    return (torch.stack(rows).to(spec.device, spec.dtype) * sd)
+
+
+def pixels(sd: float = 0.0) -> ParamFactory:
+    """The image itself, in model input space, starting from zero (the
+    training mean) plus Gaussian noise of ``sd`` (0: the paper's start)."""
+    if sd < 0:
+        raise DeepInsideError(f"initial noise sd must be >= 0, got {sd}")
+
+    def build(spec: ParamSpec) -> Param:
+        h, w = spec.size
+        x = _normal(spec, (3, h, w), sd) if sd > 0 else torch.zeros(
+            spec.batch, 3, h, w, device=spec.device, dtype=spec.dtype
+        )
+        x.requires_grad_(True)
+        return Param([x], lambda: x, pixels=x)
+
+    return build
+
+
+# Lucent's colour correlation matrix: the square root of the covariance of
+# ImageNet pixel colours (from its SVD); columns scaled to a unit max norm.
+_COLOR_CORRELATION_SVD_SQRT = ((0.26, 0.09, 0.02), (0.27, 0.00, -0.05), (0.27, -0.09, 0.03))
+
+
+def color_correlation(device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The ``(3, 3)`` matrix mapping decorrelated colour to RGB (Lucent's)."""
+    m = torch.tensor(_COLOR_CORRELATION_SVD_SQRT, dtype=torch.float64)
+    return (m / m.norm(dim=0).max()).to(device, dtype)
+
+
+def fft_frequencies(h: int, w: int) -> torch.Tensor:
+    """``|f|`` of each coefficient of a real 2-D FFT of an ``h x w`` image ``(h, w // 2 + 1)``."""
+    fy = torch.fft.fftfreq(h, dtype=torch.float64)[:, None]
+    fx = torch.fft.rfftfreq(w, dtype=torch.float64)[None, :]
+    return (fx * fx + fy * fy).sqrt()
+
+
+def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) -> ParamFactory:
+    """A Fourier-parameterised image with ``1 / |f|^decay_power`` spectrum
+    scaling, optionally colour-decorrelated, through a sigmoid into pixels in
+    (0, 1), then normalised into model input space.
+
+    ``sd`` is the initial noise of the spectrum (0 starts from uniform grey).
+    """
+    if sd < 0:
+        raise DeepInsideError(f"initial noise sd must be >= 0, got {sd}")
+
+    def build(spec: ParamSpec) -> Param:
+        h, w = spec.size
+        freqs = fft_frequencies(h, w)
+        scale = (1.0 / freqs.clamp_min(1.0 / max(h, w)) ** decay_power)
+        # Lucent divides the image by a "magic" 4 (unit-variance spectrum after 1/f scaling).
+        scale = (scale / 4.0).to(spec.device, spec.dtype)[None, None, :, :, None]
+        spectrum = _normal(spec, (3, *freqs.shape, 2), sd) if sd > 0 else torch.zeros(
+            spec.batch, 3, *freqs.shape, 2, device=spec.device, dtype=spec.dtype
+        )
+        spectrum.requires_grad_(True)
+        colour = color_correlation(spec.device, spec.dtype)
+        mean = torch.tensor(spec.preprocessing.mean, device=spec.device, dtype=spec.dtype).view(3, 1, 1)
+        std = torch.tensor(spec.preprocessing.std, device=spec.device, dtype=spec.dtype).view(3, 1, 1)
+
+        def image_fn() -> torch.Tensor:
+            coeffs = torch.view_as_complex((spectrum * scale).contiguous())
+            image = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho")
+            if decorrelate:
+                image = torch.einsum("ij,bjhw->bihw", colour, image)
+            return (torch.sigmoid(image) - mean) / std
+
+        return Param([spectrum], image_fn)
+
+    return build
+
+
+def check_size(size: int | Sequence[int]) -> tuple[int, int]:
+    """An image size as ``(H, W)``, refusing sizes no classifier can use."""
+    hw = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
+    if len(hw) != 2:
+        raise DeepInsideError(f"size must be one number or (height, width), got {size!r}")
+    h, w = hw
+    if not (16 <= h <= 2048 and 16 <= w <= 2048):
+        raise DeepInsideError(f"image size {h}x{w} is out of range: use 16 to 2048 pixels a side")
+    if h * w > 1024 * 1024:
+        raise DeepInsideError(f"image size {h}x{w} is too large: at most 1024x1024 pixels in all")
+    return h, w
+
+
+__all__ = ["Param", "ParamFactory", "ParamSpec", "check_size", "color_correlation", "fft", "fft_frequencies", "pixels"]

@@ -1,0 +1,407 @@
+"""The render loop: gradient ascent on images, many classes as one batch.
+
+Classes are optimised together, ``batch_size`` at a time. Each image has its
+own random generator, seeded from ``seed`` and its class, so a class's
+picture does not depend on which classes share its batch, and the same seed
+gives the same pictures bit for bit on the same machine and batch size.
+Gradients come from the gradient engine's private, eval-mode copy of the
+model (batch norm folded, channels-last): the caller's model is never
+changed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from ..attribution._engine import scoring
+from ..attribution.targets import class_index
+from ..errors import DeepInsideError
+from ..models.classifier import Classifier
+from ..models.preprocessing import Preprocessing
+from .objectives import Objective, State
+from .optim import Optimizer
+from .param import ParamFactory, ParamSpec, check_size
+from .transforms import BetweenSteps, StepContext, Transform, TransformContext, apply
+
+#: A class named by index, or (with a :class:`Classifier`) by WordNet id or name.
+ClassName = int | str
+
+#: ``(scale, fraction)``: the model sees the image at ``scale`` times its size
+#: for ``fraction`` of the steps (fractions are normalised to sum to 1).
+Octave = tuple[float, float]
+
+
+@dataclass
+class ObjectiveLog:
+    """Per class and step: the class score S_c, the posterior P_c and the
+    objective's value, as seen by the model at that step (after the
+    transforms, at that step's size). ``NaN`` after a class stopped.
+
+    Attributes:
+        scores, probabilities, objective: ``(K, steps)`` float64 tensors on the CPU.
+        sizes: the ``(H, W)`` the model saw at each step.
+        objective_name: what was maximised.
+        steps_run: ``(K,)`` steps each class ran (fewer where it stopped).
+    """
+
+    scores: torch.Tensor
+    probabilities: torch.Tensor
+    objective: torch.Tensor
+    sizes: list[tuple[int, int]]
+    objective_name: str
+    steps_run: torch.Tensor
+
+    def rows(self, k: int) -> list[dict[str, object]]:
+        """Class ``k``'s log as one record per step it ran (for JSON / CSV);
+        non-finite values are None."""
+        return [
+            {
+                "step": step + 1,
+                "size": f"{h}x{w}",
+                "score": _finite_or_none(float(self.scores[k, step])),
+                "probability": _finite_or_none(float(self.probabilities[k, step])),
+                "objective": _finite_or_none(float(self.objective[k, step])),
+            }
+            for step, (h, w) in enumerate(self.sizes[: int(self.steps_run[k])])
+        ]
+
+
+def _finite_or_none(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+@dataclass
+class ClassModels:
+    """Class model visualisations.
+
+    Attributes:
+        images: ``(K, 3, H, W)`` pixels in [0, 1] (the optimised image mapped
+            back through the model's preprocessing and clipped), on the
+            model's device.
+        log: the objective log.
+        targets: class index of each image ``(K,)``.
+        labels: a display name per image.
+        final_scores, final_probabilities: S_c and P_c of each returned image
+            ``(K,)`` (the clipped image, untransformed, at full size).
+        failures: position in ``targets`` -> why that class stopped early.
+        seconds: wall time of the whole run.
+
+    ``images, log = visualize_class(...)`` unpacks it.
+    """
+
+    images: torch.Tensor
+    log: ObjectiveLog
+    targets: torch.Tensor
+    labels: list[str]
+    final_scores: torch.Tensor
+    final_probabilities: torch.Tensor
+    failures: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter((self.images, self.log))
+
+
+def class_indices(model: nn.Module, targets: ClassName | Sequence[ClassName] | torch.Tensor) -> list[int]:
+    """Targets as class indices: names are resolved with a Classifier's class index."""
+    if isinstance(targets, torch.Tensor):
+        items: list[ClassName] = [int(t) for t in targets.reshape(-1).tolist()]
+    elif isinstance(targets, (int, str)):
+        items = [targets]
+    else:
+        items = list(targets)
+    if not items:
+        raise DeepInsideError("no classes given: name at least one class (index, WordNet id or name)")
+    return [class_index(model, t) for t in items]
+
+
+def _label(model: nn.Module, index: int) -> str:
+    if isinstance(model, Classifier) and model._classes is not None and index < len(model._classes):
+        return model._classes[index].label
+    return f"class {index}"
+
+
+def _placement(model: nn.Module, device: torch.device | str | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
+    first = next(iter(model.parameters()), None)
+    model_device = first.device if first is not None else torch.device("cpu")
+    model_dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
+    device = torch.device(device) if device is not None else model_device
+    dtype = dtype or model_dtype
+    if first is not None and (device.type != model_device.type or (device.index or 0) != (model_device.index or 0)):
+        raise DeepInsideError(f"the model is on {model_device}, not {device}: move it with model.to({str(device)!r})")
+    if not dtype.is_floating_point:
+        raise DeepInsideError(f"images need a floating-point dtype, got {dtype}")
+    if first is not None and dtype != model_dtype:
+        raise DeepInsideError(f"the model's weights are {model_dtype}, not {dtype}: convert it with model.to({dtype})")
+    return device, dtype
+
+
+def _octave_sizes(octaves: Sequence[Octave], size: tuple[int, int], steps: int) -> list[tuple[int, int]]:
+    if not octaves:
+        return [size] * steps
+    total = sum(f for _, f in octaves)
+    if total <= 0 or any(f < 0 or s <= 0 for s, f in octaves):
+        raise DeepInsideError(f"octaves need positive scales and non-negative fractions, got {list(octaves)}")
+    sizes: list[tuple[int, int]] = []
+    done = 0.0
+    for i, (scale, fraction) in enumerate(octaves):
+        done += fraction / total
+        end = steps if i == len(octaves) - 1 else round(done * steps)
+        hw = (max(16, round(size[0] * scale)), max(16, round(size[1] * scale)))
+        sizes.extend([hw] * (end - len(sizes)))
+    return sizes
+
+
+def _base_seed(seed: int | torch.Generator) -> int:
+    if isinstance(seed, torch.Generator):
+        return int(torch.randint(0, 2**62, (), generator=seed))
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise DeepInsideError(f"seed must be a whole number or a torch.Generator, got {seed!r}")
+    return seed
+
+
+def _generator(base: int, target: int) -> torch.Generator:
+    # splitmix-style mixing: distinct, well-spread streams per (seed, class).
+    z = (base * 0x9E3779B97F4A7C15 + target * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) % 2**64
+    z = ((z ^ (z >> 31)) * 0xD6E8FEB86659FD93) % 2**64
+    return torch.Generator(device="cpu").manual_seed(z % 2**63)
+
+
+def render(
+    model: nn.Module,
+    targets: Sequence[int],
+    objective: Objective,
+    param: ParamFactory,
+    *,
+    steps: int,
+    optimizer: Optimizer,
+    transforms: Sequence[Transform] = (),
+    between_steps: Sequence[BetweenSteps] = (),
+    octaves: Sequence[Octave] = (),
+    size: int | tuple[int, int] | None = None,
+    preprocessing: Preprocessing | None = None,
+    batch_size: int = 8,
+    seed: int | torch.Generator = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    progress: bool | None = False,
+    labels: Sequence[str] | None = None,
+) -> ClassModels:
+    """Maximise ``objective`` for each class in ``targets`` by gradient ascent.
+
+    Args:
+        model: a classifier ``(B, 3, H, W) -> (B, C)`` scores; not changed.
+        targets: class indices ``K``.
+        objective: what to maximise (see :mod:`.objectives`).
+        param: how the image is parameterised (see :mod:`.param`).
+        steps: number of updates (at least 1).
+        optimizer: the update rule (see :mod:`.optim`).
+        transforms: robustness transforms before the model at each step.
+        between_steps: regularisers applied to raw pixels after each update.
+        octaves: ``(scale, fraction)`` pairs: the model sees the image at
+            ``scale`` times ``size`` for that fraction of the steps.
+        size: image size ``PX`` or ``(H, W)`` (default: the model's input size).
+        preprocessing: the model's input convention (default: the
+            Classifier's, or ImageNet's for a plain module).
+        batch_size: classes optimised together (bounds memory).
+        seed: an int, or a generator to draw one from.
+        device, dtype: must match the model's (default: the model's).
+        progress: show a progress bar on stderr (None: only on a terminal).
+        labels: display names (default: the model's class names).
+
+    Returns:
+        :class:`ClassModels`: images ``(K, 3, H, W)`` in [0, 1] and the log.
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise DeepInsideError(f"steps must be a whole number of at least 1, got {steps!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise DeepInsideError(f"batch size must be at least 1, got {batch_size!r}")
+    if preprocessing is None:
+        preprocessing = model.preprocessing if isinstance(model, Classifier) else Preprocessing()
+    hw = check_size(size if size is not None else preprocessing.input_size)
+    device, dtype = _placement(model, device, dtype)
+    targets = [int(t) for t in targets]
+    labels = list(labels) if labels is not None else [_label(model, t) for t in targets]
+    sizes = _octave_sizes(octaves, hw, steps)
+    base = _base_seed(seed)
+    k_all = len(targets)
+
+    images = torch.empty(k_all, 3, *hw, device=device, dtype=dtype)
+    log_s = torch.full((k_all, steps), float("nan"), dtype=torch.float64)
+    log_p, log_o = log_s.clone(), log_s.clone()
+    final_s = torch.empty(k_all, dtype=torch.float64)
+    final_p = torch.empty(k_all, dtype=torch.float64)
+    run = torch.empty(k_all, dtype=torch.long)
+    failures: dict[int, str] = {}
+    start = time.perf_counter()
+    example = torch.zeros(1, 3, *hw, device=device, dtype=dtype)
+    chunks = math.ceil(k_all / batch_size)
+    with ExitStack() as stack:
+        try:
+            score, _ = stack.enter_context(scoring(model, example))
+        except RuntimeError as err:
+            raise _size_error(hw, err) from err
+        bar = stack.enter_context(tqdm(
+            total=chunks * steps, desc="classmodel", unit="step", disable=(None if progress is None else not progress),
+            leave=False,
+        ))
+        for first in range(0, k_all, batch_size):
+            rows = slice(first, min(first + batch_size, k_all))
+            chunk_targets = targets[rows]
+            out = _render_chunk(
+                score, chunk_targets, objective, param, steps=steps, optimizer=optimizer, transforms=transforms,
+                between_steps=between_steps, sizes=sizes, size=hw, preprocessing=preprocessing,
+                generators=[_generator(base, t) for t in chunk_targets], device=device, dtype=dtype,
+                bar=bar, done=first, total=k_all,
+            )
+            images[rows], log_s[rows], log_p[rows], log_o[rows], final_s[rows], final_p[rows], run[rows] = out[:7]
+            for b, (step, why) in out[7].items():
+                k = first + b
+                failures[k] = (
+                    f"class {targets[k]} ({labels[k]}): {why} at step {step + 1}; "
+                    "stopped it there and kept its last finite image"
+                )
+                warnings.warn(failures[k], RuntimeWarning, stacklevel=2)
+    return ClassModels(
+        images=images,
+        log=ObjectiveLog(log_s, log_p, log_o, sizes, objective.name, run),
+        targets=torch.tensor(targets, dtype=torch.long),
+        labels=labels,
+        final_scores=final_s,
+        final_probabilities=final_p,
+        failures=failures,
+        seconds=time.perf_counter() - start,
+    )
+
+
+_ChunkResult = tuple[
+    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+    dict[int, tuple[int, str]],
+]
+
+
+def _render_chunk(
+    score: Callable[[torch.Tensor], torch.Tensor],
+    targets: list[int],
+    objective: Objective,
+    param: ParamFactory,
+    *,
+    steps: int,
+    optimizer: Optimizer,
+    transforms: Sequence[Transform],
+    between_steps: Sequence[BetweenSteps],
+    sizes: list[tuple[int, int]],
+    size: tuple[int, int],
+    preprocessing: Preprocessing,
+    generators: list[torch.Generator],
+    device: torch.device,
+    dtype: torch.dtype,
+    bar: tqdm,  # type: ignore[type-arg]
+    done: int,
+    total: int,
+) -> _ChunkResult:
+    """One batch of classes: ``(pixels, S_c log, P_c log, objective log, final
+    S_c, final P_c, steps run, {row: (step, why it stopped)})``."""
+    batch = len(targets)
+    t = torch.tensor(targets, device=device, dtype=torch.long)
+    prm = param(ParamSpec(batch, size, preprocessing, generators, device, dtype))
+    if between_steps and prm.pixels is None:
+        raise DeepInsideError("blur and pixel clipping act on raw pixels: use the pixels parameterisation")
+    state = optimizer.init(prm.params)
+    alive = torch.ones(batch, dtype=torch.bool, device=device)
+    failed: dict[int, tuple[int, str]] = {}
+    log_s = torch.full((batch, steps), float("nan"), dtype=torch.float64, device=device)
+    log_p, log_o = log_s.clone(), log_s.clone()
+    channels_last = torch.channels_last
+    for step in range(steps):
+        ctx = TransformContext(step, generators, sizes[step])
+        image = prm.image_fn()
+        x = apply(transforms, image, ctx).contiguous(memory_format=channels_last)
+        try:
+            scores = score(x)
+        except RuntimeError as err:  # typically: an input too small for the network
+            raise _size_error(tuple(x.shape[-2:]), err) from err
+        if step == 0 and max(targets) >= scores.shape[1]:
+            raise DeepInsideError(
+                f"class {max(targets)} is out of range: the model has classes 0 to {scores.shape[1] - 1}"
+            )
+        values = objective(State(scores, image, t))
+        if values.shape != (batch,):
+            raise DeepInsideError(
+                f"objective {objective.name} gave shape {tuple(values.shape)}; it must give one value per image ({batch})"
+            )
+        with torch.no_grad():
+            s_c = scores.gather(1, t[:, None])[:, 0]
+            p_c = scores.float().softmax(1).gather(1, t[:, None])[:, 0]
+            log_s[:, step] = torch.where(alive, s_c.double(), torch.nan)
+            log_p[:, step] = torch.where(alive, p_c.double(), torch.nan)
+            log_o[:, step] = torch.where(alive, values.double(), torch.nan)
+            finite = values.isfinite() & scores.isfinite().all(1)
+        total_value = torch.where(finite & alive, values, torch.zeros_like(values)).sum()
+        grads = list(torch.autograd.grad(total_value, prm.params))
+        with torch.no_grad():
+            _record(failed, alive & ~finite, step, "the objective became NaN or infinite")
+            alive &= finite
+            if bool(alive.any()):
+                if not bool(alive.all()):
+                    grads = [torch.where(_rows(alive, g), g, torch.zeros_like(g)) for g in grads]
+                updates = optimizer.updates(prm.params, grads, state, step, steps)
+                # A non-finite gradient gives a non-finite update: one check covers both.
+                ok = alive.clone()
+                for u in updates:
+                    ok &= u.flatten(1).isfinite().all(1)
+                _record(failed, alive & ~ok, step, "its gradient or update became NaN or infinite")
+                all_ok = bool(ok.all())
+                alive &= ok
+                for p, u in zip(prm.params, updates):
+                    if all_ok:
+                        p.add_(u)
+                    else:
+                        p.add_(torch.where(_rows(alive, u), u, torch.zeros_like(u)))
+                for op in between_steps:
+                    op(prm.pixels, StepContext(step, grads[0], alive))
+        bar.update()
+        if bar.n % 4 == 0 or step == steps - 1:
+            live = alive.nonzero()[:, 0]
+            if len(live):
+                bar.set_postfix_str(
+                    f"classes {done}/{total} S_c {float(s_c[live].mean()):.3g} P_c {float(p_c[live].mean()):.2f}",
+                    refresh=False,
+                )
+        if not bool(alive.any()):
+            bar.update(steps - step - 1)
+            break
+    with torch.no_grad():
+        pixels = preprocessing.denormalize(prm.image_fn()).nan_to_num(0.5).clamp(0, 1)
+        final = score(preprocessing.normalize(pixels).contiguous(memory_format=channels_last))
+        final_s = final.gather(1, t[:, None])[:, 0].double().cpu()
+        final_p = final.float().softmax(1).gather(1, t[:, None])[:, 0].double().cpu()
+    steps_run = torch.tensor([failed[b][0] + 1 if b in failed else steps for b in range(batch)])
+    return pixels.contiguous(), log_s.cpu(), log_p.cpu(), log_o.cpu(), final_s, final_p, steps_run, failed
+
+
+def _size_error(size: tuple[int, ...], err: RuntimeError) -> DeepInsideError:
+    text = str(err).strip()
+    first_line = text.splitlines()[0] if text else type(err).__name__
+    return DeepInsideError(f"the model failed on {size[0]}x{size[1]} inputs ({first_line}); try a larger size")
+
+
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
+def _record(failed: dict[int, tuple[int, str]], newly: torch.Tensor, step: int, why: str) -> None:
+    for b in newly.nonzero()[:, 0].tolist():
+        failed.setdefault(b, (step, why))
+
+
+__all__ = ["ClassModels", "ObjectiveLog", "Octave", "class_indices", "render"]

@@ -1,0 +1,276 @@
+"""Robustness: random transforms the image must survive, and regularisers
+applied to the image between steps.
+
+**Transforms** are differentiable and run on the image before the model at
+every step: ``transform(x, ctx) -> x``. The geometric ones (:func:`jitter`,
+:func:`random_scale`, :func:`random_rotate`) are :class:`Affine`: the render
+loop multiplies consecutive affine transforms into one matrix per image and
+resamples the image once, straight to the model's input size for the step
+(the octave), so a whole chain costs one ``grid_sample``. Any callable
+``(x, ctx) -> x`` can sit in the list (it ends a run of affine transforms).
+Each image draws its randomness from its own generator (``ctx.generators``).
+
+**Between-step regularisers** (Yosinski et al. 2015) change the raw pixels
+after an update, in place: :func:`gaussian_blur` every k steps,
+:func:`clip_norm` and :func:`clip_contribution` (set pixels with a small
+norm, or a small ``|x * grad|`` contribution, to zero: the training mean).
+They need the :func:`~deepinside.visualization.param.pixels`
+parameterisation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import DeepInsideError
+
+
+@dataclass(frozen=True)
+class TransformContext:
+    """What a transform may read: the step (0-based), the per-image
+    generators, and the ``(H, W)`` the model sees at this step."""
+
+    step: int
+    generators: Sequence[torch.Generator]
+    size: tuple[int, int]
+
+
+Transform = Callable[[torch.Tensor, TransformContext], torch.Tensor]
+
+
+def _uniform(ctx: TransformContext, low: float, high: float, n: int = 1) -> torch.Tensor:
+    """``(B, n)`` uniform draws in [low, high), one row per image from its generator (float64, CPU)."""
+    rows = [torch.rand(n, generator=g, device=g.device, dtype=torch.float64).cpu() for g in ctx.generators]
+    return low + (high - low) * torch.stack(rows)
+
+
+class Affine:
+    """A random affine map of the image plane. ``matrix(batch_shape, ctx)``
+    gives ``(B, 3, 3)`` matrices taking output coordinates to input
+    coordinates, both normalised to [-1, 1] (``F.affine_grid``'s convention).
+    Calling it applies it alone (one resampling)."""
+
+    name = "affine"
+
+    def matrix(self, shape: tuple[int, int, int, int], ctx: TransformContext) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor, ctx: TransformContext) -> torch.Tensor:
+        return resample(x, self.matrix(tuple(x.shape), ctx), tuple(x.shape[-2:]))
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class _Jitter(Affine):
+    def __init__(self, pixels: float) -> None:
+        self.pixels = float(pixels)
+        self.name = f"jitter({pixels:g})"
+
+    def matrix(self, shape: tuple[int, int, int, int], ctx: TransformContext) -> torch.Tensor:
+        b, _, h, w = shape
+        shift = _uniform(ctx, -self.pixels, self.pixels, 2)  # (B, 2) in pixels (x, y)
+        m = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
+        m[:, 0, 2] = shift[:, 0] * 2 / w
+        m[:, 1, 2] = shift[:, 1] * 2 / h
+        return m
+
+
+class _Scale(Affine):
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = float(low), float(high)
+        self.name = f"random_scale({low:g}, {high:g})"
+
+    def matrix(self, shape: tuple[int, int, int, int], ctx: TransformContext) -> torch.Tensor:
+        b = shape[0]
+        # The image is magnified by s: output coordinate p samples input p / s.
+        s = _uniform(ctx, self.low, self.high)[:, 0]
+        m = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
+        m[:, 0, 0] = 1 / s
+        m[:, 1, 1] = 1 / s
+        return m
+
+
+class _Rotate(Affine):
+    def __init__(self, degrees: float) -> None:
+        self.degrees = float(degrees)
+        self.name = f"random_rotate({degrees:g})"
+
+    def matrix(self, shape: tuple[int, int, int, int], ctx: TransformContext) -> torch.Tensor:
+        b, _, h, w = shape
+        a = _uniform(ctx, -self.degrees, self.degrees)[:, 0] * (math.pi / 180)
+        cos, sin = a.cos(), a.sin()
+        # Rotate in pixel units: normalised coords are scaled by (w/2, h/2).
+        m = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
+        m[:, 0, 0] = cos
+        m[:, 0, 1] = -sin * h / w
+        m[:, 1, 0] = sin * w / h
+        m[:, 1, 1] = cos
+        return m
+
+
+class _Crop(Affine):
+    name = "random_crop"
+
+    def matrix(self, shape: tuple[int, int, int, int], ctx: TransformContext) -> torch.Tensor:
+        b, _, h, w = shape
+        # The output (ctx.size) shows a window of the image at the image's own
+        # scale, at a random place inside it.
+        fy, fx = min(1.0, ctx.size[0] / h), min(1.0, ctx.size[1] / w)
+        place = _uniform(ctx, -1.0, 1.0, 2)
+        m = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
+        m[:, 0, 0], m[:, 1, 1] = fx, fy
+        m[:, 0, 2] = place[:, 0] * (1 - fx)
+        m[:, 1, 2] = place[:, 1] * (1 - fy)
+        return m
+
+
+def random_crop() -> Affine:
+    """When the model sees fewer pixels than the image has (an octave below
+    1), show it a window of that size at the image's own scale, at a random
+    place, instead of the whole image shrunk; at full size it does nothing."""
+    return _Crop()
+
+
+def jitter(pixels: float) -> Affine:
+    """Shift each image by a random offset of up to ``pixels`` in x and y."""
+    if pixels < 0:
+        raise DeepInsideError(f"jitter must be >= 0 pixels, got {pixels}")
+    return _Jitter(pixels)
+
+
+def random_scale(low: float, high: float) -> Affine:
+    """Magnify each image by a random factor in ``[low, high]``."""
+    if not 0 < low <= high:
+        raise DeepInsideError(f"scale range must satisfy 0 < low <= high, got ({low}, {high})")
+    return _Scale(low, high)
+
+
+def random_rotate(degrees: float) -> Affine:
+    """Rotate each image by a random angle in ``[-degrees, degrees]``."""
+    if degrees < 0:
+        raise DeepInsideError(f"rotation must be >= 0 degrees, got {degrees}")
+    return _Rotate(degrees)
+
+
+def resample(x: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int], padding: str = "reflection") -> torch.Tensor:
+    """Sample ``x`` ``(B, C, H, W)`` at the affine ``matrix`` ``(B, 3, 3)`` onto ``size``, bilinearly."""
+    theta = matrix[:, :2, :].to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, [x.shape[0], x.shape[1], *size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+
+
+def apply(transforms: Sequence[Transform], x: torch.Tensor, ctx: TransformContext) -> torch.Tensor:
+    """Run ``transforms`` on ``x`` and return it at ``ctx.size``; runs of
+    :class:`Affine` transforms are fused into one resampling."""
+    pending: torch.Tensor | None = None
+    for t in transforms:
+        if isinstance(t, Affine):
+            m = t.matrix(tuple(x.shape), ctx)
+            pending = m if pending is None else pending @ m
+            continue
+        if pending is not None:
+            x = resample(x, pending, tuple(x.shape[-2:]))
+            pending = None
+        x = t(x, ctx)
+    if pending is not None:
+        return resample(x, pending, ctx.size)
+    if tuple(x.shape[-2:]) != tuple(ctx.size):
+        return F.interpolate(x, size=ctx.size, mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+# ---------------------------------------------------------------- between steps
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a between-step regulariser may read: the step just taken
+    (0-based), the pixels' gradient at it, and which images are still optimised."""
+
+    step: int
+    grad: torch.Tensor
+    alive: torch.Tensor
+
+
+BetweenSteps = Callable[[torch.Tensor, StepContext], None]
+
+
+def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    radius = max(1, math.ceil(3 * sigma))
+    t = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``(B, C, H, W)`` with reflected borders."""
+    k = _gaussian_kernel(sigma, x.device, x.dtype)
+    r = k.numel() // 2
+    c = x.shape[1]
+    x = F.pad(x, (r, r, 0, 0), mode="reflect" if r < x.shape[-1] else "replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    x = F.pad(x, (0, 0, r, r), mode="reflect" if r < x.shape[-2] else "replicate")
+    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def gaussian_blur(sigma: float, every: int = 4) -> BetweenSteps:
+    """Blur the image with a Gaussian of ``sigma`` pixels every ``every`` steps."""
+    if sigma <= 0 or every < 1:
+        raise DeepInsideError(f"blur needs sigma > 0 and every >= 1, got sigma={sigma}, every={every}")
+
+    def op(x: torch.Tensor, ctx: StepContext) -> None:
+        if (ctx.step + 1) % every == 0:
+            x.copy_(torch.where(ctx.alive.view(-1, 1, 1, 1), blur(x, sigma), x))
+
+    return op
+
+
+def _zero_below(x: torch.Tensor, measure: torch.Tensor, percentile: float, alive: torch.Tensor) -> None:
+    flat = measure.flatten(1).float()
+    cut = torch.quantile(flat, percentile / 100.0, dim=1).to(measure.dtype).view(-1, 1, 1)
+    keep = (measure >= cut) | ~alive.view(-1, 1, 1)
+    x.mul_(keep[:, None].to(x.dtype))
+
+
+def clip_norm(percentile: float) -> BetweenSteps:
+    """Set pixels whose colour-vector norm is below the ``percentile`` of the
+    image's norms to zero (the training mean)."""
+    _check_percentile(percentile)
+    return lambda x, ctx: _zero_below(x, x.norm(dim=1), percentile, ctx.alive)
+
+
+def clip_contribution(percentile: float) -> BetweenSteps:
+    """Set pixels whose contribution ``|sum_channel x * grad|`` to the score is
+    below the ``percentile`` of the image's contributions to zero."""
+    _check_percentile(percentile)
+    return lambda x, ctx: _zero_below(x, (x * ctx.grad).sum(1).abs(), percentile, ctx.alive)
+
+
+def _check_percentile(p: float) -> None:
+    if not 0 <= p < 100:
+        raise DeepInsideError(f"clipping percentile must be in [0, 100), got {p}")
+
+
+__all__ = [
+    "Affine",
+    "BetweenSteps",
+    "StepContext",
+    "Transform",
+    "TransformContext",
+    "apply",
+    "blur",
+    "clip_contribution",
+    "clip_norm",
+    "gaussian_blur",
+    "jitter",
+    "random_crop",
+    "random_rotate",
+    "random_scale",
+    "resample",
+]

@@ -1,0 +1,305 @@
+"""Class model visualisation: objectives worked out by hand, the algebra,
+reproducibility, the caller's model untouched, failures kept per class, the
+command line. Tiny hand-built models keep it fast; the built-in model checks
+that the paper's recipe raises the class score."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import deepinside
+from deepinside.cli import classmodel_cmd
+from deepinside.errors import DeepInsideError
+from deepinside.visualization import Preset, objectives as O, param, presets, transforms as T, visualize_class
+from deepinside.visualization.optim import Adam, GradientAscent, scheduled
+from deepinside.visualization.render import _octave_sizes
+
+HALF = deepinside.Preprocessing(input_size=(16, 16), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+
+
+def linear_model(classes: int = 5, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, classes))
+
+
+def conv_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 4)
+    )
+
+
+def tiny_default(steps: int = 6) -> Preset:
+    return dataclasses.replace(presets.default(), steps=steps, octaves=((0.5, 0.5), (1.0, 0.5)))
+
+
+# ---------------------------------------------------------------- objectives
+
+
+def _state(scores, image, targets) -> O.State:
+    return O.State(torch.tensor(scores, dtype=torch.float64), image, torch.tensor(targets))
+
+
+def test_objectives_by_hand_and_their_algebra():
+    image = torch.zeros(2, 3, 2, 2, dtype=torch.float64)
+    image[0, 0] = torch.tensor([[1.0, 2.0], [4.0, 0.0]])  # TV: dx = 2 - 1, dy = 4 - 1
+    image[1, 2, 1, 1] = -3.0
+    s = _state([[1.0, 2.0, 3.0], [0.0, 0.0, math.log(2.0)]], image, [2, 0])
+    assert torch.allclose(O.class_logit()(s), torch.tensor([3.0, 0.0], dtype=torch.float64))
+    assert torch.allclose(O.class_logit(1)(s), torch.tensor([2.0, 0.0], dtype=torch.float64))
+    p0 = math.exp(3) / (math.exp(1) + math.exp(2) + math.exp(3))
+    assert torch.allclose(O.class_probability()(s), torch.tensor([p0, 1 / 4], dtype=torch.float64))
+    assert torch.allclose(O.class_log_probability()(s), torch.tensor([math.log(p0), math.log(1 / 4)], dtype=torch.float64))
+    assert torch.allclose(O.l2()(s), torch.tensor([1 + 4 + 16, 9.0], dtype=torch.float64))
+    assert torch.allclose(O.l1()(s), torch.tensor([7.0, 3.0], dtype=torch.float64))
+    assert torch.allclose(O.total_variation()(s), torch.tensor([1.0 + 9.0, 0.0], dtype=torch.float64))
+
+    combo = O.class_logit() - 0.5 * O.l2() + 2 * O.l1() - O.total_variation() / 2
+    expected = torch.tensor([3 - 10.5 + 14 - 5, 0 - 4.5 + 6 - 0], dtype=torch.float64)
+    assert torch.allclose(combo(s), expected)
+    assert torch.allclose((-O.class_logit())(s), -O.class_logit()(s))
+    assert torch.allclose((O.l1() * 3)(s), 3 * O.l1()(s))
+    assert combo.name == "class_logit - 0.5 * l2 + 2 * l1 - 0.5 * total_variation"
+    with pytest.raises(TypeError):
+        O.class_logit() + 1.0  # type: ignore[operator]
+    with pytest.raises(DeepInsideError, match="out of range"):
+        O.class_logit(7)(s)
+    with pytest.raises(DeepInsideError, match="unknown objective"):
+        O.class_objective("loss")
+
+
+def test_objective_gradient_matches_autograd_in_float64():
+    image = torch.randn(2, 3, 5, 5, dtype=torch.float64, requires_grad=True)
+    obj = O.total_variation(1.5) + 0.1 * O.l2()
+
+    def f(x):
+        return obj(O.State(torch.zeros(2, 3, dtype=torch.float64), x, torch.zeros(2, dtype=torch.long))).sum()
+
+    assert torch.autograd.gradcheck(f, (image,))
+
+
+def test_paper_steps_are_the_hand_computed_gradient_ascent():
+    """S_c(I) = w_c . I + b_c, so each step is I <- I + lr (w_c - 2 lam I), from I = 0."""
+    model = linear_model()
+    lam, lr, c = 0.05, 0.3, 2
+    out = visualize_class(
+        model, [c], preset=presets.paper(lam=lam, lr=lr, steps=2), preprocessing=HALF, size=16
+    )
+    w, b = model[1].weight[c].detach().view(3, 16, 16), float(model[1].bias[c].detach())
+    i1 = lr * w
+    i2 = i1 + lr * (w - 2 * lam * i1)
+    assert torch.allclose(out.images[0], (0.5 * i2 + 0.5).clamp(0, 1), atol=1e-6)
+    # The log: S_c and the objective before each step (step 1 is the zero image).
+    assert out.log.scores[0, 0] == pytest.approx(b, abs=1e-5)
+    assert out.log.scores[0, 1] == pytest.approx(float((w * i1).sum()) + b, rel=1e-5)
+    assert out.log.objective[0, 1] == pytest.approx(float((w * i1).sum()) + b - lam * float(i1.pow(2).sum()), rel=1e-5)
+    assert out.log.objective_name == "class_logit - 0.05 * l2"
+
+
+def test_paper_preset_raises_the_class_score_of_the_builtin_model(model):
+    out = visualize_class(model, ["goldfish", "space shuttle"], preset="paper", steps=6, size=96)
+    with torch.no_grad():
+        zero = model.eval()(torch.zeros(1, 3, 96, 96))[0, out.targets]
+    assert out.log.scores[:, 0].float() == pytest.approx(zero.double().float(), abs=1e-3)  # starts from zero
+    assert bool((out.log.scores[:, -1] > out.log.scores[:, 0] + 4).all())  # before the last step
+    assert bool((out.final_scores > zero.double() + 1).all())  # after it, clipped to valid pixels
+    assert out.images.shape == (2, 3, 96, 96) and 0 <= float(out.images.min()) and float(out.images.max()) <= 1
+
+
+# ------------------------------------------------------- parts of the recipe
+
+
+def test_transforms_resample_exactly_where_they_should():
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float64).view(2, 3, 6, 6)
+    quarter = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64).expand(2, 3, 3)
+    assert torch.allclose(T.resample(x, quarter, (6, 6)), torch.rot90(x, 1, dims=(-2, -1)), atol=1e-9)
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]
+    ctx = T.TransformContext(0, gens, (6, 6))
+    identity = [T.jitter(0), T.random_scale(1, 1), T.random_rotate(0), T.random_crop()]
+    assert torch.allclose(T.apply(identity, x, ctx), x, atol=1e-9)
+    half = T.apply([], x, T.TransformContext(0, gens, (3, 3)))
+    assert half.shape == (2, 3, 3, 3)
+    # Between-step blur keeps a constant image and frozen images.
+    const = torch.full((2, 3, 8, 8), 0.7)
+    T.gaussian_blur(1.0, every=1)(const, T.StepContext(0, torch.zeros_like(const), torch.tensor([True, False])))
+    assert torch.allclose(const, torch.full_like(const, 0.7))
+
+
+def test_fft_parameterisation_starts_grey_and_is_band_limited():
+    spec = param.ParamSpec(2, (16, 20), HALF, [torch.Generator().manual_seed(i) for i in range(2)], torch.device("cpu"), torch.float32)
+    grey = param.fft(sd=0.0)(spec)
+    assert torch.allclose(HALF.denormalize(grey.image_fn()), torch.full((2, 3, 16, 20), 0.5))
+    noisy = param.fft(sd=0.01)(spec)
+    params, image_fn = noisy
+    assert params[0].shape == (2, 3, 16, 11, 2) and image_fn().shape == (2, 3, 16, 20)
+    f = param.fft_frequencies(16, 20)
+    assert f[0, 0] == 0 and f[8, 10] == pytest.approx(math.sqrt(0.5**2 + 0.5**2))
+
+
+def test_octaves_schedule_and_learning_rate():
+    sizes = _octave_sizes(((0.5, 0.6), (1.0, 0.4)), (224, 200), 10)
+    assert sizes == [(112, 100)] * 6 + [(224, 200)] * 4
+    assert _octave_sizes((), (32, 32), 3) == [(32, 32)] * 3
+    assert scheduled(0.1, "cosine", 0, 10) == pytest.approx(0.1)
+    assert scheduled(0.1, "cosine", 9, 10) == pytest.approx(0.01)
+    assert scheduled(0.1, "constant", 9, 10) == 0.1
+
+
+# ------------------------------------------------------------ the run itself
+
+
+def test_same_seed_same_pictures_bit_for_bit_and_batch_independent():
+    model = conv_model()
+    kw = dict(preset=tiny_default(), preprocessing=HALF, size=16)
+    a = visualize_class(model, [0, 1, 2], seed=3, **kw)
+    b = visualize_class(model, [0, 1, 2], seed=3, **kw)
+    assert torch.equal(a.images, b.images) and torch.equal(a.log.scores, b.log.scores)
+    other = visualize_class(model, [0, 1, 2], seed=4, **kw)
+    assert not torch.equal(a.images, other.images)
+    # A class's picture does not depend on its batch-mates (up to float round-off).
+    alone = visualize_class(model, [1], seed=3, batch_size=1, **kw)
+    assert torch.allclose(alone.images[0], a.images[1], atol=1e-4)
+    gen = visualize_class(model, [0], seed=torch.Generator().manual_seed(9), **kw)
+    assert gen.images.shape == (1, 3, 16, 16)
+
+
+def _model_state(model: nn.Module) -> dict[str, object]:
+    return {
+        "training": [m.training for m in model.modules()],
+        "grads": [p.grad for p in model.parameters()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "weights": [t.detach().clone() for t in [*model.parameters(), *model.buffers()]],
+        "hooks": [len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()],
+    }
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_the_callers_model_is_left_as_it_was(training):
+    model = conv_model().train(training)
+    before = _model_state(model)
+    with torch.no_grad():  # also works under no_grad
+        out = visualize_class(model, [0, 3], preset=tiny_default(3), preprocessing=HALF, size=16)
+    after = _model_state(model)
+    assert before["training"] == after["training"] and before["requires_grad"] == after["requires_grad"]
+    assert after["grads"] == [None] * len(after["grads"]) and before["hooks"] == after["hooks"]
+    assert all(torch.equal(u, v) for u, v in zip(before["weights"], after["weights"]))  # BN running stats too
+    assert out.images.shape == (2, 3, 16, 16)
+
+
+class NanAbove(nn.Module):
+    """Scores (m, -m, 0) with m the image mean, but NaN once m > 0.3."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean(dim=(1, 2, 3))
+        scores = torch.stack([m, -m, torch.zeros_like(m)], dim=1)
+        return torch.where(m[:, None] > 0.3, torch.full_like(scores, float("nan")), scores)
+
+
+def test_nan_stops_that_class_only_and_says_so():
+    climb = Preset("climb", param.pixels(), Adam(0.1), steps=10)
+    with pytest.warns(RuntimeWarning, match="class 0"):
+        out = visualize_class(NanAbove(), [0, 1], preset=climb, preprocessing=HALF, size=16)
+    assert list(out.failures) == [0] and "became NaN or infinite" in out.failures[0] and "class 0" in out.failures[0]
+    assert 1 <= int(out.log.steps_run[0]) < 10 and int(out.log.steps_run[1]) == 10
+    assert bool(out.images.isfinite().all())
+    assert float(out.log.scores[1, -1]) > 0.5  # the other class (score -m) went on to the end
+    rows = out.log.rows(0)
+    assert rows[-1]["score"] is None and all(r["score"] is not None for r in rows[:-1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(targets=["goldfsh"]), "did you mean 'goldfish'"),
+        (dict(targets=[1], steps=0), "steps must be"),
+        (dict(targets=[1], size=100000), "out of range"),
+        (dict(targets=[1], size=4), "out of range"),
+        (dict(targets=[1], size=20, steps=1), r"failed on 20x20 inputs.*larger size"),
+        (dict(targets=[1], preset="pretty"), "unknown preset"),
+        (dict(targets=[1], objective="loss"), "unknown objective"),
+        (dict(targets=[]), "no classes"),
+        (dict(targets=[5000]), "out of range"),
+    ],
+)
+def test_bad_input_is_one_clear_error(model, kwargs, message):
+    targets = kwargs.pop("targets")
+    with pytest.raises(DeepInsideError, match=message):
+        visualize_class(model, targets, **kwargs)
+
+
+def test_not_a_classifier_and_out_of_range_class_on_plain_modules():
+    with pytest.raises(DeepInsideError, match="not a classifier"):
+        visualize_class(nn.Conv2d(3, 4, 3), [0], preset=tiny_default(1), size=16)
+    with pytest.raises(DeepInsideError, match="out of range"):
+        visualize_class(linear_model(), [7], preset=tiny_default(1), preprocessing=HALF, size=16)
+    with pytest.raises(DeepInsideError, match="use an index"):
+        visualize_class(linear_model(), ["tabby"], preprocessing=HALF, size=16)
+
+
+def test_probability_objective_is_logged(tmp_path):
+    out = visualize_class(linear_model(), [1, 2], preset=presets.paper(steps=3), objective="probability",
+                          preprocessing=HALF, size=16)
+    assert out.log.objective_name == "class_probability - 0.001 * l2"
+    p = out.log.probabilities
+    assert bool(((p > 0) & (p < 1)).all()) and bool((p[:, -1] > p[:, 0]).all())
+
+
+# ------------------------------------------------------------ command line
+
+
+def _cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="deepinside")
+    classmodel_cmd.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+def test_command_line_writes_pictures_logs_and_a_contact_sheet(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = _cli(["classmodel", "goldfish", "812", "--steps", "2", "--size", "64", "--out", str(out), "--seed", "1"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [c["class_index"] for c in summary["classes"]] == [1, 812]
+    assert summary["preset"] == "default" and summary["seed"] == 1
+    assert (out / "contact_sheet.png").exists() and (out / "0812-space-shuttle.png").exists()
+    log = json.loads((out / "0001-goldfish.log.json").read_text())
+    assert [s["step"] for s in log["steps"]] == [1, 2] and log["objective"] == "class_logit"
+    with open(out / "0001-goldfish.log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 and float(rows[0]["score"]) == pytest.approx(log["steps"][0]["score"])
+    assert "2 of 2 classes rendered" in capsys.readouterr().err
+    assert not list(out.glob(".*")), "no temporary files left behind"
+
+
+def test_command_line_refuses_bad_input(tmp_path):
+    with pytest.raises(SystemExit) as e:
+        _cli(["classmodel", "goldfish", "--steps", "0"])
+    assert e.value.code == 2
+    with pytest.raises(DeepInsideError, match="use --all"):
+        _cli(["classmodel", "--out", str(tmp_path)])
+    with pytest.raises(DeepInsideError, match="not both"):
+        _cli(["classmodel", "goldfish", "--all"])
+    with pytest.raises(DeepInsideError, match="did you mean"):
+        _cli(["classmodel", "goldfsh", "--out", str(tmp_path)])
+    with pytest.raises(DeepInsideError, match="out of range"):
+        _cli(["classmodel", "goldfish", "--size", "99999", "--out", str(tmp_path)])
+
+
+def test_comparison_figure_and_contact_sheet_sizes():
+    from deepinside.visualization.output import comparison_figure, contact_sheet
+
+    a = visualize_class(linear_model(), [1, 2, 3], preset=presets.paper(steps=1), preprocessing=HALF, size=16)
+    fig = comparison_figure([a, a], ["paper", "again"], cell=32)
+    assert fig.mode == "RGB" and fig.width > 2 * 32 and fig.height > 3 * 32
+    sheet = contact_sheet(a.images, ["one", "two", "three"], columns=2, cell=40)
+    assert sheet.size == (2 * 46 + 6, 2 * (40 + 30 + 6) + 6)
+    titled = contact_sheet(a.images, ["one", "two", "three"], columns=2, cell=40, title="a long title " * 4)
+    assert titled.width == sheet.width and titled.height > sheet.height + 40  # wrapped, not cut off
