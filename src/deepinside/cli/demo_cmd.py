@@ -75,7 +75,7 @@ def classmodel_figure(model: Classifier) -> Image.Image:
     """Like the paper's Figure 1: a few classes, the paper's preset beside the default."""
     results = [visualize_class(model, DEMO_CLASSES, preset=p, progress=None) for p in ("paper", "default")]
     return comparison_figure(results, ["paper", "default"],
-                             title="Class models (Simonyan et al. 2013, section 2): paper | default")
+                             title="Class models (paper sec. 2): paper | default")
 
 
 def localization_figure(model: Classifier, photos: list[Image.Image]) -> Image.Image:
