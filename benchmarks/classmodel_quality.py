@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 import deepinside
+from _timing import median_seconds
 from deepinside.attribution._engine import scoring
 from deepinside.visualization import param as vparam
 from deepinside.visualization import presets, visualize_class
@@ -165,13 +166,7 @@ def judged(own: deepinside.Classifier, judge: deepinside.Classifier, images: tor
 
 
 def median_ms(fn: Callable[[], object], repeats: int) -> float:
-    fn(), fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * sorted(times)[len(times) // 2]
+    return 1000 * median_seconds(fn, repeats)
 
 
 def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[dict[str, float]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from PIL import Image
 from skimage import data
 
 import deepinside
+from _timing import median_seconds
 from deepinside.attribution import saliency
 
 
@@ -33,17 +33,6 @@ def floor(model: torch.nn.Module, x: torch.Tensor, target: torch.Tensor) -> torc
     x = x.detach().requires_grad_(True)
     (g,) = torch.autograd.grad(model(x).gather(1, target[:, None]).sum(), x)
     return g.abs().amax(1)
-
-
-def timed(fn: Callable[[], torch.Tensor], repeats: int) -> float:
-    """Median seconds per call, after two warm-up calls."""
-    fn(), fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return sorted(times)[len(times) // 2]
 
 
 def agreement(ours: torch.Tensor, ref: torch.Tensor) -> tuple[float, float, float]:
@@ -72,9 +61,9 @@ def main() -> None:
         captum_map = captum.attribute(x, target=t, abs=True).amax(1)
         rel, within, corr = agreement(ours_map, captum_map)
         secs = {
-            "deepinside": timed(lambda: saliency(model, x, t), args.repeats),
-            "captum": timed(lambda: captum.attribute(x, target=t, abs=True).amax(1), args.repeats),
-            "floor": timed(lambda: floor(model, x, t), args.repeats),
+            "deepinside": median_seconds(lambda: saliency(model, x, t), args.repeats),
+            "captum": median_seconds(lambda: captum.attribute(x, target=t, abs=True).amax(1), args.repeats),
+            "floor": median_seconds(lambda: floor(model, x, t), args.repeats),
         }
         rows.append(
             {
