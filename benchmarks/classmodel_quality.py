@@ -211,6 +211,29 @@ def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[
     return rows
 
 
+# ------------------------------------------------------- cost at equal quality
+
+
+def against_lucent(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """For each preset: the fewest Lucent-recipe steps whose judge top-1 reaches the preset's, and the
+    preset's time as a fraction of that (None where Lucent never reached it within the steps run:
+    then the fraction is at most the one against Lucent's longest run)."""
+    lucent = sorted((r for r in rows if r["method"] == "lucent-recipe"), key=lambda r: r["steps"])
+    out = []
+    for row in rows:
+        if row["method"] == "lucent-recipe" or not lucent:
+            continue
+        reached = next((r for r in lucent if r["judge_top1"] >= row["judge_top1"]), None)
+        ref = reached or lucent[-1]
+        out.append({
+            "method": row["method"], "judge_top1": row["judge_top1"],
+            "lucent_steps": ref["steps"] if reached else None, "lucent_longest_steps": lucent[-1]["steps"],
+            "time_fraction": row["cpu_seconds_per_class"] / ref["cpu_seconds_per_class"],
+            "bound_only": reached is None,
+        })
+    return out
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -288,7 +311,7 @@ def main() -> None:
         "classes": targets, "size": size, "batch": args.batch, "seed": args.seed, "rows": [],
     }
     rows: list[dict[str, object]] = results["rows"]  # type: ignore[assignment]
-    snaps = [s for s in (16, 32, 64, 96, 128, 192, 256) if s <= args.lucent_steps]
+    snaps = sorted({s for s in (16, 32, 64, 96, 128, 160, 192, 256, 320, 384, 512) if s < args.lucent_steps} | {args.lucent_steps})
     images: dict[str, list[torch.Tensor]] = {}
     wall: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -340,6 +363,14 @@ def main() -> None:
               f"(p {row['own_mean_probability']:.2f}), judge top-1 {row['judge_top1']:.0%} "
               f"top-5 {row['judge_top5']:.0%} (p {row['judge_mean_probability']:.2f}), "
               f"{row['seconds_per_class']:.2f} s/class ({row['cpu_seconds_per_class']:.2f} CPU s)", flush=True)
+    results["against_lucent"] = against_lucent(rows)
+    for r in results["against_lucent"]:
+        if r["bound_only"]:
+            print(f"{r['method']}: judge top-1 {r['judge_top1']:.0%}, not reached by Lucent's recipe in "
+                  f"{r['lucent_longest_steps']} steps; time < {r['time_fraction']:.2f} of Lucent's")
+        else:
+            print(f"{r['method']}: judge top-1 {r['judge_top1']:.0%} costs Lucent's recipe {r['lucent_steps']} steps; "
+                  f"time {r['time_fraction']:.2f} of Lucent's (CPU seconds)")
     if args.timing_repeats:
         print("step time against the floor (default preset, batch", args.batch, ")")
         results["step_timing"] = step_timing(model, args.batch, args.timing_repeats)

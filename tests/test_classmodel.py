@@ -127,6 +127,10 @@ def test_transforms_resample_exactly_where_they_should():
     assert torch.allclose(T.apply(identity, x, ctx), x, atol=1e-9)
     half = T.apply([], x, T.TransformContext(0, gens, (3, 3)))
     assert half.shape == (2, 3, 3, 3)
+    # A transform after the last affine one sees the step's size: the affine run resampled straight to it.
+    seen = []
+    T.apply([T.random_crop(), lambda y, c: seen.append(tuple(y.shape[-2:])) or y], x, T.TransformContext(0, gens, (4, 4)))
+    assert seen == [(4, 4)]
     # Between-step blur keeps a constant image and frozen images.
     const = torch.full((2, 3, 8, 8), 0.7)
     T.gaussian_blur(1.0, every=1)(const, T.StepContext(0, torch.zeros_like(const), torch.tensor([True, False])))
@@ -153,6 +157,21 @@ def test_octaves_schedule_and_learning_rate():
     assert scheduled(0.1, "constant", 9, 10) == 0.1
 
 
+def test_adam_ascent_is_torchs_adam_maximising():
+    torch.manual_seed(0)
+    ours, theirs = torch.randn(2, 5, dtype=torch.float64), None
+    theirs = ours.clone().requires_grad_(True)
+    reference = torch.optim.Adam([theirs], lr=0.1, maximize=True)
+    adam = Adam(0.1)
+    state = adam.init([ours])
+    for step in range(5):
+        g = torch.sin(3 * ours) + ours
+        ours += adam.updates([ours], [g], state, step, 5)[0]
+        theirs.grad = torch.sin(3 * theirs.detach()) + theirs.detach()
+        reference.step()
+    assert torch.allclose(ours, theirs.detach(), atol=1e-12)
+
+
 # ------------------------------------------------------------ the run itself
 
 
@@ -169,6 +188,24 @@ def test_same_seed_same_pictures_bit_for_bit_and_batch_independent():
     assert torch.allclose(alone.images[0], a.images[1], atol=1e-4)
     gen = visualize_class(model, [0], seed=torch.Generator().manual_seed(9), **kw)
     assert gen.images.shape == (1, 3, 16, 16)
+
+
+def test_views_average_the_objective_over_random_transforms():
+    model = conv_model()
+    still = dataclasses.replace(presets.default(), steps=4, transforms=())
+    one = visualize_class(model, [0, 3], preset=still, preprocessing=HALF, size=16, seed=1)
+    three = visualize_class(model, [0, 3], preset=dataclasses.replace(still, views=3), preprocessing=HALF, size=16, seed=1)
+    # Identical views: the mean is the single view's objective, so the same run.
+    assert torch.allclose(one.images, three.images, atol=1e-5)
+    assert torch.allclose(one.log.scores, three.log.scores, atol=1e-4)
+    moving = dataclasses.replace(tiny_default(), views=2)
+    both = visualize_class(model, [0, 3], preset=moving, preprocessing=HALF, size=16, seed=1)
+    alone = visualize_class(model, [3], preset=moving, preprocessing=HALF, size=16, seed=1, batch_size=1)
+    assert torch.allclose(alone.images[0], both.images[1], atol=1e-4)
+    assert not torch.allclose(both.images, visualize_class(model, [0, 3], preset=tiny_default(), preprocessing=HALF,
+                                                           size=16, seed=1).images, atol=1e-3)
+    with pytest.raises(DeepInsideError, match="views"):
+        visualize_class(model, [0], preset=dataclasses.replace(still, views=0), preprocessing=HALF, size=16)
 
 
 def _model_state(model: nn.Module) -> dict[str, object]:
@@ -222,7 +259,7 @@ def test_nan_stops_that_class_only_and_says_so():
         (dict(targets=[1], steps=0), "steps must be"),
         (dict(targets=[1], size=100000), "out of range"),
         (dict(targets=[1], size=4), "out of range"),
-        (dict(targets=[1], size=20, steps=1), r"failed on 20x20 inputs.*larger size"),
+        (dict(targets=[1], size=20, steps=1), r"failed on .*20x20.*; try a larger size"),
         (dict(targets=[1], preset="pretty"), "unknown preset"),
         (dict(targets=[1], objective="loss"), "unknown objective"),
         (dict(targets=[]), "no classes"),

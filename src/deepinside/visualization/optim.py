@@ -67,15 +67,16 @@ class Adam:
         self, params: list[torch.Tensor], grads: list[torch.Tensor], state: list[dict[str, torch.Tensor]],
         step: int, steps: int,
     ) -> list[torch.Tensor]:
-        lr = scheduled(self.lr, self.schedule, step, steps)
         b1, b2 = self.betas
+        # lr * m_hat / (sqrt(v_hat) + eps), the bias corrections folded into two scalars.
+        step_size = scheduled(self.lr, self.schedule, step, steps) / (1 - b1 ** (step + 1))
+        v_scale = 1 / math.sqrt(1 - b2 ** (step + 1))
         out = []
         for g, s in zip(grads, state):
             s["m"].mul_(b1).add_(g, alpha=1 - b1)
             s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-            m_hat = s["m"] / (1 - b1 ** (step + 1))
-            v_hat = s["v"] / (1 - b2 ** (step + 1))
-            out.append(lr * m_hat / (v_hat.sqrt() + self.eps))
+            denom = s["v"].sqrt().mul_(v_scale).add_(self.eps)
+            out.append(torch.div(s["m"], denom).mul_(step_size))
         return out
 
 

@@ -187,6 +187,7 @@ def render(
     transforms: Sequence[Transform] = (),
     between_steps: Sequence[BetweenSteps] = (),
     octaves: Sequence[Octave] = (),
+    views: int = 1,
     size: int | tuple[int, int] | None = None,
     preprocessing: Preprocessing | None = None,
     batch_size: int = 8,
@@ -209,6 +210,8 @@ def render(
         between_steps: regularisers applied to raw pixels after each update.
         octaves: ``(scale, fraction)`` pairs: the model sees the image at
             ``scale`` times ``size`` for that fraction of the steps.
+        views: random transforms of each image per step; the objective is
+            their mean (a less noisy gradient for ``views`` times the cost).
         size: image size ``PX`` or ``(H, W)`` (default: the model's input size).
         preprocessing: the model's input convention (default: the
             Classifier's, or ImageNet's for a plain module).
@@ -223,6 +226,8 @@ def render(
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise DeepInsideError(f"steps must be a whole number of at least 1, got {steps!r}")
+    if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+        raise DeepInsideError(f"views must be a whole number of at least 1, got {views!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise DeepInsideError(f"batch size must be at least 1, got {batch_size!r}")
     if preprocessing is None:
@@ -259,7 +264,7 @@ def render(
             chunk_targets = targets[rows]
             out = _render_chunk(
                 score, chunk_targets, objective, param, steps=steps, optimizer=optimizer, transforms=transforms,
-                between_steps=between_steps, sizes=sizes, size=hw, preprocessing=preprocessing,
+                between_steps=between_steps, sizes=sizes, views=views, size=hw, preprocessing=preprocessing,
                 generators=[_generator(base, t) for t in chunk_targets], device=device, dtype=dtype,
                 bar=bar, done=first, total=k_all,
             )
@@ -300,6 +305,7 @@ def _render_chunk(
     transforms: Sequence[Transform],
     between_steps: Sequence[BetweenSteps],
     sizes: list[tuple[int, int]],
+    views: int,
     size: tuple[int, int],
     preprocessing: Preprocessing,
     generators: list[torch.Generator],
@@ -322,30 +328,36 @@ def _render_chunk(
     log_s = torch.full((batch, steps), float("nan"), dtype=torch.float64, device=device)
     log_p, log_o = log_s.clone(), log_s.clone()
     channels_last = torch.channels_last
+    # Each image's views draw their transforms one after another from its own generator.
+    view_generators = [g for g in generators for _ in range(views)]
+    t_views = t.repeat_interleave(views)
     for step in range(steps):
-        ctx = TransformContext(step, generators, sizes[step])
+        ctx = TransformContext(step, view_generators, sizes[step])
         image = prm.image_fn()
-        x = apply(transforms, image, ctx).contiguous(memory_format=channels_last)
+        image_views = image.repeat_interleave(views, 0) if views > 1 else image
+        x = apply(transforms, image_views, ctx).contiguous(memory_format=channels_last)
         try:
             scores = score(x)
         except RuntimeError as err:  # typically: an input too small for the network
-            raise _size_error(tuple(x.shape[-2:]), err) from err
+            raise _size_error(tuple(x.shape[-2:]), err, image=size) from err
         if step == 0 and max(targets) >= scores.shape[1]:
             raise DeepInsideError(
                 f"class {max(targets)} is out of range: the model has classes 0 to {scores.shape[1] - 1}"
             )
-        values = objective(State(scores, image, t))
-        if values.shape != (batch,):
+        values = objective(State(scores, image_views, t_views))
+        if values.shape != (batch * views,):
             raise DeepInsideError(
-                f"objective {objective.name} gave shape {tuple(values.shape)}; it must give one value per image ({batch})"
+                f"objective {objective.name} gave shape {tuple(values.shape)}; "
+                f"it must give one value per image ({batch * views})"
             )
+        values = values.view(batch, views).mean(1)
         with torch.no_grad():
-            s_c = scores.gather(1, t[:, None])[:, 0]
-            p_c = scores.float().softmax(1).gather(1, t[:, None])[:, 0]
+            s_c = scores.gather(1, t_views[:, None])[:, 0].view(batch, views).mean(1)
+            p_c = scores.float().softmax(1).gather(1, t_views[:, None])[:, 0].view(batch, views).mean(1)
             log_s[:, step] = torch.where(alive, s_c.double(), torch.nan)
             log_p[:, step] = torch.where(alive, p_c.double(), torch.nan)
             log_o[:, step] = torch.where(alive, values.double(), torch.nan)
-            finite = values.isfinite() & scores.isfinite().all(1)
+            finite = values.isfinite() & scores.isfinite().all(1).view(batch, views).all(1)
         total_value = torch.where(finite & alive, values, torch.zeros_like(values)).sum()
         grads = list(torch.autograd.grad(total_value, prm.params))
         with torch.no_grad():
@@ -389,10 +401,13 @@ def _render_chunk(
     return pixels.contiguous(), log_s.cpu(), log_p.cpu(), log_o.cpu(), final_s, final_p, steps_run, failed
 
 
-def _size_error(size: tuple[int, ...], err: RuntimeError) -> DeepInsideError:
+def _size_error(size: tuple[int, ...], err: RuntimeError, image: tuple[int, int] | None = None) -> DeepInsideError:
     text = str(err).strip()
     first_line = text.splitlines()[0] if text else type(err).__name__
-    return DeepInsideError(f"the model failed on {size[0]}x{size[1]} inputs ({first_line}); try a larger size")
+    seen = f"{size[0]}x{size[1]} inputs"
+    if image is not None and tuple(image) != tuple(size):
+        seen += f" (what it sees of the {image[0]}x{image[1]} image)"
+    return DeepInsideError(f"the model failed on {seen} ({first_line}); try a larger size")
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -169,13 +169,15 @@ def apply(transforms: Sequence[Transform], x: torch.Tensor, ctx: TransformContex
     """Run ``transforms`` on ``x`` and return it at ``ctx.size``; runs of
     :class:`Affine` transforms are fused into one resampling."""
     pending: torch.Tensor | None = None
-    for t in transforms:
+    last_affine = max((i for i, t in enumerate(transforms) if isinstance(t, Affine)), default=-1)
+    for i, t in enumerate(transforms):
         if isinstance(t, Affine):
             m = t.matrix(tuple(x.shape), ctx)
             pending = m if pending is None else pending @ m
             continue
         if pending is not None:
-            x = resample(x, pending, tuple(x.shape[-2:]))
+            # The last affine run resamples straight to the step's size.
+            x = resample(x, pending, ctx.size if i > last_affine else tuple(x.shape[-2:]))
             pending = None
         x = t(x, ctx)
     if pending is not None:
