@@ -13,8 +13,9 @@ at 0.05, maximising the class logit), all in the same run. Then
    (top-1 and top-5 on the target classes).
 
 Pictures are judged as saved: 8-bit pixels. Lucent's curve comes from one
-128-step run judged at 16, 32, 64, 96 and 128 steps (constant learning rate,
-so a snapshot at step n is exactly an n-step run).
+256-step run judged at 16, 32, 64, ... and 256 steps (constant learning rate,
+so a snapshot at step n is exactly an n-step run); each preset's cost is then
+set against the fewest Lucent steps that reach its judge accuracy.
 
 Also times a step against the floor: one forward and backward of the same
 batch through the same fast model copy, and through the plain model.
@@ -270,7 +271,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=100, help="100: the fixed list; 12: the development list")
     parser.add_argument("--presets", nargs="*", default=["paper", "default"])
-    parser.add_argument("--lucent-steps", type=int, default=128, help="0 skips Lucent's recipe")
+    parser.add_argument("--lucent-steps", type=int, default=256, help="0 skips Lucent's recipe")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")

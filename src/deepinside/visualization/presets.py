@@ -81,7 +81,9 @@ def paper(lam: float = PAPER_LAMBDA, lr: float = PAPER_LR, steps: int = PAPER_ST
 #     input noise (sd 0.1), two views per step, S_c - mean S:    77.5-92.5%
 # A 0.7 window costs about half a step on the whole image, and showing the
 # network windows at its own scale makes every part of the picture show the
-# class (the judge, seeing the whole picture, agrees more often).
+# class. On the benchmark's 100 classes this gives judge top-1 86% (not the
+# dev set's 95%: 40 classes are a noisy guide) at about half the time the
+# Lucent recipe needs for that accuracy (benchmarks/classmodel_quality.py).
 DEFAULT_STEPS = 128
 DEFAULT_WINDOW = 0.7
 

@@ -44,7 +44,8 @@ Octave = tuple[float, float]
 class ObjectiveLog:
     """Per class and step: the class score S_c, the posterior P_c and the
     objective's value, as seen by the model at that step (after the
-    transforms, at that step's size). ``NaN`` after a class stopped.
+    transforms, at that step's size; the mean over the step's views).
+    ``NaN`` after a class stopped.
 
     Attributes:
         scores, probabilities, objective: ``(K, steps)`` float64 tensors on the CPU.
