@@ -137,6 +137,20 @@ def test_transforms_resample_exactly_where_they_should():
     assert torch.allclose(const, torch.full_like(const, 0.7))
 
 
+def test_windows_stay_inside_or_overhang_by_what_was_asked():
+    gens = [torch.Generator().manual_seed(i) for i in range(200)]
+    ctx = T.TransformContext(0, gens, (70, 70))  # a 0.7 window of a 100 px image
+    inside = T.random_crop().matrix((200, 3, 100, 100), ctx)
+    over = T.random_crop(overhang=0.25).matrix((200, 3, 100, 100), ctx)
+    assert torch.allclose(inside[:, 0, 0], torch.full((200,), 0.7, dtype=torch.float64))
+    shift_in, shift_over = inside[:, :2, 2].abs().max(), over[:, :2, 2].abs().max()
+    # Normalised units: the image spans [-1, 1], the window 1.4; inside, the centre moves up to 0.3;
+    # overhanging by a quarter of the window (0.35), up to 0.65.
+    assert 0.28 < shift_in <= 0.3 and 0.6 < shift_over <= 0.65
+    with pytest.raises(DeepInsideError, match="overhang"):
+        T.random_crop(overhang=1.0)
+
+
 def test_fft_parameterisation_starts_grey_and_is_band_limited():
     spec = param.ParamSpec(2, (16, 20), HALF, [torch.Generator().manual_seed(i) for i in range(2)], torch.device("cpu"), torch.float32)
     grey = param.fft(sd=0.0)(spec)

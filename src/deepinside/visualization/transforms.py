@@ -115,26 +115,34 @@ class _Rotate(Affine):
 
 
 class _Crop(Affine):
-    name = "random_crop"
+    def __init__(self, overhang: float) -> None:
+        self.overhang = float(overhang)
+        self.name = f"random_crop({overhang:g})" if overhang else "random_crop"
 
     def matrix(self, shape: tuple[int, int, int, int], ctx: TransformContext) -> torch.Tensor:
         b, _, h, w = shape
         # The output (ctx.size) shows a window of the image at the image's own
-        # scale, at a random place inside it.
+        # scale, at a random place inside it (or up to `overhang` of a window
+        # beyond its edges, where the reflected image is seen).
         fy, fx = min(1.0, ctx.size[0] / h), min(1.0, ctx.size[1] / w)
         place = _uniform(ctx, -1.0, 1.0, 2)
         m = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
         m[:, 0, 0], m[:, 1, 1] = fx, fy
-        m[:, 0, 2] = place[:, 0] * (1 - fx)
-        m[:, 1, 2] = place[:, 1] * (1 - fy)
+        m[:, 0, 2] = place[:, 0] * (1 - fx + 2 * self.overhang * fx if fx < 1 else 0.0)
+        m[:, 1, 2] = place[:, 1] * (1 - fy + 2 * self.overhang * fy if fy < 1 else 0.0)
         return m
 
 
-def random_crop() -> Affine:
+def random_crop(overhang: float = 0.0) -> Affine:
     """When the model sees fewer pixels than the image has (an octave below
     1), show it a window of that size at the image's own scale, at a random
-    place, instead of the whole image shrunk; at full size it does nothing."""
-    return _Crop()
+    place, instead of the whole image shrunk; at full size it does nothing.
+    ``overhang`` lets the window reach that fraction of its size beyond the
+    image's edges (the image is reflected there), so that the edges are seen
+    about as often as the middle."""
+    if not 0 <= overhang < 1:
+        raise DeepInsideError(f"overhang must be in [0, 1), got {overhang}")
+    return _Crop(overhang)
 
 
 def jitter(pixels: float) -> Affine:
