@@ -49,6 +49,11 @@ def _uniform(ctx: TransformContext, low: float, high: float, n: int = 1) -> torc
     return low + (high - low) * torch.stack(rows)
 
 
+def _identities(batch: int) -> torch.Tensor:
+    """``(B, 3, 3)`` identity matrices (float64), to fill in per image."""
+    return torch.eye(3, dtype=torch.float64).repeat(batch, 1, 1)
+
+
 class Affine:
     """A random affine map of the image plane. ``matrix(batch_shape, ctx)``
     gives ``(B, 3, 3)`` matrices taking output coordinates to input
@@ -75,7 +80,7 @@ class _Jitter(Affine):
     def matrix(self, shape: tuple[int, int, int, int], ctx: TransformContext) -> torch.Tensor:
         b, _, h, w = shape
         shift = _uniform(ctx, -self.pixels, self.pixels, 2)  # (B, 2) in pixels (x, y)
-        m = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
+        m = _identities(b)
         m[:, 0, 2] = shift[:, 0] * 2 / w
         m[:, 1, 2] = shift[:, 1] * 2 / h
         return m
@@ -90,7 +95,7 @@ class _Scale(Affine):
         b = shape[0]
         # The image is magnified by s: output coordinate p samples input p / s.
         s = _uniform(ctx, self.low, self.high)[:, 0]
-        m = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
+        m = _identities(b)
         m[:, 0, 0] = 1 / s
         m[:, 1, 1] = 1 / s
         return m
@@ -106,7 +111,7 @@ class _Rotate(Affine):
         a = _uniform(ctx, -self.degrees, self.degrees)[:, 0] * (math.pi / 180)
         cos, sin = a.cos(), a.sin()
         # Rotate in pixel units: normalised coords are scaled by (w/2, h/2).
-        m = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
+        m = _identities(b)
         m[:, 0, 0] = cos
         m[:, 0, 1] = -sin * h / w
         m[:, 1, 0] = sin * w / h
@@ -126,7 +131,7 @@ class _Crop(Affine):
         # beyond its edges, where the reflected image is seen).
         fy, fx = min(1.0, ctx.size[0] / h), min(1.0, ctx.size[1] / w)
         place = _uniform(ctx, -1.0, 1.0, 2)
-        m = torch.eye(3, dtype=torch.float64).repeat(b, 1, 1)
+        m = _identities(b)
         m[:, 0, 0], m[:, 1, 1] = fx, fy
         m[:, 0, 2] = place[:, 0] * (1 - fx + 2 * self.overhang * fx if fx < 1 else 0.0)
         m[:, 1, 2] = place[:, 1] * (1 - fy + 2 * self.overhang * fy if fy < 1 else 0.0)
