@@ -166,6 +166,14 @@ def test_octaves_schedule_and_learning_rate():
     sizes = _octave_sizes(((0.5, 0.6), (1.0, 0.4)), (224, 200), 10)
     assert sizes == [(112, 100)] * 6 + [(224, 200)] * 4
     assert _octave_sizes((), (32, 32), 3) == [(32, 32)] * 3
+
+
+def test_interleaved_octaves_take_turns_in_proportion():
+    three = ((0.5, 1), (0.7, 1), (1.0, 1))
+    assert _octave_sizes(three, (100, 100), 7, interleave=True) == [(50, 50), (70, 70), (100, 100)] * 2 + [(50, 50)]
+    uneven = _octave_sizes(((0.5, 3), (1.0, 1)), (100, 100), 8, interleave=True)
+    assert uneven.count((100, 100)) == 2 and uneven.index((100, 100)) in (2, 3)
+    assert _octave_sizes(((0.5, 1), (1.0, 0)), (100, 100), 4, interleave=True) == [(50, 50)] * 4
     assert scheduled(0.1, "cosine", 0, 10) == pytest.approx(0.1)
     assert scheduled(0.1, "cosine", 9, 10) == pytest.approx(0.01)
     assert scheduled(0.1, "constant", 9, 10) == 0.1
@@ -220,6 +228,13 @@ def test_views_average_the_objective_over_random_transforms():
                                                            size=16, seed=1).images, atol=1e-3)
     with pytest.raises(DeepInsideError, match="views"):
         visualize_class(model, [0], preset=dataclasses.replace(still, views=0), preprocessing=HALF, size=16)
+
+
+def test_interleaved_windows_change_size_every_step():
+    turns = dataclasses.replace(tiny_default(5), interleave=True)
+    out = visualize_class(conv_model(), [0, 3], preset=turns, preprocessing=HALF, size=32, seed=1)
+    assert out.log.sizes == [(16, 16), (32, 32)] * 2 + [(16, 16)]
+    assert out.images.shape == (2, 3, 32, 32) and bool(torch.isfinite(out.log.scores).all())
 
 
 def _model_state(model: nn.Module) -> dict[str, object]:

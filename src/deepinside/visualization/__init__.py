@@ -93,6 +93,7 @@ def visualize_class(
         transforms=chosen.transforms,
         between_steps=chosen.between_steps,
         octaves=chosen.octaves,
+        interleave=chosen.interleave,
         views=chosen.views,
         size=size,
         preprocessing=preprocessing,

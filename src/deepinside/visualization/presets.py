@@ -33,6 +33,7 @@ class Preset:
     transforms: Sequence[Transform] = ()
     between_steps: Sequence[BetweenSteps] = ()
     octaves: Sequence[Octave] = ()
+    interleave: bool = False
     views: int = 1
     penalty: Objective | None = None
     description: str = ""

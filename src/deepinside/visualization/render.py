@@ -146,20 +146,33 @@ def _placement(model: nn.Module, device: torch.device | str | None, dtype: torch
     return device, dtype
 
 
-def _octave_sizes(octaves: Sequence[Octave], size: tuple[int, int], steps: int) -> list[tuple[int, int]]:
+def _octave_sizes(
+    octaves: Sequence[Octave], size: tuple[int, int], steps: int, interleave: bool = False
+) -> list[tuple[int, int]]:
     if not octaves:
         return [size] * steps
     total = sum(f for _, f in octaves)
     if total <= 0 or any(f < 0 or s <= 0 for s, f in octaves):
         raise DeepInsideError(f"octaves need positive scales and non-negative fractions, got {list(octaves)}")
-    sizes: list[tuple[int, int]] = []
-    done = 0.0
-    for i, (scale, fraction) in enumerate(octaves):
-        done += fraction / total
-        end = steps if i == len(octaves) - 1 else round(done * steps)
-        hw = (max(16, round(size[0] * scale)), max(16, round(size[1] * scale)))
-        sizes.extend([hw] * (end - len(sizes)))
-    return sizes
+    shares = [f / total for _, f in octaves]
+    if interleave:
+        order = _interleaved(shares, steps)
+    else:
+        ends = [round(sum(shares[: i + 1]) * steps) for i in range(len(shares) - 1)] + [steps]
+        order = [next(i for i, end in enumerate(ends) if step < end) for step in range(steps)]
+    return [(max(16, round(size[0] * octaves[i][0])), max(16, round(size[1] * octaves[i][0]))) for i in order]
+
+
+def _interleaved(shares: list[float], steps: int) -> list[int]:
+    """Octave indices step by step, each visited in turn as evenly as its
+    share allows (the one furthest behind its share goes next)."""
+    counts = [0] * len(shares)
+    order = []
+    for step in range(steps):
+        i = max(range(len(shares)), key=lambda j: shares[j] * (step + 1) - counts[j])
+        counts[i] += 1
+        order.append(i)
+    return order
 
 
 def _base_seed(seed: int | torch.Generator) -> int:
@@ -188,6 +201,7 @@ def render(
     transforms: Sequence[Transform] = (),
     between_steps: Sequence[BetweenSteps] = (),
     octaves: Sequence[Octave] = (),
+    interleave: bool = False,
     views: int = 1,
     size: int | tuple[int, int] | None = None,
     preprocessing: Preprocessing | None = None,
@@ -210,7 +224,11 @@ def render(
         transforms: robustness transforms before the model at each step.
         between_steps: regularisers applied to raw pixels after each update.
         octaves: ``(scale, fraction)`` pairs: the model sees the image at
-            ``scale`` times ``size`` for that fraction of the steps.
+            ``scale`` times ``size`` for that fraction of the steps (with a
+            ``random_crop`` transform: a window of that size at the image's
+            own scale).
+        interleave: visit the octaves in turn, step by step, each as often as
+            its fraction says, instead of one after another.
         views: random transforms of each image per step; the objective is
             their mean (a less noisy gradient for ``views`` times the cost).
         size: image size ``PX`` or ``(H, W)`` (default: the model's input size).
@@ -237,7 +255,7 @@ def render(
     device, dtype = _placement(model, device, dtype)
     targets = [int(t) for t in targets]
     labels = list(labels) if labels is not None else [_label(model, t) for t in targets]
-    sizes = _octave_sizes(octaves, hw, steps)
+    sizes = _octave_sizes(octaves, hw, steps, interleave)
     base = _base_seed(seed)
     k_all = len(targets)
 
