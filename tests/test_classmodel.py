@@ -237,6 +237,21 @@ def test_interleaved_windows_change_size_every_step():
     assert out.images.shape == (2, 3, 32, 32) and bool(torch.isfinite(out.log.scores).all())
 
 
+def test_average_of_the_second_half_by_hand():
+    # A linear model's logit has a constant gradient, so plain ascent from zero
+    # puts step k's image at (k + 1) d. Averaged from step 3 of 6 with decay
+    # 0.5: 4d, then 4.5d, then 5.25d.
+    model = linear_model()
+    ascent = Preset(name="t", param=param.pixels(), optimizer=GradientAscent(1e-3), steps=1)
+    one = visualize_class(model, [2], preset=ascent, preprocessing=HALF, size=16)
+    d = (one.images - 0.5) / 0.5
+    averaged = visualize_class(model, [2], preset=dataclasses.replace(ascent, steps=6, average=0.5),
+                               preprocessing=HALF, size=16)
+    assert torch.allclose(averaged.images, 0.5 + 0.5 * 5.25 * d, atol=1e-6)
+    with pytest.raises(DeepInsideError, match="average"):
+        visualize_class(model, [2], preset=dataclasses.replace(ascent, average=1.0), preprocessing=HALF, size=16)
+
+
 def _model_state(model: nn.Module) -> dict[str, object]:
     return {
         "training": [m.training for m in model.modules()],

@@ -95,6 +95,7 @@ def visualize_class(
         octaves=chosen.octaves,
         interleave=chosen.interleave,
         views=chosen.views,
+        average=chosen.average,
         size=size,
         preprocessing=preprocessing,
         batch_size=batch_size,

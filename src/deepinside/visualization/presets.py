@@ -35,6 +35,7 @@ class Preset:
     octaves: Sequence[Octave] = ()
     interleave: bool = False
     views: int = 1
+    average: float = 0.0
     penalty: Objective | None = None
     description: str = ""
 

@@ -203,6 +203,7 @@ def render(
     octaves: Sequence[Octave] = (),
     interleave: bool = False,
     views: int = 1,
+    average: float = 0.0,
     size: int | tuple[int, int] | None = None,
     preprocessing: Preprocessing | None = None,
     batch_size: int = 8,
@@ -231,6 +232,10 @@ def render(
             its fraction says, instead of one after another.
         views: random transforms of each image per step; the objective is
             their mean (a less noisy gradient for ``views`` times the cost).
+        average: the final picture comes from a moving average of the
+            parameters over the second half of the steps, with this decay
+            per step (Polyak averaging: it keeps what every step agrees on);
+            0 keeps the last step's.
         size: image size ``PX`` or ``(H, W)`` (default: the model's input size).
         preprocessing: the model's input convention (default: the
             Classifier's, or ImageNet's for a plain module).
@@ -247,6 +252,8 @@ def render(
         raise DeepInsideError(f"steps must be a whole number of at least 1, got {steps!r}")
     if isinstance(views, bool) or not isinstance(views, int) or views < 1:
         raise DeepInsideError(f"views must be a whole number of at least 1, got {views!r}")
+    if isinstance(average, bool) or not isinstance(average, (int, float)) or not 0.0 <= average < 1.0:
+        raise DeepInsideError(f"average is a decay per step in [0, 1), got {average!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise DeepInsideError(f"batch size must be at least 1, got {batch_size!r}")
     if preprocessing is None:
@@ -283,7 +290,7 @@ def render(
             chunk_targets = targets[rows]
             out = _render_chunk(
                 score, chunk_targets, objective, param, steps=steps, optimizer=optimizer, transforms=transforms,
-                between_steps=between_steps, sizes=sizes, views=views, size=hw, preprocessing=preprocessing,
+                between_steps=between_steps, sizes=sizes, views=views, average=average, size=hw, preprocessing=preprocessing,
                 generators=[_generator(base, t) for t in chunk_targets], device=device, dtype=dtype,
                 bar=bar, done=first, total=k_all,
             )
@@ -325,6 +332,7 @@ def _render_chunk(
     between_steps: Sequence[BetweenSteps],
     sizes: list[tuple[int, int]],
     views: int,
+    average: float,
     size: tuple[int, int],
     preprocessing: Preprocessing,
     generators: list[torch.Generator],
@@ -350,6 +358,7 @@ def _render_chunk(
     # Each image's views draw their transforms one after another from its own generator.
     view_generators = [g for g in generators for _ in range(views)]
     t_views = t.repeat_interleave(views)
+    averaged: list[torch.Tensor] = []
     for step in range(steps):
         ctx = TransformContext(step, view_generators, sizes[step])
         image = prm.image_fn()
@@ -400,6 +409,8 @@ def _render_chunk(
                         p.add_(torch.where(_rows(alive, u), u, torch.zeros_like(u)))
                 for op in between_steps:
                     op(prm.pixels, StepContext(step, grads[0], alive))
+            if average and step >= steps // 2:
+                _update_average(averaged, prm.params, average)
         bar.update()
         if bar.n % 4 == 0 or step == steps - 1:
             live = alive.nonzero()[:, 0]
@@ -412,12 +423,22 @@ def _render_chunk(
             bar.update(steps - step - 1)
             break
     with torch.no_grad():
+        for p, mean in zip(prm.params, averaged):
+            p.copy_(mean)
         pixels = preprocessing.denormalize(prm.image_fn()).nan_to_num(0.5).clamp(0, 1)
         final = score(preprocessing.normalize(pixels).contiguous(memory_format=channels_last))
         final_s = final.gather(1, t[:, None])[:, 0].double().cpu()
         final_p = final.float().softmax(1).gather(1, t[:, None])[:, 0].double().cpu()
     steps_run = torch.tensor([failed[b][0] + 1 if b in failed else steps for b in range(batch)])
     return pixels.contiguous(), log_s.cpu(), log_p.cpu(), log_o.cpu(), final_s, final_p, steps_run, failed
+
+
+def _update_average(averaged: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
+    if not averaged:
+        averaged.extend(p.detach().clone() for p in params)
+        return
+    for mean, p in zip(averaged, params):
+        mean.lerp_(p, 1.0 - decay)
 
 
 def _size_error(size: tuple[int, ...], err: RuntimeError, image: tuple[int, int] | None = None) -> DeepInsideError:
