@@ -173,11 +173,13 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
 def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[dict[str, float]]:
     """Per-step time of the default preset's loop (at full size, and at each octave size) against
     the floor: forward + backward of the same batch (through the same fast
-    copy, and through the plain model)."""
+    copy, and through the plain model); then over the preset's whole schedule
+    (each size weighted by its share of the steps)."""
     preset = presets.default()
+    shares = {s: f / sum(f for _, f in preset.octaves) for s, f in preset.octaves} or {1.0: 1.0}
     rows = []
     with scoring(model, torch.zeros(1, 3, 224, 224)) as (score, _):
-        for scale in sorted({1.0, *(s for s, _ in preset.octaves)}):
+        for scale in sorted({1.0, *shares}):
             px = round(224 * scale)
             x0 = torch.randn(batch, 3, px, px)
             t = torch.arange(batch)
@@ -204,11 +206,17 @@ def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[
             short, long = median_ms(loop(2), 3), median_ms(loop(2 + repeats), 3)
             step = (long - short) / repeats
             rows.append({
-                "size": px, "batch": batch, "step_ms": step, "floor_view_ms": view, "floor_plain_ms": plain,
+                "size": px, "scale": scale, "batch": batch, "step_ms": step, "floor_view_ms": view, "floor_plain_ms": plain,
                 "overhead_vs_floor": step / view - 1, "vs_plain_floor": step / plain - 1,
             })
             print(f"  {px}px: step {step:.0f} ms, floor {view:.0f} ms (plain model {plain:.0f} ms): "
                   f"overhead {step / view - 1:+.1%}", flush=True)
+    mean_step = sum(shares.get(r["scale"], 0.0) * r["step_ms"] for r in rows)
+    mean_floor = sum(shares.get(r["scale"], 0.0) * r["floor_view_ms"] for r in rows)
+    rows.append({"size": "schedule", "batch": batch, "step_ms": mean_step, "floor_view_ms": mean_floor,
+                 "overhead_vs_floor": mean_step / mean_floor - 1})
+    print(f"  the preset's schedule: step {mean_step:.0f} ms, floor {mean_floor:.0f} ms: "
+          f"overhead {mean_step / mean_floor - 1:+.1%}", flush=True)
     return rows
 
 
