@@ -2,8 +2,9 @@
 
 A :class:`Preset` names every choice of a class model visualisation: the
 parameterisation, the objective, the transforms, the update rule, the steps,
-the octaves and the views per step. ``visualize_class(model, targets, preset=...)`` runs one;
-``dataclasses.replace(preset, steps=...)`` varies one.
+the octaves (one after another or in turn), the views per step and the
+averaging of the parameters. ``visualize_class(model, targets, preset=...)``
+runs one; ``dataclasses.replace(preset, steps=...)`` varies one.
 """
 
 from __future__ import annotations
@@ -96,7 +97,10 @@ def paper(lam: float = PAPER_LAMBDA, lr: float = PAPER_LR, steps: int = PAPER_ST
 # class and cost a half (0.7) to a quarter (0.55) of a step on the whole
 # picture; every fourth step on the whole picture keeps one object whole
 # (vehicles and tools failed without it); averaging the parameters keeps
-# what the steps agree on, at no extra network cost.
+# what the steps agree on, at no extra network cost. On the benchmark's 100
+# classes: judge top-1 93% (mean P_c 0.78; the previous 0.7-window default:
+# 91%, 0.66), at 0.45 of the time Lucent's recipe needs for 93%
+# (benchmarks/classmodel_quality.py).
 DEFAULT_STEPS = 128
 DEFAULT_WINDOWS = (0.55, 0.7, 0.85, 1.0)
 DEFAULT_AVERAGE = 0.95

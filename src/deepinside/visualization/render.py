@@ -290,7 +290,8 @@ def render(
             chunk_targets = targets[rows]
             out = _render_chunk(
                 score, chunk_targets, objective, param, steps=steps, optimizer=optimizer, transforms=transforms,
-                between_steps=between_steps, sizes=sizes, views=views, average=average, size=hw, preprocessing=preprocessing,
+                between_steps=between_steps, sizes=sizes, views=views, average=average, size=hw,
+                preprocessing=preprocessing,
                 generators=[_generator(base, t) for t in chunk_targets], device=device, dtype=dtype,
                 bar=bar, done=first, total=k_all,
             )
