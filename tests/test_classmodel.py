@@ -166,6 +166,9 @@ def test_octaves_schedule_and_learning_rate():
     sizes = _octave_sizes(((0.5, 0.6), (1.0, 0.4)), (224, 200), 10)
     assert sizes == [(112, 100)] * 6 + [(224, 200)] * 4
     assert _octave_sizes((), (32, 32), 3) == [(32, 32)] * 3
+    assert scheduled(0.1, "cosine", 0, 10) == pytest.approx(0.1)
+    assert scheduled(0.1, "cosine", 9, 10) == pytest.approx(0.01)
+    assert scheduled(0.1, "constant", 9, 10) == 0.1
 
 
 def test_interleaved_octaves_take_turns_in_proportion():
@@ -174,9 +177,6 @@ def test_interleaved_octaves_take_turns_in_proportion():
     uneven = _octave_sizes(((0.5, 3), (1.0, 1)), (100, 100), 8, interleave=True)
     assert uneven.count((100, 100)) == 2 and uneven.index((100, 100)) in (2, 3)
     assert _octave_sizes(((0.5, 1), (1.0, 0)), (100, 100), 4, interleave=True) == [(50, 50)] * 4
-    assert scheduled(0.1, "cosine", 0, 10) == pytest.approx(0.1)
-    assert scheduled(0.1, "cosine", 9, 10) == pytest.approx(0.01)
-    assert scheduled(0.1, "constant", 9, 10) == 0.1
 
 
 def test_adam_ascent_is_torchs_adam_maximising():
