@@ -122,7 +122,7 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
         freqs = fft_frequencies(h, w)
         scale = (1.0 / freqs.clamp_min(1.0 / max(h, w)) ** decay_power)
         # Lucent divides the image by a "magic" 4 (unit-variance spectrum after 1/f scaling).
-        scale = (scale / 4.0).to(spec.device, spec.dtype)[None, None, :, :, None]
+        scale = (scale / 4.0).to(spec.device, spec.dtype)[None, None]
         spectrum = _normal(spec, (3, *freqs.shape, 2), sd) if sd > 0 else torch.zeros(
             spec.batch, 3, *freqs.shape, 2, device=spec.device, dtype=spec.dtype
         )
@@ -132,10 +132,11 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
         std = torch.tensor(spec.preprocessing.std, device=spec.device, dtype=spec.dtype).view(3, 1, 1)
 
         def image_fn() -> torch.Tensor:
-            coeffs = torch.view_as_complex((spectrum * scale).contiguous())
-            image = torch.fft.irfft2(coeffs, s=(h, w), norm="ortho")
+            # A complex-by-real product and a matmul over the flattened image:
+            # no copies (einsum and a broadcast over (re, im) cost 2x here).
+            image = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho")
             if decorrelate:
-                image = torch.einsum("ij,bjhw->bihw", colour, image)
+                image = torch.matmul(colour, image.flatten(2)).view_as(image)
             return (torch.sigmoid(image) - mean) / std
 
         return Param([spectrum], image_fn)
