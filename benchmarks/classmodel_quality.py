@@ -235,7 +235,7 @@ def against_lucent(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]
         reached = next((r for r in lucent if r["judge_top1"] >= row["judge_top1"]), None)
         ref = reached or lucent[-1]
         out.append({
-            "method": row["method"], "judge_top1": row["judge_top1"],
+            "method": row["method"], "steps": row["steps"], "judge_top1": row["judge_top1"],
             "lucent_steps": ref["steps"] if reached else None, "lucent_longest_steps": lucent[-1]["steps"],
             "time_fraction": row["cpu_seconds_per_class"] / ref["cpu_seconds_per_class"],
             "bound_only": reached is None,
@@ -271,6 +271,13 @@ def draw_figure(saved: dict[str, torch.Tensor], targets: Sequence[int], path: Pa
     print(f"wrote {path}")
 
 
+def preset_named(key: str) -> presets.Preset:
+    """``NAME`` or ``NAME@STEPS``: a preset, run for its own or the given number of steps."""
+    name, _, steps = key.partition("@")
+    preset = presets.get(name)
+    return dataclasses.replace(preset, steps=int(steps)) if steps else preset
+
+
 def clocks() -> tuple[float, float]:
     return time.perf_counter(), time.process_time()
 
@@ -278,7 +285,8 @@ def clocks() -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=100, help="100: the fixed list; 12: the development list")
-    parser.add_argument("--presets", nargs="*", default=["paper", "default"])
+    parser.add_argument("--presets", nargs="*", default=["paper", "default", "default@160", "default@192"],
+                        help="preset names; NAME@STEPS runs that preset for STEPS steps")
     parser.add_argument("--lucent-steps", type=int, default=256, help="0 skips Lucent's recipe")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
@@ -336,12 +344,12 @@ def main() -> None:
     # machine falls on all of them alike.
     for first in range(0, len(targets), args.batch):
         chunk = targets[first: first + args.batch]
-        for name in args.presets:
-            preset = presets.get(name)
+        for key in args.presets:
+            preset = preset_named(key)
             w0, c0 = clocks()
             out = visualize_class(model, chunk, preset=preset, seed=args.seed, batch_size=args.batch)
             w1, c1 = clocks()
-            add(name, out.images, w1 - w0, c1 - c0, preset.steps)
+            add(key, out.images, w1 - w0, c1 - c0, preset.steps)
         if args.lucent_steps:
             w0, c0 = clocks()
             shots = lucent_render(model, model.preprocessing, chunk, args.lucent_steps, size, args.seed + first,
@@ -364,7 +372,7 @@ def main() -> None:
         if args.save_images:
             torch.save({"classes": targets[:done], **{k: torch.cat(v) for k, v in images.items()}}, args.save_images)
         print(f"  {done}/{len(targets)} classes: "
-              + ", ".join(f"{k} {wall[k] / (first + len(chunk)):.1f} s/class" for k in wall if "@" not in k
+              + ", ".join(f"{k} {wall[k] / (first + len(chunk)):.1f} s/class" for k in wall if not k.startswith("lucent")
                           or k.endswith(f"@{args.lucent_steps}")), flush=True)
 
     for row in rows:
@@ -375,10 +383,10 @@ def main() -> None:
     results["against_lucent"] = against_lucent(rows)
     for r in results["against_lucent"]:
         if r["bound_only"]:
-            print(f"{r['method']}: judge top-1 {r['judge_top1']:.0%}, not reached by Lucent's recipe in "
+            print(f"{r['method']} ({r['steps']} steps): judge top-1 {r['judge_top1']:.0%}, not reached by Lucent's recipe in "
                   f"{r['lucent_longest_steps']} steps; time < {r['time_fraction']:.2f} of Lucent's")
         else:
-            print(f"{r['method']}: judge top-1 {r['judge_top1']:.0%} costs Lucent's recipe {r['lucent_steps']} steps; "
+            print(f"{r['method']} ({r['steps']} steps): judge top-1 {r['judge_top1']:.0%} costs Lucent's recipe {r['lucent_steps']} steps; "
                   f"time {r['time_fraction']:.2f} of Lucent's (CPU seconds)")
     if args.timing_repeats:
         print("step time against the floor (default preset, batch", args.batch, ")")
