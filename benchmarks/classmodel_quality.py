@@ -285,7 +285,7 @@ def clocks() -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, default=100, help="100: the fixed list; 12: the development list")
-    parser.add_argument("--presets", nargs="*", default=["paper", "default", "default@160", "default@192"],
+    parser.add_argument("--presets", nargs="*", default=["paper", "default", "default@128", "default@160"],
                         help="preset names; NAME@STEPS runs that preset for STEPS steps")
     parser.add_argument("--lucent-steps", type=int, default=256, help="0 skips Lucent's recipe")
     parser.add_argument("--batch", type=int, default=8)
