@@ -371,9 +371,9 @@ def main() -> None:
         args.json.write_text(json.dumps(results, indent=2) + "\n")  # partial results survive an interrupted run
         if args.save_images:
             torch.save({"classes": targets[:done], **{k: torch.cat(v) for k, v in images.items()}}, args.save_images)
-        print(f"  {done}/{len(targets)} classes: "
-              + ", ".join(f"{k} {wall[k] / (first + len(chunk)):.1f} s/class" for k in wall if not k.startswith("lucent")
-                          or k.endswith(f"@{args.lucent_steps}")), flush=True)
+        shown = [k for k in wall if not k.startswith("lucent") or k.endswith(f"@{args.lucent_steps}")]
+        print(f"  {done}/{len(targets)} classes: " + ", ".join(f"{k} {wall[k] / done:.1f} s/class" for k in shown),
+              flush=True)
 
     for row in rows:
         print(f"{row['method']:>14} {row['steps']:>4} steps: own top-1 {row['own_top1']:.0%} "
@@ -382,11 +382,12 @@ def main() -> None:
               f"{row['seconds_per_class']:.2f} s/class ({row['cpu_seconds_per_class']:.2f} CPU s)", flush=True)
     results["against_lucent"] = against_lucent(rows)
     for r in results["against_lucent"]:
+        head = f"{r['method']} ({r['steps']} steps): judge top-1 {r['judge_top1']:.0%}"
         if r["bound_only"]:
-            print(f"{r['method']} ({r['steps']} steps): judge top-1 {r['judge_top1']:.0%}, not reached by Lucent's recipe in "
-                  f"{r['lucent_longest_steps']} steps; time < {r['time_fraction']:.2f} of Lucent's")
+            print(f"{head}, not reached by Lucent's recipe in {r['lucent_longest_steps']} steps; "
+                  f"time < {r['time_fraction']:.2f} of Lucent's")
         else:
-            print(f"{r['method']} ({r['steps']} steps): judge top-1 {r['judge_top1']:.0%} costs Lucent's recipe {r['lucent_steps']} steps; "
+            print(f"{head} costs Lucent's recipe {r['lucent_steps']} steps; "
                   f"time {r['time_fraction']:.2f} of Lucent's (CPU seconds)")
     if args.timing_repeats:
         print("step time against the floor (default preset, batch", args.batch, ")")
