@@ -9,7 +9,7 @@ from torch import nn
 
 import deepinside
 from deepinside import DeepInsideError, Preprocessing, load_model, saliency
-from deepinside.models._graph import fold_batch_norms, strip_softmax
+from deepinside.models._graph import simplify, strip_softmax
 
 
 def test_builtin_model_knows_its_preprocessing_classes_and_features(model):
@@ -88,11 +88,38 @@ def test_batch_norm_folding_keeps_the_function():
         bn.running_var.uniform_(0.5, 2)
         bn.weight.data.uniform_(0.5, 1.5)
     net.eval()
-    folded = fold_batch_norms(net)
+    folded = simplify(net)
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     x = torch.randn(2, 3, 9, 9)
     torch.testing.assert_close(folded(x), net(x), rtol=1e-5, atol=1e-5)
     assert any(isinstance(m, nn.BatchNorm2d) for m in net.modules())  # original untouched
+
+
+class _SamePadConv(nn.Conv2d):
+    """A TensorFlow "same" port: a fixed zero padding in front of an unpadded convolution."""
+
+    def __init__(self, cin, cout, k, stride, pad):
+        super().__init__(cin, cout, k, stride)
+        self.static_padding = nn.ZeroPad2d(pad)
+
+    def forward(self, x):
+        return F.conv2d(self.static_padding(x), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def test_symmetric_own_padding_moves_into_the_convolution():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        _SamePadConv(3, 4, 3, 1, (1, 1, 1, 1)),  # symmetric: becomes a plain padded Conv2d
+        nn.BatchNorm2d(4).eval(),
+        _SamePadConv(4, 4, 3, 2, (0, 1, 0, 1)),  # one side more: stays as it is
+        nn.Flatten(), nn.Linear(4 * 5 * 5, 3),
+    )
+    x = torch.randn(2, 3, 10, 10)
+    expected = net(x)
+    simple = simplify(net)
+    convs = [m for m in simple.modules() if isinstance(m, nn.Conv2d)]
+    assert [type(c) for c in convs] == [nn.Conv2d, _SamePadConv] and convs[0].padding == (1, 1)
+    torch.testing.assert_close(simple(x), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.fixture

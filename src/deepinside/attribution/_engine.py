@@ -2,8 +2,9 @@
 side effects on the caller's model or tensors.
 
 Speed comes from computing on a private *gradient view* of the model: an
-eval-mode copy with batch norm folded into the convolutions, no parameter
-gradients, and channels-last memory layout. Each of these leaves dS_c/dI
+eval-mode copy with batch norm folded into the convolutions, zero padding done
+inside the convolutions, no parameter gradients, and channels-last memory
+layout. Each of these leaves dS_c/dI
 unchanged (checked numerically against the model when the view is built);
 the view is rebuilt whenever the model's parameters change.
 """
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import DeepInsideError
-from ..models._graph import fold_batch_norms, set_eval, strip_softmax
+from ..models._graph import set_eval, simplify, strip_softmax
 from ._rules import Rule, backward_rule
 from .targets import checked_targets
 
@@ -79,7 +80,7 @@ def _build_view(
         # Some modules (TorchScript's, say) cannot be copied: use the caller's
         # own, switched to eval mode only for the duration of each call.
         return _View(signature, reference, channels_last=False, shared=True)
-    folded = fold_batch_norms(reference, keep)
+    folded = simplify(reference, keep)
     channels_last = example.dim() == 4
     with torch.no_grad():
         expected = reference(example)

@@ -5,7 +5,7 @@ own random generator, seeded from ``seed`` and its class, so a class's
 picture does not depend on which classes share its batch, and the same seed
 gives the same pictures bit for bit on the same machine and batch size.
 Gradients come from the gradient engine's private, eval-mode copy of the
-model (batch norm folded, channels-last): the caller's model is never
+model (batch norm folded, padding inside the convolutions, channels-last): the caller's model is never
 changed.
 """
 
