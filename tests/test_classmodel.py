@@ -20,7 +20,7 @@ from deepinside.cli import classmodel_cmd
 from deepinside.errors import DeepInsideError
 from deepinside.visualization import Preset, objectives as O, param, presets, transforms as T, visualize_class
 from deepinside.visualization.optim import Adam, GradientAscent, scheduled
-from deepinside.visualization.render import _octave_sizes
+from deepinside.visualization.render import EarlyStop, _octave_sizes
 
 HALF = deepinside.Preprocessing(input_size=(16, 16), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
@@ -296,6 +296,70 @@ def test_nan_stops_that_class_only_and_says_so():
     assert rows[-1]["score"] is None and all(r["score"] is not None for r in rows[:-1])
 
 
+class SureOfZero(nn.Module):
+    """Scores (20 m, 0, 0.1 m) with m the image mean: class 0 is soon sure, class 2 never."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = x.mean(dim=(1, 2, 3))
+        return torch.stack([20 * m, torch.zeros_like(m), 0.1 * m], dim=1)
+
+
+def test_early_stop_ends_a_sure_class_with_the_picture_of_that_many_steps():
+    rule = EarlyStop(probability=0.9, first=4, every=2)
+    climb = Preset("climb", param.pixels(), Adam(0.1), steps=12, early_stop=rule)
+    out = visualize_class(SureOfZero(), [0, 2], preset=climb, preprocessing=HALF, size=16)
+    stopped = int(out.log.steps_run[0])
+    assert stopped in (4, 6, 8, 10) and int(out.log.steps_run[1]) == 12 and not out.failures
+    assert float(out.final_probabilities[0]) >= 0.9 and bool(out.log.probabilities[0, stopped:].isnan().all())
+    # The same pictures as runs of exactly that many steps, each class alone.
+    for k, steps in ((0, stopped), (1, 12)):
+        fixed = visualize_class(SureOfZero(), [[0, 2][k]], preset=dataclasses.replace(climb, steps=steps),
+                                early_stop=False, preprocessing=HALF, size=16)
+        torch.testing.assert_close(out.images[k], fixed.images[0], rtol=0, atol=1e-6)
+    if stopped > 4:  # not sure at the check before
+        earlier = dataclasses.replace(climb, steps=stopped - 2)
+        assert float(visualize_class(SureOfZero(), [0], preset=earlier, early_stop=False, preprocessing=HALF,
+                                     size=16).final_probabilities[0]) < 0.9
+    assert visualize_class(SureOfZero(), [0], preset=climb, early_stop=False, preprocessing=HALF,
+                           size=16).log.steps_run.tolist() == [12]
+
+
+class FineTexture(nn.Module):
+    """Class 0 scores the image's pixel-to-pixel contrast, class 1 a constant."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        contrast = (x[..., 1:] - x[..., :-1]).abs().mean(dim=(1, 2, 3))
+        return torch.stack([20 * contrast, torch.full_like(contrast, 2.0)], dim=1)
+
+
+def test_early_stop_judges_the_picture_at_a_coarser_scale():
+    # A one-pixel checkerboard scores high as it is and loses the class once
+    # shrunk to half and enlarged back; broad stripes keep it.
+    rule = EarlyStop(probability=0.9)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2
+    stripes = (torch.arange(16)[None, :] // 4) % 2 * torch.ones(16, 1)
+    pixels = torch.stack([checker, stripes]).float()[:, None].expand(2, 3, 16, 16)
+    scores = FineTexture()(HALF.normalize(pixels))
+    assert bool((scores.softmax(1)[:, 0] > 0.99).all())  # both fool it at full scale
+    sure = rule.sure(FineTexture(), pixels, torch.tensor([0, 0]), HALF)
+    assert sure.tolist() == [False, True]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(probability=0.0), "probability"),
+        (dict(probability=1.5), "probability"),
+        (dict(scale=0.0), "scale"),
+        (dict(first=0), "first"),
+        (dict(every=2.5), "every"),
+    ],
+)
+def test_early_stop_refuses_a_rule_that_cannot_work(kwargs, message):
+    with pytest.raises(DeepInsideError, match=message):
+        EarlyStop(**kwargs)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -360,10 +424,21 @@ def test_command_line_writes_pictures_logs_and_a_contact_sheet(tmp_path, capsys)
     assert not list(out.glob(".*")), "no temporary files left behind"
 
 
+def test_command_line_early_stop_is_the_presets_unless_told(tmp_path):
+    for flag, expected in (([], presets.default().early_stop), (["--early-stop", "off"], None),
+                           (["--early-stop", "0.5"], dataclasses.replace(presets.default().early_stop, probability=0.5))):
+        out = tmp_path / f"out{len(flag)}{flag[-1] if flag else ''}"
+        assert _cli(["classmodel", "goldfish", "--steps", "1", "--size", "64", "--out", str(out), *flag]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["early_stop"] == (dataclasses.asdict(expected) if expected else None)
+        assert summary["classes"][0]["steps_run"] == 1
+
+
 def test_command_line_refuses_bad_input(tmp_path):
-    with pytest.raises(SystemExit) as e:
-        _cli(["classmodel", "goldfish", "--steps", "0"])
-    assert e.value.code == 2
+    for bad in (["--steps", "0"], ["--early-stop", "2"], ["--early-stop", "soon"]):
+        with pytest.raises(SystemExit) as e:
+            _cli(["classmodel", "goldfish", *bad])
+        assert e.value.code == 2
     with pytest.raises(DeepInsideError, match="use --all"):
         _cli(["classmodel", "--out", str(tmp_path)])
     with pytest.raises(DeepInsideError, match="not both"):

@@ -24,7 +24,7 @@ from ..models.preprocessing import Preprocessing
 from . import objectives, optim, param, presets, transforms
 from .objectives import Objective
 from .presets import Preset
-from .render import ClassModels, ClassName, ObjectiveLog, class_indices, render
+from .render import ClassModels, ClassName, EarlyStop, ObjectiveLog, class_indices, render
 
 
 def visualize_class(
@@ -34,6 +34,7 @@ def visualize_class(
     preset: str | Preset = "default",
     objective: str | Objective | None = None,
     steps: int | None = None,
+    early_stop: EarlyStop | bool | None = None,
     size: int | tuple[int, int] | None = None,
     seed: int | torch.Generator = 0,
     batch_size: int = 8,
@@ -54,7 +55,11 @@ def visualize_class(
         objective: the class term, ``"logit"`` (S_c, the default),
             ``"probability"`` (P_c) or ``"log-probability"``, minus the
             preset's penalty; or a whole :class:`Objective`.
-        steps: number of updates (default: the preset's).
+        steps: number of updates, at most (default: the preset's).
+        early_stop: stop each class once its picture shows the class at a
+            coarser scale (see :class:`EarlyStop`): None keeps the preset's
+            rule, False runs every class for all ``steps``, True uses
+            ``EarlyStop()``.
         size: image size ``PX`` or ``(H, W)`` (default: the model's input size).
         seed: an int or a ``torch.Generator``; same seed, same pictures (bit
             for bit on the same machine and batch size).
@@ -83,6 +88,10 @@ def visualize_class(
         raise DeepInsideError(f"objective must be a name or an Objective, got {type(objective).__name__}")
     if steps is None:
         steps = chosen.steps
+    if early_stop is None:
+        early_stop = chosen.early_stop
+    elif isinstance(early_stop, bool):
+        early_stop = EarlyStop() if early_stop else None
     return render(
         model,
         class_indices(model, targets),
@@ -96,6 +105,7 @@ def visualize_class(
         interleave=chosen.interleave,
         views=chosen.views,
         average=chosen.average,
+        early_stop=early_stop,
         size=size,
         preprocessing=preprocessing,
         batch_size=batch_size,
@@ -108,6 +118,7 @@ def visualize_class(
 
 __all__ = [
     "ClassModels",
+    "EarlyStop",
     "Objective",
     "ObjectiveLog",
     "Preset",

@@ -113,6 +113,7 @@ def save(result: ClassModels, out: str | Path, settings: dict[str, object], colu
             "label": result.labels[k],
             "final_score": float(result.final_scores[k]),
             "final_probability": float(result.final_probabilities[k]),
+            "steps_run": int(result.log.steps_run[k]),
             "stopped": result.failures.get(k),
             "image": f"{stem}.png",
         }

@@ -17,7 +17,7 @@ from . import objectives, param, transforms
 from .objectives import Objective
 from .optim import Adam, GradientAscent, Optimizer
 from .param import ParamFactory
-from .render import Octave
+from .render import EarlyStop, Octave
 from .transforms import BetweenSteps, Transform
 
 
@@ -37,6 +37,7 @@ class Preset:
     interleave: bool = False
     views: int = 1
     average: float = 0.0
+    early_stop: EarlyStop | None = None
     penalty: Objective | None = None
     description: str = ""
 
@@ -132,7 +133,8 @@ def default(steps: int = DEFAULT_STEPS) -> Preset:
     network sees a window of the image at its own scale, at a random place,
     of 0.55, 0.7, 0.85 and 1.0 of the image in turn; Adam at a constant 0.05
     maximising S_c; the picture is the parameters' average over the second
-    half of the steps."""
+    half of the steps. A class stops early (from step 96) once the model
+    still gives its picture at half scale P_c >= 0.95."""
     return Preset(
         name="default",
         param=param.fft(sd=0.01, decay_power=1.0, decorrelate=True),
@@ -148,8 +150,9 @@ def default(steps: int = DEFAULT_STEPS) -> Preset:
         octaves=tuple((w, 1.0) for w in DEFAULT_WINDOWS),
         interleave=True,
         average=DEFAULT_AVERAGE,
+        early_stop=EarlyStop(),
         description="default: FFT 1/f + colour decorrelation, jitter/scale/rotate, windows of 0.55-1.0 "
-        "in turn, Adam 0.05, averaged second half",
+        "in turn, Adam 0.05, averaged second half, early stop when recognised at half scale",
     )
 
 
