@@ -387,7 +387,7 @@ def main() -> None:
     for r in results["against_lucent"]:
         head = f"{r['method']} ({r['steps']:.0f} steps): judge top-1 {r['judge_top1']:.0%}"
         if r["bound_only"]:
-            print(f"{head}, not reached by Lucent's recipe in {r['lucent_longest_steps']} steps; "
+            print(f"{head}, not reached by Lucent's recipe in {r['lucent_longest_steps']:.0f} steps; "
                   f"time < {r['time_fraction']:.2f} of Lucent's")
         else:
             print(f"{head} costs Lucent's recipe {r['lucent_steps']:.0f} steps; "
