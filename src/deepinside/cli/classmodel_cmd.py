@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # failures are reported below, one line each
         result = visualize_class(
-            model, targets, preset=preset, objective=args.objective, steps=args.steps, early_stop=early_stop or False,
+            model, targets, preset=preset, objective=args.objective, steps=args.steps,
+            early_stop=early_stop or False,  # None would mean the preset's
             size=args.size, seed=args.seed, batch_size=args.batch_size, progress=None,
         )
     for message in result.failures.values():
