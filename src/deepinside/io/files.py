@@ -14,15 +14,39 @@ import numpy as np
 from PIL import Image
 
 
+#: Ends the name of a file being written (``.NAME.XXXX.tmp`` beside ``NAME``).
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: os.umask can only be read by setting it.
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
+def remove_temporary_files(folder: str | os.PathLike[str]) -> int:
+    """Delete what writes cut short by a killed process left in ``folder``
+    (only files named as :func:`atomic_write` names them); return how many."""
+    stale = list(Path(folder).glob(f".*{TEMPORARY_SUFFIX}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """Open a temporary file beside ``path``; rename it over ``path`` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMPORARY_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             yield handle
+        os.chmod(tmp, _FILE_MODE)  # mkstemp makes it private; the result is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -77,35 +78,30 @@ def _slug(label: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40] or "class"
 
 
-def file_stems(result: ClassModels) -> list[str]:
-    """``0812-space-shuttle``-style stems, distinct within the result."""
+def file_stems(targets: Sequence[int], labels: Sequence[str]) -> list[str]:
+    """``0812-space-shuttle``-style stems, distinct within the list."""
     seen: dict[str, int] = {}
     stems = []
-    for t, label in zip(result.targets.tolist(), result.labels):
+    for t, label in zip(targets, labels):
         stem = f"{t:04d}-{_slug(label)}"
         n = seen[stem] = seen.get(stem, 0) + 1
         stems.append(stem if n == 1 else f"{stem}-{n}")
     return stems
 
 
-def captions(result: ClassModels) -> list[str]:
-    """``label  S_c 12.3  P_c 97%`` per image (``stopped`` for a class that failed)."""
-    out = []
-    for k, label in enumerate(result.labels):
-        mark = " (stopped)" if k in result.failures else ""
-        out.append(
-            f"{label}  S {float(result.final_scores[k]):.1f}  P {float(result.final_probabilities[k]):.0%}{mark}"
-        )
-    return out
+def caption(record: dict[str, object]) -> str:
+    """``label  S 12.3  P 97%`` for a class's record (``stopped`` where it failed)."""
+    mark = " (stopped)" if record.get("stopped") else ""
+    return f"{record['label']}  S {record['final_score']:.1f}  P {record['final_probability']:.0%}{mark}"
 
 
-def save(result: ClassModels, out: str | Path, settings: dict[str, object], columns: int | None = None) -> list[Path]:
-    """Write one PNG and an objective log (``.json`` and ``.csv``) per class,
-    ``contact_sheet.png`` and ``summary.json`` into ``out``. Returns the paths."""
+def save_classes(result: ClassModels, out: str | Path, stems: Sequence[str] | None = None) -> list[dict[str, object]]:
+    """Write each class's PNG, its objective log as CSV and then as JSON
+    (``STEM.log.json`` last: it marks the class as done) into ``out``.
+    Returns each class's record (what ``summary.json`` lists)."""
     out = Path(out)
-    written = []
-    stems = file_stems(result)
-    summary = []
+    stems = list(stems) if stems is not None else file_stems(result.targets.tolist(), result.labels)
+    records = []
     for k, stem in enumerate(stems):
         rows = result.log.rows(k)
         record = {
@@ -117,19 +113,58 @@ def save(result: ClassModels, out: str | Path, settings: dict[str, object], colu
             "stopped": result.failures.get(k),
             "image": f"{stem}.png",
         }
-        summary.append(record)
-        written.append(write_png(out / f"{stem}.png", to_picture(result.images[k])))
-        written.append(
-            write_json(out / f"{stem}.log.json", {**record, "objective": result.log.objective_name, "steps": rows})
-        )
-        written.append(_write_csv(out / f"{stem}.log.csv", rows))
+        png, csv_log, json_log = class_files(stem)
+        write_png(out / png, to_picture(result.images[k]))
+        _write_csv(out / csv_log, rows)
+        write_json(out / json_log, {**record, "objective": result.log.objective_name, "steps": rows})
+        records.append(record)
+    return records
+
+
+def class_files(stem: str) -> tuple[str, str, str]:
+    """A class's file names: picture, CSV log, JSON log (written in that order)."""
+    return f"{stem}.png", f"{stem}.log.csv", f"{stem}.log.json"
+
+
+def read_record(out: str | Path, stem: str) -> dict[str, object] | None:
+    """The record of a class saved as ``stem`` in ``out``, or None where it
+    is not (completely) there."""
+    png, _, json_log = class_files(stem)
+    try:
+        log = json.loads((Path(out) / json_log).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(log, dict) or not (Path(out) / png).is_file():
+        return None
+    return {k: v for k, v in log.items() if k not in ("objective", "steps")}
+
+
+def save_overview(
+    out: str | Path, records: Sequence[dict[str, object]], settings: dict[str, object], columns: int | None = None,
+) -> list[Path]:
+    """``contact_sheet.png`` (from the PNGs in ``out``) and ``summary.json``
+    (``settings`` and the records) for the classes of ``records``."""
+    out = Path(out)
+    pictures = []
+    for record in records:
+        with Image.open(out / str(record["image"])) as picture:
+            pictures.append(picture.convert("RGB"))
     title = f"Class models: {settings.get('preset', '')} preset, {settings.get('model', '')}"
-    written.append(write_png(out / "contact_sheet.png", contact_sheet(result.images, captions(result), columns, title=title)))
-    written.append(
-        write_json(out / "summary.json", {**settings, "objective": result.log.objective_name,
-                                          "seconds": result.seconds, "classes": summary})
-    )
-    return written
+    sheet = contact_sheet(pictures, [caption(r) for r in records], columns, title=title)
+    return [
+        write_png(out / "contact_sheet.png", sheet),
+        write_json(out / "summary.json", {**settings, "classes": list(records)}),
+    ]
+
+
+def save(result: ClassModels, out: str | Path, settings: dict[str, object], columns: int | None = None) -> list[Path]:
+    """Write one PNG and an objective log (``.json`` and ``.csv``) per class,
+    ``contact_sheet.png`` and ``summary.json`` into ``out``. Returns the paths."""
+    out = Path(out)
+    records = save_classes(result, out)
+    written = [out / name for r in records for name in class_files(Path(str(r["image"])).stem)]
+    overview = {**settings, "objective": result.log.objective_name, "seconds": result.seconds}
+    return written + save_overview(out, records, overview, columns)
 
 
 def _write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
@@ -157,4 +192,7 @@ def comparison_figure(rows: Sequence[ClassModels], names: Sequence[str], title: 
     return figure(pictures, caps, cell=cell, title=title)
 
 
-__all__ = ["captions", "comparison_figure", "contact_sheet", "file_stems", "save", "to_picture"]
+__all__ = [
+    "caption", "class_files", "comparison_figure", "contact_sheet", "file_stems", "read_record", "save", "save_classes",
+    "save_overview", "to_picture",
+]

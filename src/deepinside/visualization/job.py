@@ -1,0 +1,236 @@
+"""Many class models as a job that writes each class's files as soon as its
+batch is done, so that a run that stops (a crash, Ctrl-C, a machine taken
+away) goes on where it stopped when started again with the same settings,
+and its batches can run in several worker processes.
+
+The pieces are separate so that any runner is a thin shell:
+:meth:`ClassModelJob.start` says which batches are left,
+:meth:`ClassModelJob.render` renders one batch and writes its files (any
+process that can reach ``out`` may run it), :meth:`ClassModelJob.finish`
+writes the contact sheet and ``summary.json`` from the files.
+:func:`run_job` runs the batches here or in local worker processes; the
+``classmodel`` command is a shell over it.
+
+A batch's pictures depend on the settings and on the torch threads of the
+process that rendered it only up to float round-off; the same settings and
+workers give the same pictures bit for bit on the same machine.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import json
+import multiprocessing
+import signal
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from ..errors import DeepInsideError
+from ..io.files import remove_temporary_files, write_json
+from ..models.classifier import Classifier
+from . import presets
+from .output import file_stems, read_record, save_classes, save_overview
+from .param import check_size
+from .render import EarlyStop
+
+#: What a finished class leaves behind: its ``summary.json`` entry.
+Record = dict[str, object]
+
+_SETTINGS_FILE = "run.json"
+
+
+@dataclass(frozen=True)
+class ClassModelJob:
+    """Class models of ``targets`` (class indices, each once) into ``out``.
+
+    Every field but ``out``, ``targets`` and ``labels`` decides the pictures
+    and is kept in ``out/run.json``: a folder holds the classes of one set
+    of settings, so that a resumed run never mixes two.
+    """
+
+    out: Path
+    targets: tuple[int, ...]
+    labels: tuple[str, ...]
+    model: str
+    preset: str = "default"
+    objective: str = "logit"
+    steps: int = presets.DEFAULT_STEPS
+    early_stop: EarlyStop | None = None
+    size: tuple[int, int] = (224, 224)
+    seed: int = 0
+    batch_size: int = 8
+
+    @classmethod
+    def for_model(
+        cls, model: Classifier, targets: Sequence[int], out: str | Path, *, preset: str = "default",
+        objective: str = "logit", steps: int | None = None, early_stop: EarlyStop | bool | None = None,
+        size: int | None = None, seed: int = 0, batch_size: int = 8,
+    ) -> ClassModelJob:
+        """A job for ``model`` with the preset's steps and early stop unless
+        told (``early_stop``: None the preset's, False none, True the standard rule)."""
+        recipe = presets.get(preset)
+        if early_stop is None:
+            early_stop = recipe.early_stop
+        elif isinstance(early_stop, bool):
+            early_stop = EarlyStop() if early_stop else None
+        unique = tuple(dict.fromkeys(int(t) for t in targets))
+        return cls(
+            out=Path(out), targets=unique, labels=tuple(model.classes[t].label for t in unique), model=model.name,
+            preset=recipe.name, objective=objective, steps=steps or recipe.steps, early_stop=early_stop,
+            size=check_size(size or model.preprocessing.input_size), seed=seed, batch_size=batch_size,
+        )
+
+    def settings(self) -> dict[str, object]:
+        """What decides the pictures, as JSON."""
+        return {
+            "model": self.model, "preset": self.preset, "objective": self.objective, "steps": self.steps,
+            "early_stop": dataclasses.asdict(self.early_stop) if self.early_stop else None,
+            "size": list(self.size), "seed": self.seed, "batch_size": self.batch_size,
+        }
+
+    def stems(self) -> dict[int, str]:
+        """File stem of each target."""
+        return dict(zip(self.targets, file_stems(self.targets, self.labels)))
+
+    def start(self) -> list[list[int]]:
+        """Claim ``out`` for these settings (refusing a folder that holds
+        another run's) and return the batches of classes not yet done."""
+        settings_file = self.out / _SETTINGS_FILE
+        if settings_file.is_file():
+            try:
+                there = json.loads(settings_file.read_text(encoding="utf-8"))
+            except ValueError:
+                there = None
+            if there != self.settings():
+                raise DeepInsideError(
+                    f"{self.out} holds class models made with other settings ({_difference(there, self.settings())}): "
+                    "use another --out, or delete that folder to start again"
+                )
+        else:
+            write_json(settings_file, self.settings())
+        remove_temporary_files(self.out)  # of writes cut short when a run was killed
+        stems = self.stems()
+        todo = [t for t in self.targets if read_record(self.out, stems[t]) is None]
+        return [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
+
+    def render(self, model: Classifier, batch: Sequence[int], progress: bool | None = False) -> list[Record]:
+        """Render one batch with ``model`` and write its classes' files. A
+        class that failed says why in its record's ``stopped`` (no warning)."""
+        from . import visualize_class
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = visualize_class(
+                model, list(batch), preset=self.preset, objective=self.objective, steps=self.steps,
+                early_stop=self.early_stop or False, size=self.size, seed=self.seed, batch_size=self.batch_size,
+                progress=progress,
+            )
+        stems = self.stems()
+        return save_classes(result, self.out, [stems[t] for t in batch])
+
+    def finish(self, columns: int | None = None, **extra: object) -> list[Record]:
+        """Write ``contact_sheet.png`` and ``summary.json`` (the settings,
+        ``extra`` and every class's record); return the records."""
+        stems = self.stems()
+        records = [read_record(self.out, stems[t]) for t in self.targets]
+        missing = [self.labels[i] for i, r in enumerate(records) if r is None]
+        if missing:
+            raise DeepInsideError(f"{len(missing)} classes are not done yet (first: {missing[0]}): run the job again")
+        save_overview(self.out, records, {**self.settings(), **extra}, columns)  # type: ignore[arg-type]
+        return records  # type: ignore[return-value]
+
+
+def _difference(there: object, here: dict[str, object]) -> str:
+    if not isinstance(there, dict):
+        return "unreadable run.json"
+    changed = [f"{k} {there.get(k)!r} there, {v!r} now" for k, v in here.items() if there.get(k) != v]
+    return "; ".join(changed) or "unknown fields"
+
+
+def run_job(
+    job: ClassModelJob,
+    model: Classifier,
+    *,
+    batches: Sequence[Sequence[int]] | None = None,
+    workers: int = 1,
+    model_factory: Callable[[], Classifier] | None = None,
+    on_batch: Callable[[list[Record]], None] | None = None,
+    progress: bool | None = False,
+) -> int:
+    """Render ``batches`` (default: every batch of ``job`` not yet done, from
+    :meth:`ClassModelJob.start`); return how many classes were rendered. With ``workers`` > 1 and more than one batch left,
+    the batches go to that many processes, each building its own model with
+    ``model_factory`` (picklable, e.g. a module-level function) and using
+    an equal share of this process's torch threads. ``on_batch`` is called
+    with each finished batch's records; ``progress`` shows a per-step bar
+    when the batches run here."""
+    batches = job.start() if batches is None else batches
+    workers = min(workers, len(batches))
+    if workers <= 1:
+        for batch in batches:
+            records = job.render(model, batch, progress=progress)
+            if on_batch:
+                on_batch(records)
+        return sum(map(len, batches))
+    if model_factory is None:
+        raise DeepInsideError("worker processes need a model_factory to build their own model")
+    threads = max(1, torch.get_num_threads() // workers)
+    pool = cf.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+        initargs=(model_factory, threads),
+    )
+    try:
+        futures = [pool.submit(_render_in_worker, job, batch) for batch in batches]
+        for future in cf.as_completed(futures):
+            records = future.result()
+            if on_batch:
+                on_batch(records)
+    except cf.process.BrokenProcessPool:
+        raise DeepInsideError(
+            "a worker process died (out of memory?); the classes done so far are kept: run the same command "
+            "again to go on, with --workers 1 to use less memory"
+        ) from None
+    except BaseException:  # Ctrl-C or a batch that failed: stop the others now, not after their batch
+        _terminate(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return sum(map(len, batches))
+
+
+def _terminate(pool: cf.ProcessPoolExecutor) -> None:
+    """Kill the workers: what they finished is on disk, and the temporary
+    file of a write they were in is removed when the job starts again."""
+    # ProcessPoolExecutor.terminate_workers() arrives in Python 3.14.
+    processes = getattr(pool, "_processes", None) or {}
+    for process in list(processes.values()):
+        process.terminate()
+    for process in list(processes.values()):
+        process.join()
+
+
+_worker_model: Classifier | None = None
+
+
+def _start_worker(model_factory: Callable[[], Classifier], threads: int) -> None:
+    global _worker_model
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    # tqdm's default lock is a named semaphore, which a killed worker would leak.
+    tqdm.set_lock(threading.RLock())
+    torch.set_num_threads(threads)
+    _worker_model = model_factory()
+
+
+def _render_in_worker(job: ClassModelJob, batch: list[int]) -> list[Record]:
+    assert _worker_model is not None
+    return job.render(_worker_model, batch)
+
+
+__all__ = ["ClassModelJob", "Record", "run_job"]
