@@ -85,4 +85,6 @@ def test_job_refuses_what_it_cannot_run(tmp_path, model):
         run_job(job, model, workers=2)
     with pytest.raises(DeepInsideError, match="out of range"):
         ClassModelJob.for_model(model, [1], tmp_path / "x", size=99999)
+    with pytest.raises(DeepInsideError, match="steps must be"):
+        ClassModelJob.for_model(model, [1], tmp_path / "x", steps=0)
     assert not (tmp_path / "x").exists()

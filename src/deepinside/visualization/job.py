@@ -67,6 +67,13 @@ class ClassModelJob:
     seed: int = 0
     batch_size: int = 8
 
+    def __post_init__(self) -> None:
+        # Checked here, not when the first batch renders: start() claims the folder.
+        for name in ("steps", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise DeepInsideError(f"{name.replace('_', ' ')} must be a whole number of at least 1, got {value!r}")
+
     @classmethod
     def for_model(
         cls, model: Classifier, targets: Sequence[int], out: str | Path, *, preset: str = "default",
@@ -83,7 +90,7 @@ class ClassModelJob:
         unique = tuple(dict.fromkeys(int(t) for t in targets))
         return cls(
             out=Path(out), targets=unique, labels=tuple(model.classes[t].label for t in unique), model=model.name,
-            preset=recipe.name, objective=objective, steps=steps or recipe.steps, early_stop=early_stop,
+            preset=recipe.name, objective=objective, steps=recipe.steps if steps is None else steps, early_stop=early_stop,
             size=check_size(size or model.preprocessing.input_size), seed=seed, batch_size=batch_size,
         )
 
