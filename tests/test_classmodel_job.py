@@ -57,7 +57,7 @@ def test_a_stopped_run_goes_on_where_it_stopped(tmp_path, capsys, monkeypatch):
 def test_a_folder_keeps_one_set_of_settings(tmp_path):
     out = tmp_path / "out"
     assert _cli(["classmodel", "goldfish", *QUICK, "--out", str(out)]) == 0
-    with pytest.raises(DeepInsideError, match=r"other settings \(steps 2 there, 3 now\).*another --out"):
+    with pytest.raises(DeepInsideError, match=r"other settings \(steps 2 there, 3 now\).*--out .*out-default-3-seed0"):
         _cli(["classmodel", "goldfish", "--steps", "3", "--size", "64", "--batch-size", "1", "--out", str(out)])
     # More classes with the same settings join the folder.
     assert _cli(["classmodel", "tabby", *QUICK, "--out", str(out)]) == 0

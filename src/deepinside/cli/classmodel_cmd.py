@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size, seed=args.seed, batch_size=args.batch_size,
     )
     batches = job.start()
-    report = _Report(len(job.targets), len(job.targets) - sum(map(len, batches)))
+    report = _Report(len(job.targets), len(job.targets) - sum(map(len, batches)), bar=len(batches) > 1)
     with report:
         rendered = run_job(
             job, model, batches=batches, workers=args.workers or torch.get_num_threads(),
@@ -94,13 +94,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 class _Report:
-    """Classes done and time left, after each batch: a bar on a terminal,
+    """Classes done and time left, after each batch: a bar on a terminal
+    (unless ``bar`` is False: one batch shows its own bar of steps),
     otherwise one line per batch (so a log shows how far a long run got)."""
 
-    def __init__(self, total: int, done: int) -> None:
+    def __init__(self, total: int, done: int, bar: bool = True) -> None:
         self.total, self.done, self.rendered = total, done, 0
         self.start = time.perf_counter()
-        self.bar = tqdm(total=total, initial=done, unit="class", desc="classes", disable=not sys.stderr.isatty())
+        self.terminal = sys.stderr.isatty()
+        self.bar = tqdm(total=total, initial=done, unit="class", desc="classes", disable=not (bar and self.terminal))
 
     def __enter__(self) -> _Report:
         return self
@@ -118,7 +120,7 @@ class _Report:
         batch_steps = sum(int(r["steps_run"]) for r in records) / len(records)  # type: ignore[call-overload]
         left = self.seconds() / self.rendered * (self.total - self.done)
         status = f"last batch: P_c {batch_p:.2f}, {batch_steps:.0f} steps"
-        if not self.bar.disable:
+        if self.terminal:
             self.bar.update(len(records))
             self.bar.set_postfix_str(status)
             return

@@ -3,7 +3,9 @@
 The folders read like the idea (after Lucent): :mod:`.param` (what is
 optimised), :mod:`.transforms` (robustness), :mod:`.objectives` (what is
 maximised), :mod:`.optim` (the update), :mod:`.render` (the loop),
-:mod:`.presets` (ready recipes). :func:`visualize_class` is the front door.
+:mod:`.presets` (ready recipes). :func:`visualize_class` is the front door;
+:mod:`.output` writes pictures, logs and contact sheets, and :mod:`.job`
+renders many classes into a folder, resumably, in worker processes.
 
 >>> import deepinside
 >>> model = deepinside.load_model()

@@ -116,9 +116,10 @@ class ClassModelJob:
             except ValueError:
                 there = None
             if there != self.settings():
+                other = self.out.with_name(f"{self.out.name}-{self.preset}-{self.steps}-seed{self.seed}")
                 raise DeepInsideError(
                     f"{self.out} holds class models made with other settings ({_difference(there, self.settings())}): "
-                    "use another --out, or delete that folder to start again"
+                    f"use another folder (e.g. --out {other}), or delete that one to start again"
                 )
         else:
             write_json(settings_file, self.settings())
