@@ -90,10 +90,6 @@ def visualize_class(
         raise DeepInsideError(f"objective must be a name or an Objective, got {type(objective).__name__}")
     if steps is None:
         steps = chosen.steps
-    if early_stop is None:
-        early_stop = chosen.early_stop
-    elif isinstance(early_stop, bool):
-        early_stop = EarlyStop() if early_stop else None
     return render(
         model,
         class_indices(model, targets),
@@ -107,7 +103,7 @@ def visualize_class(
         interleave=chosen.interleave,
         views=chosen.views,
         average=chosen.average,
-        early_stop=early_stop,
+        early_stop=chosen.stop_rule(early_stop),
         size=size,
         preprocessing=preprocessing,
         batch_size=batch_size,

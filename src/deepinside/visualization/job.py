@@ -83,14 +83,11 @@ class ClassModelJob:
         """A job for ``model`` with the preset's steps and early stop unless
         told (``early_stop``: None the preset's, False none, True the standard rule)."""
         recipe = presets.get(preset)
-        if early_stop is None:
-            early_stop = recipe.early_stop
-        elif isinstance(early_stop, bool):
-            early_stop = EarlyStop() if early_stop else None
         unique = tuple(dict.fromkeys(int(t) for t in targets))
         return cls(
             out=Path(out), targets=unique, labels=tuple(model.classes[t].label for t in unique), model=model.name,
-            preset=recipe.name, objective=objective, steps=recipe.steps if steps is None else steps, early_stop=early_stop,
+            preset=recipe.name, objective=objective, steps=recipe.steps if steps is None else steps,
+            early_stop=recipe.stop_rule(early_stop),
             size=check_size(size or model.preprocessing.input_size), seed=seed, batch_size=batch_size,
         )
 
@@ -173,10 +170,11 @@ def run_job(
     progress: bool | None = False,
 ) -> int:
     """Render ``batches`` (default: every batch of ``job`` not yet done, from
-    :meth:`ClassModelJob.start`); return how many classes were rendered. With ``workers`` > 1 and more than one batch left,
-    the batches go to that many processes, each building its own model with
-    ``model_factory`` (picklable, e.g. a module-level function) and using
-    an equal share of this process's torch threads. ``on_batch`` is called
+    :meth:`ClassModelJob.start`); return how many classes were rendered.
+    With ``workers`` > 1 and more than one batch left, the batches go to
+    that many processes, each building its own model with ``model_factory``
+    (picklable, e.g. a module-level function) and using an equal share of
+    this process's torch threads. ``on_batch`` is called
     with each finished batch's records; ``progress`` shows a per-step bar
     when the batches run here."""
     batches = job.start() if batches is None else batches

@@ -161,8 +161,9 @@ def save(result: ClassModels, out: str | Path, settings: dict[str, object], colu
     """Write one PNG and an objective log (``.json`` and ``.csv``) per class,
     ``contact_sheet.png`` and ``summary.json`` into ``out``. Returns the paths."""
     out = Path(out)
-    records = save_classes(result, out)
-    written = [out / name for r in records for name in class_files(Path(str(r["image"])).stem)]
+    stems = file_stems(result.targets.tolist(), result.labels)
+    records = save_classes(result, out, stems)
+    written = [out / name for stem in stems for name in class_files(stem)]
     overview = {**settings, "objective": result.log.objective_name, "seconds": result.seconds}
     return written + save_overview(out, records, overview, columns)
 

@@ -41,6 +41,15 @@ class Preset:
     penalty: Objective | None = None
     description: str = ""
 
+    def stop_rule(self, early_stop: EarlyStop | bool | None = None) -> EarlyStop | None:
+        """The early-stop rule to run: None keeps the preset's, False none,
+        True the standard :class:`EarlyStop`, or the rule given."""
+        if early_stop is None:
+            return self.early_stop
+        if isinstance(early_stop, bool):
+            return EarlyStop() if early_stop else None
+        return early_stop
+
     def objective(self, kind: str = "logit") -> Objective:
         term = objectives.class_objective(kind)
         return term if self.penalty is None else term - self.penalty
