@@ -33,6 +33,8 @@ import dataclasses
 import json
 import os
 import platform
+import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -40,9 +42,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 import deepinside
 from _timing import median_seconds
+from deepinside._allocator import keep_freed_memory
 from deepinside.attribution._engine import scoring
 from deepinside.visualization import param as vparam
 from deepinside.visualization import presets, visualize_class
@@ -170,13 +174,41 @@ def median_ms(fn: Callable[[], object], repeats: int) -> float:
     return 1000 * median_seconds(fn, repeats)
 
 
+class _StepClock:
+    """Stands in for the render loop's progress bar and notes the time at
+    each step's end, so that a step is timed alone (no set-up, no final
+    evaluation)."""
+
+    def __init__(self, *_args: object, **_kwargs: object) -> None:
+        self.n = 0
+        self.ends = [time.perf_counter()]
+
+    def __enter__(self) -> "_StepClock":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        self.ends.append(time.perf_counter())
+
+    def set_postfix_str(self, *_args: object, **_kwargs: object) -> None:
+        return None
+
+
 def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[dict[str, float]]:
-    """Per-step time of the default preset's loop (at full size, and at each octave size) against
-    the floor: forward + backward of the same batch (through the same fast
-    copy, and through the plain model); then over the preset's whole schedule
-    (each size weighted by its share of the steps)."""
+    """Per-step time of the default preset's loop, at each of its window
+    sizes, against the floor: forward + backward of the same batch through
+    the same fast model copy (and, for scale, through the plain model).
+    Floor and loop are timed in turns, ``repeats`` times (a turn: the floor
+    5 times, then a render run's steps after the first two); the overhead is
+    given from the fastest of all samples of each (what the machine's load
+    adds is never negative) and from their medians. The schedule's overhead
+    weighs each size by its share of the steps."""
     preset = presets.default()
     shares = {s: f / sum(f for _, f in preset.octaves) for s, f in preset.octaves} or {1.0: 1.0}
+    render_module = sys.modules["deepinside.visualization.render"]
     rows = []
     with scoring(model, torch.zeros(1, 3, 224, 224)) as (score, _):
         for scale in sorted({1.0, *shares}):
@@ -192,31 +224,57 @@ def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[
                 x = x0.clone().requires_grad_(True)
                 torch.autograd.grad(model(x).gather(1, t[:, None]).sum(), x)
 
-            one = dataclasses.replace(preset, octaves=((scale, 1.0),))
+            def loop_steps(steps: int = 8) -> list[float]:
+                """Seconds of each step after the first two (warm-up), one render run."""
+                clocks: list[_StepClock] = []
+                render_module.tqdm = lambda *a, **k: clocks.append(_StepClock()) or clocks[-1]
+                try:
+                    visualize_class(model, list(range(batch)), preset=one, steps=steps, batch_size=batch)
+                finally:
+                    render_module.tqdm = tqdm
+                ends = clocks[0].ends
+                return [b - a for a, b in zip(ends[2:], ends[3:])]
 
-            def loop(steps: int) -> Callable[[], object]:
-                return lambda: visualize_class(model, list(range(batch)), preset=one, steps=steps, batch_size=batch)
+            def floor_samples(calls: int = 5) -> list[float]:
+                floor_view()
+                out = []
+                for _ in range(calls):
+                    start = time.perf_counter()
+                    floor_view()
+                    out.append(time.perf_counter() - start)
+                return out
 
+            one = dataclasses.replace(preset, octaves=((scale, 1.0),), early_stop=None)
             was = model.training
             model.eval()
-            plain = median_ms(floor_plain, repeats)
+            plain = median_ms(floor_plain, 3)
             model.train(was)
-            view = median_ms(floor_view, repeats)
-            # Per step: the difference of a long and a short run (removes set-up and the final evaluation).
-            short, long = median_ms(loop(2), 3), median_ms(loop(2 + repeats), 3)
-            step = (long - short) / repeats
-            rows.append({
-                "size": px, "scale": scale, "batch": batch, "step_ms": step, "floor_view_ms": view, "floor_plain_ms": plain,
-                "overhead_vs_floor": step / view - 1, "vs_plain_floor": step / plain - 1,
-            })
-            print(f"  {px}px: step {step:.0f} ms, floor {view:.0f} ms (plain model {plain:.0f} ms): "
-                  f"overhead {step / view - 1:+.1%}", flush=True)
-    mean_step = sum(shares.get(r["scale"], 0.0) * r["step_ms"] for r in rows)
-    mean_floor = sum(shares.get(r["scale"], 0.0) * r["floor_view_ms"] for r in rows)
-    rows.append({"size": "schedule", "batch": batch, "step_ms": mean_step, "floor_view_ms": mean_floor,
-                 "overhead_vs_floor": mean_step / mean_floor - 1})
-    print(f"  the preset's schedule: step {mean_step:.0f} ms, floor {mean_floor:.0f} ms: "
-          f"overhead {mean_step / mean_floor - 1:+.1%}", flush=True)
+            floors: list[float] = []
+            steps: list[float] = []
+            for _ in range(repeats):
+                floors += floor_samples()
+                steps += loop_steps()
+            row = {
+                "size": px, "scale": scale, "batch": batch, "floor_plain_ms": plain,
+                "step_ms": 1000 * min(steps), "floor_view_ms": 1000 * min(floors),
+                "overhead_vs_floor": min(steps) / min(floors) - 1,
+                "step_median_ms": 1000 * statistics.median(steps), "floor_median_ms": 1000 * statistics.median(floors),
+                "overhead_of_medians": statistics.median(steps) / statistics.median(floors) - 1,
+            }
+            rows.append(row)
+            print(f"  {px}px: step {row['step_ms']:.0f} ms, floor {row['floor_view_ms']:.0f} ms "
+                  f"(plain model {plain:.0f} ms): overhead {row['overhead_vs_floor']:+.1%} "
+                  f"(medians: {row['step_median_ms']:.0f} / {row['floor_median_ms']:.0f} ms, "
+                  f"{row['overhead_of_medians']:+.1%})", flush=True)
+    summary: dict[str, object] = {"size": "schedule", "batch": batch}
+    for step_key, floor_key, name in (("step_ms", "floor_view_ms", "overhead_vs_floor"),
+                                      ("step_median_ms", "floor_median_ms", "overhead_of_medians")):
+        summary[step_key] = sum(shares.get(r["scale"], 0.0) * r[step_key] for r in rows)
+        summary[floor_key] = sum(shares.get(r["scale"], 0.0) * r[floor_key] for r in rows)
+        summary[name] = summary[step_key] / summary[floor_key] - 1
+    rows.append(summary)
+    print(f"  the preset's schedule: step {summary['step_ms']:.0f} ms, floor {summary['floor_view_ms']:.0f} ms: "
+          f"overhead {summary['overhead_vs_floor']:+.1%} (medians: {summary['overhead_of_medians']:+.1%})", flush=True)
     return rows
 
 
@@ -299,6 +357,7 @@ def main() -> None:
     parser.add_argument("--figure-from", type=Path, help="only draw --figure from pictures saved by --save-images")
     parser.add_argument("--timing-only", action="store_true", help="only time a step against the floor")
     args = parser.parse_args()
+    keep_freed_memory()  # as the command line does
     if args.figure_from:
         saved = torch.load(args.figure_from)
         draw_figure(saved, saved.pop("classes"), args.figure or Path("docs/classmodel_figure.png"))

@@ -131,6 +131,11 @@ def test_transforms_resample_exactly_where_they_should():
     seen = []
     T.apply([T.random_crop(), lambda y, c: seen.append(tuple(y.shape[-2:])) or y], x, T.TransformContext(0, gens, (4, 4)))
     assert seen == [(4, 4)]
+    # The sampling grid is torch's affine_grid, built more cheaply.
+    m = torch.randn(3, 3, 3, dtype=torch.float64)
+    for size in ((5, 7), (224, 123)):
+        want = torch.nn.functional.affine_grid(m[:, :2], [3, 1, *size], align_corners=False)
+        assert torch.allclose(T.affine_grid(m, size), want, atol=1e-12)
     # Between-step blur keeps a constant image and frozen images.
     const = torch.full((2, 3, 8, 8), 0.7)
     T.gaussian_blur(1.0, every=1)(const, T.StepContext(0, torch.zeros_like(const), torch.tensor([True, False])))
@@ -188,10 +193,15 @@ def test_adam_ascent_is_torchs_adam_maximising():
     state = adam.init([ours])
     for step in range(5):
         g = torch.sin(3 * ours) + ours
-        ours += adam.updates([ours], [g], state, step, 5)[0]
+        adam.step([ours], [g], state, step, 5)
         theirs.grad = torch.sin(3 * theirs.detach()) + theirs.detach()
         reference.step()
     assert torch.allclose(ours, theirs.detach(), atol=1e-12)
+    # Rows left out of `moving` stay exactly where they were; the others move as before.
+    for rule in (Adam(0.1), GradientAscent(0.1)):
+        x, state = ours.clone(), rule.init([ours])
+        rule.step([x], [torch.ones_like(x)], state, 0, 5, moving=torch.tensor([False, True]))
+        assert torch.equal(x[0], ours[0]) and torch.allclose(x[1], ours[1] + 0.1)
 
 
 # ------------------------------------------------------------ the run itself

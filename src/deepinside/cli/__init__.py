@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from .._allocator import keep_freed_memory
 from ..errors import DeepInsideError
 from . import classes_cmd, classmodel_cmd, demo_cmd, evaluate_cmd, localize_cmd, saliency_cmd
 
@@ -25,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return int(args.run(args) or 0)
     except DeepInsideError as err:

@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from .._allocator import keep_freed_memory
 from ..errors import DeepInsideError
 from ..io.files import remove_temporary_files, write_json
 from ..models.classifier import Classifier
@@ -231,6 +232,7 @@ def _start_worker(model_factory: Callable[[], Classifier], threads: int) -> None
     # tqdm's default lock is a named semaphore, which a killed worker would leak.
     tqdm.set_lock(threading.RLock())
     torch.set_num_threads(threads)
+    keep_freed_memory()
     _worker_model = model_factory()
 
 

@@ -1,8 +1,8 @@
 """Update rules for the render loop, written per image.
 
-Each rule updates only the rows (images) still being optimised: an image
-whose objective or gradient stops being finite is frozen where it was, and
-the others go on. ``lr`` follows a schedule over the steps.
+Each rule moves the parameters in place, only the rows (images) still being
+optimised: an image whose objective or gradient stops being finite is
+frozen where it was, and the others go on. ``lr`` follows a schedule over the steps.
 """
 
 from __future__ import annotations
@@ -40,12 +40,14 @@ class GradientAscent:
     def init(self, params: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         return [{} for _ in params]
 
-    def updates(
+    def step(
         self, params: list[torch.Tensor], grads: list[torch.Tensor], state: list[dict[str, torch.Tensor]],
-        step: int, steps: int,
-    ) -> list[torch.Tensor]:
+        step: int, steps: int, moving: torch.Tensor | None = None,
+    ) -> None:
+        """Move ``params`` in place (only the rows of ``moving`` ``(B,)`` where given)."""
         lr = scheduled(self.lr, self.schedule, step, steps)
-        return [lr * g for g in grads]
+        for p, g in zip(params, grads):
+            p.add_(g if moving is None else g * _rows(moving, g), alpha=lr)
 
 
 @dataclass(frozen=True)
@@ -63,24 +65,29 @@ class Adam:
     def init(self, params: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         return [{"m": torch.zeros_like(p), "v": torch.zeros_like(p)} for p in params]
 
-    def updates(
+    def step(
         self, params: list[torch.Tensor], grads: list[torch.Tensor], state: list[dict[str, torch.Tensor]],
-        step: int, steps: int,
-    ) -> list[torch.Tensor]:
+        step: int, steps: int, moving: torch.Tensor | None = None,
+    ) -> None:
+        """Move ``params`` in place (only the rows of ``moving`` ``(B,)`` where given)."""
         b1, b2 = self.betas
-        # lr * m_hat / (sqrt(v_hat) + eps), the bias corrections folded into two scalars.
-        step_size = scheduled(self.lr, self.schedule, step, steps) / (1 - b1 ** (step + 1))
-        v_scale = 1 / math.sqrt(1 - b2 ** (step + 1))
-        out = []
-        for g, s in zip(grads, state):
-            s["m"].mul_(b1).add_(g, alpha=1 - b1)
+        # lr * m_hat / (sqrt(v_hat) + eps) with both bias corrections folded
+        # into scalars, so that the update is one fused op on the parameters.
+        root = math.sqrt(1 - b2 ** (step + 1))
+        step_size = scheduled(self.lr, self.schedule, step, steps) / (1 - b1 ** (step + 1)) * root
+        for p, g, s in zip(params, grads, state):
+            s["m"].lerp_(g, 1 - b1)
             s["v"].mul_(b2).addcmul_(g, g, value=1 - b2)
-            denom = s["v"].sqrt().mul_(v_scale).add_(self.eps)
-            out.append(torch.div(s["m"], denom).mul_(step_size))
-        return out
+            denom = s["v"].sqrt().add_(self.eps * root)
+            p.addcdiv_(s["m"] if moving is None else s["m"] * _rows(moving, p), denom, value=step_size)
 
 
 Optimizer = GradientAscent | Adam
+
+
+def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` mask as a multiplier broadcasting over ``like``'s rows."""
+    return mask.view(-1, *([1] * (like.dim() - 1))).to(like.dtype)
 
 
 def _check(lr: float, schedule: str) -> None:

@@ -128,8 +128,11 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
         )
         spectrum.requires_grad_(True)
         colour = color_correlation(spec.device, spec.dtype)
-        mean = torch.tensor(spec.preprocessing.mean, device=spec.device, dtype=spec.dtype).view(3, 1, 1)
-        std = torch.tensor(spec.preprocessing.std, device=spec.device, dtype=spec.dtype).view(3, 1, 1)
+        # Normalising (p - mean) / std as one multiply-add: p * (1 / std) - mean / std.
+        mean = torch.tensor(spec.preprocessing.mean, dtype=torch.float64).view(3, 1, 1)
+        std = torch.tensor(spec.preprocessing.std, dtype=torch.float64).view(3, 1, 1)
+        gain = (1 / std).to(spec.device, spec.dtype)
+        offset = (-mean / std).to(spec.device, spec.dtype)
 
         def image_fn() -> torch.Tensor:
             # A complex-by-real product and a matmul over the flattened image:
@@ -137,7 +140,7 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
             image = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho")
             if decorrelate:
                 image = torch.matmul(colour, image.flatten(2)).view_as(image)
-            return (torch.sigmoid(image) - mean) / std
+            return torch.addcmul(offset, torch.sigmoid(image), gain)
 
         return Param([spectrum], image_fn)
 

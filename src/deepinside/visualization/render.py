@@ -455,23 +455,21 @@ def _render_chunk(
             _record(failed, broken, step, "the objective became NaN or infinite")
             alive &= ~broken
             active &= ~broken
+            # A non-finite gradient would give a non-finite update: such rows
+            # are frozen. A row's sum is finite exactly when all of it is
+            # (short of overflow), at a fraction of an isfinite pass's cost.
+            ok = active.clone()
+            for g in grads:
+                ok &= g.flatten(1).sum(1).isfinite()
+            _record(failed, active & ~ok, step, "its gradient became NaN or infinite")
+            alive &= ok | ~active
+            active &= ok
             if bool(active.any()):
-                if not bool(active.all()):
+                moving = None
+                if not bool(active.all()):  # the others' gradients may be anything
+                    moving = active
                     grads = [torch.where(_rows(active, g), g, torch.zeros_like(g)) for g in grads]
-                updates = optimizer.updates(prm.params, grads, state, step, steps)
-                # A non-finite gradient gives a non-finite update: one check covers both.
-                ok = active.clone()
-                for u in updates:
-                    ok &= u.flatten(1).isfinite().all(1)
-                _record(failed, active & ~ok, step, "its gradient or update became NaN or infinite")
-                alive &= ok | ~active
-                active &= ok
-                all_ok = bool(active.all())
-                for p, u in zip(prm.params, updates):
-                    if all_ok:
-                        p.add_(u)
-                    else:
-                        p.add_(torch.where(_rows(active, u), u, torch.zeros_like(u)))
+                optimizer.step(prm.params, grads, state, step, steps, moving)
                 for op in between_steps:
                     op(prm.pixels, StepContext(step, grads[0], active))
             if average and step >= average_from:

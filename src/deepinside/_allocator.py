@@ -1,0 +1,34 @@
+"""Keep freed memory in the process (the command line and its workers).
+
+glibc gives blocks above its mmap threshold back to the system when they are
+freed, and trims the free top of its heap. A render step allocates and frees
+the same tens of megabytes every step, so each step faulted its memory in
+again: on this project's machine, 5x the page faults of a run with the
+settings below and 7-20% more CPU time (a 16-class, 48-step run: 3.7 s of
+34 s in the kernel, against 1.2 s). Not done on import: a library should
+not change its host process's allocator; Python users can set
+``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 32 << 20  # glibc's largest: tensors up to 32 MiB come from the heap
+_TRIM_THRESHOLD = 1 << 30
+
+
+def keep_freed_memory() -> bool:
+    """Tell glibc to reuse freed memory instead of returning it; False where
+    the C library is not glibc (nothing changed)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
+        return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
