@@ -22,6 +22,7 @@ batch through the same fast model copy, and through the plain model.
 
     python benchmarks/classmodel_quality.py                 # 100 classes (long)
     python benchmarks/classmodel_quality.py --classes 12    # a quick look
+    python benchmarks/classmodel_quality.py --presets default --lucent-steps 0 --seeds 0 1 2   # seed spread
     python benchmarks/classmodel_quality.py --threads 1 --lucent-steps 96 --save-images /tmp/q.pt
     python benchmarks/classmodel_quality.py --figure-from /tmp/q.pt --figure docs/classmodel_figure.png
 """
@@ -281,6 +282,26 @@ def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[
 # ------------------------------------------------------- cost at equal quality
 
 
+def over_seeds(per_seed: Sequence[dict[str, object]]) -> list[dict[str, object]]:
+    """One row per method and step count: the mean of each measure over the
+    seeds, and the range of judge top-1 (top-1 on 100 classes moves by a few
+    points from one seed to the next)."""
+    groups: dict[tuple[object, bool, object], list[dict[str, object]]] = {}
+    for row in per_seed:
+        steps_key = None if row["early_stop"] else row["steps"]
+        groups.setdefault((row["method"], row["early_stop"], steps_key), []).append(row)
+    out = []
+    for rows in groups.values():
+        mean = {k: sum(r[k] for r in rows) / len(rows) for k, v in rows[0].items()
+                if isinstance(v, float) and k != "seed"}
+        out.append({
+            **rows[0], **mean, "seeds": [r["seed"] for r in rows],
+            "judge_top1_min": min(r["judge_top1"] for r in rows), "judge_top1_max": max(r["judge_top1"] for r in rows),
+        })
+        del out[-1]["seed"]
+    return out
+
+
 def against_lucent(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]:
     """For each preset: the fewest Lucent-recipe steps whose judge top-1 reaches the preset's, and the
     preset's time as a fraction of that (None where Lucent never reached it within the steps run:
@@ -348,7 +369,8 @@ def main() -> None:
                         help="preset names; NAME@STEPS runs every class for exactly STEPS steps (no early stop)")
     parser.add_argument("--lucent-steps", type=int, default=256, help="0 skips Lucent's recipe")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", "--seed", dest="seeds", type=int, nargs="+", default=[0],
+                        help="run every method once per seed; the table gives the mean and range over seeds")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--timing-repeats", type=int, default=6, help="0 skips the step timing")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/classmodel_quality.json"))
@@ -385,16 +407,16 @@ def main() -> None:
     results: dict[str, object] = {
         "machine": f"{platform.machine()} ({os.cpu_count()} cores, shared), {torch.get_num_threads()} torch threads, "
                    f"torch {torch.__version__}",
-        "classes": targets, "size": size, "batch": args.batch, "seed": args.seed, "rows": [],
+        "classes": targets, "size": size, "batch": args.batch, "seeds": args.seeds, "rows": [], "per_seed": [],
     }
-    rows: list[dict[str, object]] = results["rows"]  # type: ignore[assignment]
     snaps = sorted({s for s in (16, 32, 64, 96, 128, 160, 192, 256, 320, 384, 512) if s < args.lucent_steps} | {args.lucent_steps})
-    images: dict[str, list[torch.Tensor]] = {}
-    wall: dict[str, float] = {}
-    cpu: dict[str, float] = {}
-    steps_run: dict[str, int] = {}  # over the classes done
+    Key = tuple[str, int]  # (method, seed)
+    images: dict[Key, list[torch.Tensor]] = {}
+    wall: dict[Key, float] = {}
+    cpu: dict[Key, float] = {}
+    steps_run: dict[Key, int] = {}  # over the classes done
 
-    def add(key: str, pictures: torch.Tensor, w: float, c: float, steps: int) -> None:
+    def add(key: Key, pictures: torch.Tensor, w: float, c: float, steps: int) -> None:
         images.setdefault(key, []).append(pictures)
         wall[key] = wall.get(key, 0.0) + w
         cpu[key] = cpu.get(key, 0.0) + c
@@ -404,42 +426,53 @@ def main() -> None:
     # machine falls on all of them alike.
     for first in range(0, len(targets), args.batch):
         chunk = targets[first: first + args.batch]
-        for key in args.presets:
-            preset = preset_named(key)
-            w0, c0 = clocks()
-            out = visualize_class(model, chunk, preset=preset, seed=args.seed, batch_size=args.batch)
-            w1, c1 = clocks()
-            add(key, out.images, w1 - w0, c1 - c0, int(out.log.steps_run.sum()))
-        if args.lucent_steps:
-            w0, c0 = clocks()
-            shots = lucent_render(model, model.preprocessing, chunk, args.lucent_steps, size, args.seed + first,
-                                  snaps, args.batch)
-            w1, c1 = clocks()
-            for s in snaps:
-                f = s / args.lucent_steps
-                add(f"lucent-recipe@{s}", shots[s], (w1 - w0) * f, (c1 - c0) * f, s * len(chunk))
+        for seed in args.seeds:
+            for key in args.presets:
+                preset = preset_named(key)
+                w0, c0 = clocks()
+                out = visualize_class(model, chunk, preset=preset, seed=seed, batch_size=args.batch)
+                w1, c1 = clocks()
+                add((key, seed), out.images, w1 - w0, c1 - c0, int(out.log.steps_run.sum()))
+            if args.lucent_steps:
+                w0, c0 = clocks()
+                shots = lucent_render(model, model.preprocessing, chunk, args.lucent_steps, size, seed + first,
+                                      snaps, args.batch)
+                w1, c1 = clocks()
+                for s in snaps:
+                    f = s / args.lucent_steps
+                    add((f"lucent-recipe@{s}", seed), shots[s], (w1 - w0) * f, (c1 - c0) * f, s * len(chunk))
         done = first + len(chunk)
-        rows.clear()
-        for key, parts in images.items():
-            early = "@" not in key and preset_named(key).early_stop is not None
-            row = {
-                "method": key.split("@")[0], "steps": steps_run[key] / done, "early_stop": early, "classes_done": done,
-                "seconds_per_class": wall[key] / done, "cpu_seconds_per_class": cpu[key] / done,
+        per_seed = [
+            {
+                "method": key.split("@")[0], "seed": seed, "steps": steps_run[key, seed] / done,
+                "early_stop": "@" not in key and preset_named(key).early_stop is not None, "classes_done": done,
+                "seconds_per_class": wall[key, seed] / done, "cpu_seconds_per_class": cpu[key, seed] / done,
                 **judged(model, judge, torch.cat(parts), t_targets[:done]),
             }
-            rows.append(row)
+            for (key, seed), parts in images.items()
+        ]
+        results["per_seed"] = per_seed
+        results["rows"] = rows = over_seeds(per_seed)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=2) + "\n")  # partial results survive an interrupted run
+        first_seed = {k: torch.cat(v) for (k, seed), v in images.items() if seed == args.seeds[0]}
         if args.save_images:
-            torch.save({"classes": targets[:done], **{k: torch.cat(v) for k, v in images.items()}}, args.save_images)
-        shown = [k for k in wall if not k.startswith("lucent") or k.endswith(f"@{args.lucent_steps}")]
-        print(f"  {done}/{len(targets)} classes: " + ", ".join(f"{k} {wall[k] / done:.1f} s/class" for k in shown),
+            torch.save({"classes": targets[:done], **first_seed}, args.save_images)
+        shown = [k for k in first_seed if not k.startswith("lucent") or k.endswith(f"@{args.lucent_steps}")]
+        seconds = {k: sum(wall[k, seed] for seed in args.seeds) / len(args.seeds) / done for k in shown}
+        print(f"  {done}/{len(targets)} classes: " + ", ".join(f"{k} {seconds[k]:.1f} s/class" for k in shown),
               flush=True)
 
+    if len(args.seeds) > 1:
+        for row in per_seed:
+            print(f"{row['method']:>14} {row['steps']:.0f} steps, seed {row['seed']}: "
+                  f"judge top-1 {row['judge_top1']:.0%} (p {row['judge_mean_probability']:.2f})")
+        print(f"mean over seeds {', '.join(map(str, args.seeds))} (judge top-1 range in brackets):")
     for row in rows:
         steps = f"{row['steps']:.0f} steps" + (" (mean, early stop)" if row["early_stop"] else "")
         print(f"{row['method']:>14} {steps}: own top-1 {row['own_top1']:.0%} "
               f"(p {row['own_mean_probability']:.2f}), judge top-1 {row['judge_top1']:.0%} "
+              f"[{row['judge_top1_min']:.0%}-{row['judge_top1_max']:.0%}] "
               f"top-5 {row['judge_top5']:.0%} (p {row['judge_mean_probability']:.2f}), "
               f"{row['seconds_per_class']:.2f} s/class ({row['cpu_seconds_per_class']:.2f} CPU s)", flush=True)
     results["against_lucent"] = against_lucent(rows)
@@ -454,9 +487,8 @@ def main() -> None:
     if args.timing_repeats:
         print("step time against the floor (default preset, batch", args.batch, ")")
         results["step_timing"] = step_timing(model, args.batch, args.timing_repeats)
-    saved = {k: torch.cat(v) for k, v in images.items()}
     if args.figure:
-        draw_figure(saved, targets, args.figure)
+        draw_figure(first_seed, targets, args.figure)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.json}")
