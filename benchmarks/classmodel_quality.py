@@ -180,7 +180,7 @@ class _StepClock:
     each step's end, so that a step is timed alone (no set-up, no final
     evaluation)."""
 
-    def __init__(self, *_args: object, **_kwargs: object) -> None:
+    def __init__(self) -> None:
         self.n = 0
         self.ends = [time.perf_counter()]
 
