@@ -39,7 +39,7 @@ from ..models.classifier import Classifier
 from . import presets
 from .output import file_stems, read_record, save_classes, save_overview
 from .param import check_size
-from .render import EarlyStop
+from .render import EarlyStop, check_count
 
 #: What a finished class leaves behind: its ``summary.json`` entry.
 Record = dict[str, object]
@@ -70,10 +70,8 @@ class ClassModelJob:
 
     def __post_init__(self) -> None:
         # Checked here, not when the first batch renders: start() claims the folder.
-        for name in ("steps", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DeepInsideError(f"{name.replace('_', ' ')} must be a whole number of at least 1, got {value!r}")
+        check_count("steps", self.steps)
+        check_count("batch size", self.batch_size)
 
     @classmethod
     def for_model(

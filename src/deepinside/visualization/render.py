@@ -41,6 +41,12 @@ ClassName = int | str
 Octave = tuple[float, float]
 
 
+def check_count(name: str, value: object) -> None:
+    """Refuse anything but a whole number of at least 1 (bools too) for ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DeepInsideError(f"{name} must be a whole number of at least 1, got {value!r}")
+
+
 @dataclass(frozen=True)
 class EarlyStop:
     """Stop a class once its picture shows the class at a coarser scale, so
@@ -64,10 +70,8 @@ class EarlyStop:
             raise DeepInsideError(f"early-stop probability must be in (0, 1], got {self.probability!r}")
         if not 0.0 < self.scale <= 1.0:
             raise DeepInsideError(f"early-stop scale must be in (0, 1], got {self.scale!r}")
-        for name in ("first", "every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise DeepInsideError(f"early-stop {name} must be a whole number of at least 1, got {value!r}")
+        check_count("early-stop first", self.first)
+        check_count("early-stop every", self.every)
 
     def due(self, step: int) -> bool:
         """Whether classes are checked after ``step`` (0-based)."""
@@ -300,14 +304,11 @@ def render(
     Returns:
         :class:`ClassModels`: images ``(K, 3, H, W)`` in [0, 1] and the log.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise DeepInsideError(f"steps must be a whole number of at least 1, got {steps!r}")
-    if isinstance(views, bool) or not isinstance(views, int) or views < 1:
-        raise DeepInsideError(f"views must be a whole number of at least 1, got {views!r}")
+    check_count("steps", steps)
+    check_count("views", views)
     if isinstance(average, bool) or not isinstance(average, (int, float)) or not 0.0 <= average < 1.0:
         raise DeepInsideError(f"average is a decay per step in [0, 1), got {average!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise DeepInsideError(f"batch size must be at least 1, got {batch_size!r}")
+    check_count("batch size", batch_size)
     if early_stop is not None and not isinstance(early_stop, EarlyStop):
         raise DeepInsideError(f"early_stop must be an EarlyStop or None, got {early_stop!r}")
     if preprocessing is None:
