@@ -8,9 +8,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+import deepinside
 from deepinside.errors import DeepInsideError
+from deepinside.visualization import presets
 from deepinside.visualization.job import ClassModelJob, run_job
 
 from .test_classmodel import _cli
@@ -87,4 +90,29 @@ def test_job_refuses_what_it_cannot_run(tmp_path, model):
         ClassModelJob.for_model(model, [1], tmp_path / "x", size=99999)
     with pytest.raises(DeepInsideError, match="steps must be"):
         ClassModelJob.for_model(model, [1], tmp_path / "x", steps=0)
-    assert not (tmp_path / "x").exists()
+    with pytest.raises(DeepInsideError, match="by name"):  # its name would not say it was changed
+        ClassModelJob.for_model(model, [1], tmp_path / "x", preset=presets.default(steps=5))  # type: ignore[arg-type]
+    for bad, message in ((dict(objective="loss"), "unknown objective"), (dict(preset="pretty"), "unknown preset"),
+                         (dict(seed=True), "seed must be"), (dict(size=(0, 64)), "out of range")):
+        with pytest.raises(DeepInsideError, match=message):
+            ClassModelJob(tmp_path / "x", (1,), ("goldfish",), "m", **bad).start()
+    assert not (tmp_path / "x").exists(), "a job refused never claims its folder"
+
+
+def test_a_folder_refuses_the_same_model_name_with_other_weights(tmp_path, model):
+    job = ClassModelJob.for_model(model, [1], tmp_path, steps=1, size=32)
+    job.start()
+    retrained = deepinside.load_model()
+    with torch.no_grad():
+        next(retrained.parameters()).add_(1e-3)
+    assert retrained.name == model.name and retrained.digest() != model.digest()
+    with pytest.raises(DeepInsideError, match="model_digest"):
+        ClassModelJob.for_model(retrained, [1], tmp_path, steps=1, size=32).start()
+    ClassModelJob.for_model(deepinside.load_model(), [1], tmp_path, steps=1, size=32).start()  # the same model
+
+
+def test_the_folder_named_dot_gets_a_usable_suggestion(tmp_path, monkeypatch, model):
+    monkeypatch.chdir(tmp_path)
+    ClassModelJob.for_model(model, [1], ".", steps=1, size=32).start()
+    with pytest.raises(DeepInsideError, match=f"--out .*{tmp_path.name}-default-2-seed0"):
+        ClassModelJob.for_model(model, [1], ".", steps=2, size=32).start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import sys
 import time
@@ -13,7 +12,7 @@ import torch
 from tqdm import tqdm
 
 from ..errors import DeepInsideError
-from ..visualization import EarlyStop, presets
+from ..visualization import presets
 from ..visualization.job import ClassModelJob, Record, run_job
 from ..visualization.objectives import OBJECTIVES
 from ._common import add_model_args, model_from_args, positive_int
@@ -36,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument(
         "--objective", choices=list(OBJECTIVES), default="logit",
-        help="the class term: logit (S_c, the paper's) or probability (P_c) (default: %(default)s)",
+        help="the class term: logit (S_c, the paper's), probability (P_c) or log-probability (log P_c) "
+        "(default: %(default)s)",
     )
     p.add_argument("--steps", type=positive_int, help="updates per class, at most (default: the preset's)")
     p.add_argument(
@@ -45,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "probability of at least P; checked at step 96 and every 32 after (default: the preset's: "
         "0.95 for default, off for paper; off: every class runs all --steps)",
     )
-    p.add_argument("--size", type=int, metavar="PX", help="image size (default: the model's input size)")
+    p.add_argument(
+        "--size", type=positive_int, metavar="PX", help="image size (default: the model's input size)"
+    )
     p.add_argument("--seed", type=int, default=0, help="same seed, same pictures (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="classes optimised at once (default 8)")
     p.add_argument(
@@ -65,11 +67,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.all and not args.targets:
         raise DeepInsideError("name at least one class (index, WordNet id or name), or use --all")
     model = model_from_args(args)
-    preset = presets.get(args.preset)
     targets = list(range(len(model.classes))) if args.all else model.classes.resolve_many(args.targets)
     job = ClassModelJob.for_model(
         model, targets, args.out, preset=args.preset, objective=args.objective, steps=args.steps,
-        early_stop=_early_stop(args.early_stop, preset.early_stop) or False,  # None would mean the preset's
+        early_stop=args.early_stop,
         size=args.size, seed=args.seed, batch_size=args.batch_size,
     )
     batches = job.start()
@@ -147,13 +148,3 @@ def _stop_probability(text: str) -> float | bool:
     if not 0.0 < value <= 1.0:
         raise argparse.ArgumentTypeError(f"a probability in (0, 1] or 'off', got {text}")
     return value
-
-
-def _early_stop(probability: float | bool | None, preset_rule: EarlyStop | None) -> EarlyStop | None:
-    """The rule to run: the preset's when not given, none for ``off``, else
-    the preset's (or the standard) rule at that probability."""
-    if probability is None:
-        return preset_rule
-    if probability is False:
-        return None
-    return dataclasses.replace(preset_rule or EarlyStop(), probability=float(probability))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,6 +89,17 @@ class Classifier(nn.Module):
         if self._classes is None:
             raise DeepInsideError(f"{self.name}: no class names declared; pass classes=")
         return self._classes
+
+    def digest(self) -> str:
+        """A short hex digest of what decides the model's scores: its weights
+        and buffers (names, dtypes, shapes, values) and its input
+        normalisation. Two models with the same digest score alike, whatever
+        their file names; a resumable run uses it to refuse mixing two."""
+        h = hashlib.sha256(repr((self.preprocessing.mean, self.preprocessing.std)).encode())
+        for name, tensor in self.net.state_dict().items():
+            h.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+            h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        return h.hexdigest()[:16]
 
     def prepare(self, photos: Sequence[Image.Image]) -> tuple[torch.Tensor, list[Placement]]:
         """Photos to an input batch ``(B, 3, H, W)`` on the model's device, with

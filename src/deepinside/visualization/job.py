@@ -12,8 +12,10 @@ writes the contact sheet and ``summary.json`` from the files.
 ``classmodel`` command is a shell over it.
 
 A batch's pictures depend on the settings and on the torch threads of the
-process that rendered it only up to float round-off; the same settings and
-workers give the same pictures bit for bit on the same machine.
+process that rendered it only up to float round-off; the same settings,
+batches and threads per process give the same pictures bit for bit on the
+same machine (a resumed run, with fewer batches left, may give its
+processes more threads).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..errors import DeepInsideError
 from ..io.files import remove_temporary_files, write_json
 from ..models.classifier import Classifier
 from . import presets
+from .objectives import class_objective
 from .output import file_stems, read_record, save_classes, save_overview
 from .param import check_size
 from .render import EarlyStop, check_count
@@ -53,13 +56,17 @@ class ClassModelJob:
 
     Every field but ``out``, ``targets`` and ``labels`` decides the pictures
     and is kept in ``out/run.json``: a folder holds the classes of one set
-    of settings, so that a resumed run never mixes two.
+    of settings, so that a resumed run never mixes two. ``model_digest`` is
+    the model's :meth:`~deepinside.Classifier.digest` (its weights and input
+    normalisation: a model file of the same name with other weights is
+    another model).
     """
 
     out: Path
     targets: tuple[int, ...]
     labels: tuple[str, ...]
     model: str
+    model_digest: str = ""
     preset: str = "default"
     objective: str = "logit"
     steps: int = presets.DEFAULT_STEPS
@@ -70,30 +77,46 @@ class ClassModelJob:
 
     def __post_init__(self) -> None:
         # Checked here, not when the first batch renders: start() claims the folder.
+        if self.preset not in presets.PRESETS:
+            names = " or ".join(presets.PRESETS)
+            raise DeepInsideError(f"unknown preset {self.preset!r}: a job takes {names}")
+        class_objective(self.objective)
         check_count("steps", self.steps)
         check_count("batch size", self.batch_size)
+        check_size(self.size)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise DeepInsideError(f"seed must be a whole number, got {self.seed!r}")
 
     @classmethod
     def for_model(
         cls, model: Classifier, targets: Sequence[int], out: str | Path, *, preset: str = "default",
-        objective: str = "logit", steps: int | None = None, early_stop: EarlyStop | bool | None = None,
+        objective: str = "logit", steps: int | None = None,
+        early_stop: EarlyStop | bool | float | None = None,
         size: int | None = None, seed: int = 0, batch_size: int = 8,
     ) -> ClassModelJob:
-        """A job for ``model`` with the preset's steps and early stop unless
-        told (``early_stop``: None the preset's, False none, True the standard rule)."""
+        """A job for ``model`` with the preset (by name) and its steps and early
+        stop unless told (``early_stop``: see :meth:`Preset.stop_rule`)."""
+        if not isinstance(preset, str):
+            raise DeepInsideError(
+                f"a job takes a preset by name ({' or '.join(presets.PRESETS)}), not {preset!r}: "
+                "its name is all run.json can keep"
+            )
         recipe = presets.get(preset)
         unique = tuple(dict.fromkeys(int(t) for t in targets))
         return cls(
             out=Path(out), targets=unique, labels=tuple(model.classes[t].label for t in unique), model=model.name,
-            preset=recipe.name, objective=objective, steps=recipe.steps if steps is None else steps,
+            model_digest=model.digest(), preset=recipe.name, objective=objective,
+            steps=recipe.steps if steps is None else steps,
             early_stop=recipe.stop_rule(early_stop),
-            size=check_size(size or model.preprocessing.input_size), seed=seed, batch_size=batch_size,
+            size=check_size(model.preprocessing.input_size if size is None else size), seed=seed,
+            batch_size=batch_size,
         )
 
     def settings(self) -> dict[str, object]:
         """What decides the pictures, as JSON."""
         return {
-            "model": self.model, "preset": self.preset, "objective": self.objective, "steps": self.steps,
+            "model": self.model, "model_digest": self.model_digest, "preset": self.preset,
+            "objective": self.objective, "steps": self.steps,
             "early_stop": dataclasses.asdict(self.early_stop) if self.early_stop else None,
             "size": list(self.size), "seed": self.seed, "batch_size": self.batch_size,
         }
@@ -112,7 +135,8 @@ class ClassModelJob:
             except ValueError:
                 there = None
             if there != self.settings():
-                other = self.out.with_name(f"{self.out.name}-{self.preset}-{self.steps}-seed{self.seed}")
+                base = self.out if self.out.name else self.out.resolve()  # "." has no name to vary
+                other = base.with_name(f"{base.name}-{self.preset}-{self.steps}-seed{self.seed}")
                 raise DeepInsideError(
                     f"{self.out} holds class models made with other settings ({_difference(there, self.settings())}): "
                     f"use another folder (e.g. --out {other}), or delete that one to start again"

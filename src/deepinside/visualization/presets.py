@@ -10,6 +10,7 @@ runs one; ``dataclasses.replace(preset, steps=...)`` varies one.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass
 
 from ..errors import DeepInsideError
@@ -41,13 +42,16 @@ class Preset:
     penalty: Objective | None = None
     description: str = ""
 
-    def stop_rule(self, early_stop: EarlyStop | bool | None = None) -> EarlyStop | None:
+    def stop_rule(self, early_stop: EarlyStop | bool | float | None = None) -> EarlyStop | None:
         """The early-stop rule to run: None keeps the preset's, False none,
-        True the standard :class:`EarlyStop`, or the rule given."""
+        True the standard :class:`EarlyStop`, a number the preset's (or the
+        standard) rule at that probability, or the rule given."""
         if early_stop is None:
             return self.early_stop
         if isinstance(early_stop, bool):
             return EarlyStop() if early_stop else None
+        if isinstance(early_stop, (int, float)):
+            return dataclasses.replace(self.early_stop or EarlyStop(), probability=float(early_stop))
         return early_stop
 
     def objective(self, kind: str = "logit") -> Objective:
@@ -167,9 +171,9 @@ def default(steps: int = DEFAULT_STEPS) -> Preset:
     random jitter, scale and rotation fused into one resampling, and the
     network sees a window of the image at its own scale, at a random place,
     of 0.55, 0.7, 0.85 and 1.0 of the image in turn; Adam at a constant 0.05
-    maximising S_c; the picture is the parameters' average over the second
-    half of the steps. A class stops early (from step 96) once the model
-    still gives its picture at half scale P_c >= 0.95."""
+    maximising S_c; the picture is a moving average of the parameters
+    (decay 0.95) from step 48 on. A class stops early (from step 96) once
+    the model still gives its picture at half scale P_c >= 0.95."""
     return Preset(
         name="default",
         param=param.fft(sd=0.01, decay_power=1.0, decorrelate=True),
@@ -187,7 +191,7 @@ def default(steps: int = DEFAULT_STEPS) -> Preset:
         average=DEFAULT_AVERAGE,
         early_stop=EarlyStop(),
         description="default: FFT 1/f + colour decorrelation, jitter/scale/rotate, windows of 0.55-1.0 "
-        "in turn, Adam 0.05, averaged second half, early stop when recognised at half scale",
+        "in turn, Adam 0.05, parameters averaged from step 48, early stop when recognised at half scale",
     )
 
 
