@@ -21,6 +21,7 @@ from deepinside.errors import DeepInsideError
 from deepinside.visualization import Preset, objectives as O, param, presets, transforms as T, visualize_class
 from deepinside.visualization.optim import Adam, GradientAscent, scheduled
 from deepinside.visualization.render import EarlyStop, _octave_sizes
+from deepinside.visualization.render import render as render_loop
 
 HALF = deepinside.Preprocessing(input_size=(16, 16), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
@@ -395,6 +396,33 @@ def test_not_a_classifier_and_out_of_range_class_on_plain_modules():
         visualize_class(nn.Conv2d(3, 4, 3), [0], preset=tiny_default(1), size=16)
     with pytest.raises(DeepInsideError, match="out of range"):
         visualize_class(linear_model(), [7], preset=tiny_default(1), preprocessing=HALF, size=16)
+    calls = []
+    model = linear_model()
+    model.register_forward_hook(lambda *_: calls.append(1))
+    with pytest.raises(DeepInsideError, match="class 7 is out of range: .* 0 to 4"):
+        visualize_class(model, [0, 1, 7], preset=tiny_default(3), preprocessing=HALF, size=16, batch_size=1)
+    assert len(calls) == 1, "checked before any batch runs, not when its batch comes"
+    with pytest.raises(DeepInsideError, match="class -1 is out of range"):
+        render_loop(model, [0, -1], presets.paper().objective(), param.pixels(), steps=1,
+                    optimizer=GradientAscent(1.0), preprocessing=HALF)
+    with pytest.raises(DeepInsideError, match="2 labels for 1 classes"):
+        render_loop(linear_model(), [0], presets.paper().objective(), param.pixels(), steps=1,
+                    optimizer=GradientAscent(1.0), preprocessing=HALF, labels=["a", "b"])
+
+
+def test_out_of_memory_says_so_and_not_to_enlarge():
+    class Hungry(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = linear_model()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if x.requires_grad:  # the loop's passes, not the set-up's
+                raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 10 GB")
+            return self.inner(x)
+
+    with pytest.raises(DeepInsideError, match="out of memory for 2 16x16 inputs.*smaller batch size"):
+        visualize_class(Hungry(), [0, 1], preset=presets.paper(steps=1), preprocessing=HALF, size=16)
     with pytest.raises(DeepInsideError, match="use an index"):
         visualize_class(linear_model(), ["tabby"], preprocessing=HALF, size=16)
 
@@ -444,8 +472,15 @@ def test_command_line_early_stop_is_the_presets_unless_told(tmp_path):
         assert summary["classes"][0]["steps_run"] == 1
 
 
+def test_stop_rule_by_probability_keeps_the_presets_checks():
+    default, paper = presets.default(), presets.paper()
+    assert default.stop_rule(None) is default.early_stop and paper.stop_rule(True) == EarlyStop()
+    assert default.stop_rule(False) is None and paper.stop_rule(0.9) == EarlyStop(probability=0.9)
+    assert default.stop_rule(0.5) == dataclasses.replace(default.early_stop, probability=0.5)
+
+
 def test_command_line_refuses_bad_input(tmp_path):
-    for bad in (["--steps", "0"], ["--early-stop", "2"], ["--early-stop", "soon"]):
+    for bad in (["--steps", "0"], ["--size", "0"], ["--early-stop", "2"], ["--early-stop", "soon"]):
         with pytest.raises(SystemExit) as e:
             _cli(["classmodel", "goldfish", *bad])
         assert e.value.code == 2

@@ -4,8 +4,8 @@ An :class:`Objective` maps the state of one optimisation step to one value per
 image ``(B,)``; the render loop ascends their sum (the images of a batch are
 independent, so each image ascends its own value). Objectives compose::
 
-    class_logit() - 1e-4 * l2()                          # the paper's S_c(I) - lambda ||I||^2
-    class_logit() - 0.05 * total_variation() + 2 * l1()
+    class_logit() - 1e-3 * l2()                          # the paper's S_c(I) - lambda ||I||^2
+    class_logit() - 0.05 * total_variation() - 2e-3 * l1()
 
 All objectives read the image in the model's *input space* (normalised,
 ``(pixel - mean) / std``), where the paper's zero image is the training mean.

@@ -2,8 +2,10 @@
 
 Classes are optimised together, ``batch_size`` at a time. Each image has its
 own random generator, seeded from ``seed`` and its class, so a class's
-picture does not depend on which classes share its batch, and the same seed
-gives the same pictures bit for bit on the same machine and batch size.
+picture does not depend on which classes share its batch (up to float
+round-off: the network's passes take the classes still running), and the
+same seed gives the same pictures bit for bit on the same machine, torch
+threads and batches.
 Gradients come from the gradient engine's private, eval-mode copy of the
 model (batch norm folded, padding inside the convolutions, channels-last): the caller's model is never
 changed.
@@ -88,7 +90,7 @@ class EarlyStop:
         small = F.interpolate(pixels, scale_factor=self.scale, mode="bilinear", antialias=True, align_corners=False)
         blurred = F.interpolate(small, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
         scores = score(preprocessing.normalize(blurred).contiguous(memory_format=torch.channels_last))
-        return scores.float().softmax(1).gather(1, targets[:, None])[:, 0] >= self.probability
+        return _probability(scores, targets) >= self.probability
 
 
 @dataclass
@@ -144,7 +146,8 @@ class ClassModels:
         labels: a display name per image.
         final_scores, final_probabilities: S_c and P_c of each returned image
             ``(K,)`` (the clipped image, untransformed, at full size).
-        failures: position in ``targets`` -> why that class stopped early.
+        failures: position in ``targets`` -> why that class failed (its
+            objective or gradient stopped being finite).
         seconds: wall time of the whole run.
 
     ``images, log = visualize_class(...)`` unpacks it.
@@ -284,11 +287,10 @@ def render(
             its fraction says, instead of one after another.
         views: random transforms of each image per step; the objective is
             their mean (a less noisy gradient for ``views`` times the cost).
-        average: the final picture comes from a moving average of the
-            parameters over the second half of the steps, with this decay
-            per step (Polyak averaging: it keeps what every step agrees on);
-            0 keeps the last step's. With ``early_stop`` the average starts
-            at half its first check.
+        average: the final picture comes from an exponential moving
+            average of the parameters, with this decay per step, from half
+            the steps on (with ``early_stop``: from half its first check);
+            it keeps what the steps agree on. 0 keeps the last step's.
         early_stop: stop each class once its picture shows the class at a
             coarser scale (see :class:`EarlyStop`); None runs every class
             for all ``steps``.
@@ -317,6 +319,8 @@ def render(
     device, dtype = _placement(model, device, dtype)
     targets = [int(t) for t in targets]
     labels = list(labels) if labels is not None else [_label(model, t) for t in targets]
+    if len(labels) != len(targets):
+        raise DeepInsideError(f"{len(labels)} labels for {len(targets)} classes: give one label per class")
     sizes = _octave_sizes(octaves, hw, steps, interleave)
     base = _base_seed(seed)
     k_all = len(targets)
@@ -334,8 +338,13 @@ def render(
     with ExitStack() as stack:
         try:
             score, _ = stack.enter_context(scoring(model, example))
+            with torch.no_grad():
+                classes = score(example.contiguous(memory_format=torch.channels_last)).shape[1]
         except RuntimeError as err:
-            raise _size_error(hw, err) from err
+            raise _model_error(hw, err, batch=1) from err
+        bad = [t for t in targets if not 0 <= t < classes]
+        if bad:
+            raise DeepInsideError(f"class {bad[0]} is out of range: the model has classes 0 to {classes - 1}")
         bar = stack.enter_context(tqdm(
             total=chunks * steps, desc="classmodel", unit="step", disable=(None if progress is None else not progress),
             leave=False,
@@ -351,12 +360,14 @@ def render(
                 generators=[_generator(base, t) for t in chunk_targets], device=device, dtype=dtype,
                 bar=bar, done=first, total=k_all,
             )
-            images[rows], log_s[rows], log_p[rows], log_o[rows], final_s[rows], final_p[rows], run[rows] = out[:7]
-            for b, (step, why) in out[7].items():
+            images[rows], run[rows] = out.pixels, out.steps_run
+            final_s[rows], final_p[rows] = out.final_s, out.final_p
+            log_s[rows], log_p[rows], log_o[rows] = out.log_s, out.log_p, out.log_o
+            for b, (step, why) in out.failed.items():
                 k = first + b
                 failures[k] = (
                     f"class {targets[k]} ({labels[k]}): {why} at step {step + 1}; "
-                    "stopped it there and kept its last finite image"
+                    "stopped it there and kept its picture from before that step"
                 )
                 warnings.warn(failures[k], RuntimeWarning, stacklevel=2)
     return ClassModels(
@@ -371,10 +382,20 @@ def render(
     )
 
 
-_ChunkResult = tuple[
-    torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
-    dict[int, tuple[int, str]],
-]
+@dataclass
+class _Chunk:
+    """One batch's result: pixels, the S_c / P_c / objective logs ``(B,
+    steps)``, the final S_c and P_c, the steps each row ran, and ``{row:
+    (step, why it failed)}``."""
+
+    pixels: torch.Tensor
+    log_s: torch.Tensor
+    log_p: torch.Tensor
+    log_o: torch.Tensor
+    final_s: torch.Tensor
+    final_p: torch.Tensor
+    steps_run: torch.Tensor
+    failed: dict[int, tuple[int, str]]
 
 
 def _render_chunk(
@@ -399,17 +420,15 @@ def _render_chunk(
     bar: tqdm,  # type: ignore[type-arg]
     done: int,
     total: int,
-) -> _ChunkResult:
-    """One batch of classes: ``(pixels, S_c log, P_c log, objective log, final
-    S_c, final P_c, steps run, {row: (step, why it stopped)})``."""
+) -> _Chunk:
+    """One batch of classes, optimised together."""
     batch = len(targets)
     t = torch.tensor(targets, device=device, dtype=torch.long)
     prm = param(ParamSpec(batch, size, preprocessing, generators, device, dtype))
     if between_steps and prm.pixels is None:
         raise DeepInsideError("blur and pixel clipping act on raw pixels: use the pixels parameterisation")
     state = optimizer.init(prm.params)
-    alive = torch.ones(batch, dtype=torch.bool, device=device)  # not stopped by a failure
-    active = alive.clone()  # still optimised: neither failed nor done
+    active = torch.ones(batch, dtype=torch.bool, device=device)  # still optimised: neither failed nor done
     failed: dict[int, tuple[int, str]] = {}
     done_at = torch.full((batch,), steps, dtype=torch.long)
     log_s = torch.full((batch, steps), float("nan"), dtype=torch.float64, device=device)
@@ -430,12 +449,8 @@ def _render_chunk(
         x = apply(transforms, image_views, ctx).contiguous(memory_format=channels_last)
         try:
             scores = score(x)
-        except RuntimeError as err:  # typically: an input too small for the network
-            raise _size_error(tuple(x.shape[-2:]), err, image=size) from err
-        if step == 0 and max(targets) >= scores.shape[1]:
-            raise DeepInsideError(
-                f"class {max(targets)} is out of range: the model has classes 0 to {scores.shape[1] - 1}"
-            )
+        except RuntimeError as err:  # typically: an input too small for the network, or memory
+            raise _model_error(tuple(x.shape[-2:]), err, batch=len(x), image=size) from err
         values = objective(State(scores, image_views, t_views))
         if values.shape != (n * views,):
             raise DeepInsideError(
@@ -445,7 +460,7 @@ def _render_chunk(
         values = values.view(n, views).mean(1)
         with torch.no_grad():
             s_c = scores.gather(1, t_views[:, None])[:, 0].view(n, views).mean(1)
-            p_c = scores.float().softmax(1).gather(1, t_views[:, None])[:, 0].view(n, views).mean(1)
+            p_c = _probability(scores, t_views).view(n, views).mean(1)
             log_s[rows, step], log_p[rows, step], log_o[rows, step] = s_c.double(), p_c.double(), values.double()
             finite = values.isfinite() & scores.isfinite().all(1).view(n, views).all(1)
         total_value = torch.where(finite, values, torch.zeros_like(values)).sum()
@@ -454,7 +469,6 @@ def _render_chunk(
             broken = torch.zeros_like(active)
             broken[rows] = ~finite
             _record(failed, broken, step, "the objective became NaN or infinite")
-            alive &= ~broken
             active &= ~broken
             # A non-finite gradient would give a non-finite update: such rows
             # are frozen. A row's sum is finite exactly when all of it is
@@ -463,7 +477,6 @@ def _render_chunk(
             for g in grads:
                 ok &= g.flatten(1).sum(1).isfinite()
             _record(failed, active & ~ok, step, "its gradient became NaN or infinite")
-            alive &= ok | ~active
             active &= ok
             if bool(active.any()):
                 moving = None
@@ -475,14 +488,15 @@ def _render_chunk(
                     op(prm.pixels, StepContext(step, grads[0], active))
             if average and step >= average_from:
                 _update_average(averaged, prm.params, average, active)
-            if early_stop is not None and early_stop.due(step) and bool(active.any()):
+            # (after the last step a check could not change anything)
+            if early_stop is not None and step < steps - 1 and early_stop.due(step) and bool(active.any()):
                 now = active.nonzero()[:, 0]
                 sure = torch.zeros_like(active)
                 sure[now] = early_stop.sure(score, _picture(prm, averaged, preprocessing)[now], t[now], preprocessing)
                 done_at[sure.cpu()] = step + 1
                 active &= ~sure
         bar.update()
-        if bar.n % 4 == 0 or step == steps - 1:
+        if not bar.disable and (bar.n % 4 == 0 or step == steps - 1):
             bar.set_postfix_str(
                 f"classes {done}/{total} S_c {float(s_c.mean()):.3g} P_c {float(p_c.mean()):.2f}", refresh=False
             )
@@ -493,9 +507,11 @@ def _render_chunk(
     with torch.no_grad():
         final = score(preprocessing.normalize(pixels).contiguous(memory_format=channels_last))
         final_s = final.gather(1, t[:, None])[:, 0].double().cpu()
-        final_p = final.float().softmax(1).gather(1, t[:, None])[:, 0].double().cpu()
+        final_p = _probability(final, t).double().cpu()
     steps_run = torch.tensor([failed[b][0] + 1 if b in failed else int(done_at[b]) for b in range(batch)])
-    return pixels.contiguous(), log_s.cpu(), log_p.cpu(), log_o.cpu(), final_s, final_p, steps_run, failed
+    return _Chunk(
+        pixels.contiguous(), log_s.cpu(), log_p.cpu(), log_o.cpu(), final_s, final_p, steps_run, failed
+    )
 
 
 @torch.no_grad()
@@ -523,13 +539,26 @@ def _update_average(averaged: list[torch.Tensor], params: list[torch.Tensor], de
         mean.lerp_(p, (1.0 - decay) * (1.0 if every else _rows(active, p).to(p.dtype)))
 
 
-def _size_error(size: tuple[int, ...], err: RuntimeError, image: tuple[int, int] | None = None) -> DeepInsideError:
+def _model_error(
+    size: tuple[int, ...], err: RuntimeError, batch: int, image: tuple[int, int] | None = None
+) -> DeepInsideError:
+    """What to do when the network fails on the loop's inputs: out of memory,
+    or (most often otherwise) an input too small for it."""
     text = str(err).strip()
     first_line = text.splitlines()[0] if text else type(err).__name__
     seen = f"{size[0]}x{size[1]} inputs"
     if image is not None and tuple(image) != tuple(size):
         seen += f" (what it sees of the {image[0]}x{image[1]} image)"
+    if isinstance(err, torch.OutOfMemoryError) or "allocate" in text:
+        return DeepInsideError(
+            f"out of memory for {batch} {seen} ({first_line}); use a smaller batch size or image size"
+        )
     return DeepInsideError(f"the model failed on {seen} ({first_line}); try a larger size")
+
+
+def _probability(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: the softmax probability of each row's target class (in float32 at least)."""
+    return scores.float().softmax(1).gather(1, targets[:, None])[:, 0]
 
 
 def _rows(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -3,7 +3,7 @@ applied to the image between steps.
 
 **Transforms** are differentiable and run on the image before the model at
 every step: ``transform(x, ctx) -> x``. The geometric ones (:func:`jitter`,
-:func:`random_scale`, :func:`random_rotate`) are :class:`Affine`: the render
+:func:`random_scale`, :func:`random_rotate`, :func:`random_crop`) are :class:`Affine`: the render
 loop multiplies consecutive affine transforms into one matrix per image and
 resamples the image once, straight to the model's input size for the step
 (the octave), so a whole chain costs one ``grid_sample``. Any callable
