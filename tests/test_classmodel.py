@@ -157,13 +157,18 @@ def test_windows_stay_inside_or_overhang_by_what_was_asked():
         T.random_crop(overhang=1.0)
 
 
-def test_fft_parameterisation_starts_grey_and_is_band_limited():
+def test_fft_parameterisation_starts_grey_is_band_limited_and_makes_rows_alone():
     spec = param.ParamSpec(2, (16, 20), HALF, [torch.Generator().manual_seed(i) for i in range(2)], torch.device("cpu"), torch.float32)
     grey = param.fft(sd=0.0)(spec)
     assert torch.allclose(HALF.denormalize(grey.image_fn()), torch.full((2, 3, 16, 20), 0.5))
     noisy = param.fft(sd=0.01)(spec)
     params, image_fn = noisy
     assert params[0].shape == (2, 3, 16, 11, 2) and image_fn().shape == (2, 3, 16, 20)
+    # The image of some rows alone: the same pixels, and a gradient on those rows only.
+    rows = torch.tensor([1])
+    assert torch.equal(noisy.image(rows), image_fn()[rows])
+    (grad,) = torch.autograd.grad(noisy.image(rows).sum(), params)
+    assert bool(grad[0].eq(0).all()) and bool(grad[1].ne(0).any())
     f = param.fft_frequencies(16, 20)
     assert f[0, 0] == 0 and f[8, 10] == pytest.approx(math.sqrt(0.5**2 + 0.5**2))
 

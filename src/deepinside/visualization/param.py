@@ -50,14 +50,23 @@ class ParamSpec:
 class Param:
     """Parameters (leaf tensors, batch first) and ``image_fn() -> (B, 3, H, W)``
     in model input space. ``pixels`` is the raw input tensor when the image is
-    the parameter itself (post-step regularisers such as blur act on it)."""
+    the parameter itself (post-step regularisers such as blur act on it).
+    ``rows_fn(rows)`` gives the image of some rows only, where that costs less
+    than making all of them (the render loop's classes that are still running)."""
 
     params: list[torch.Tensor]
     image_fn: Callable[[], torch.Tensor]
     pixels: torch.Tensor | None = None
+    rows_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __iter__(self) -> Iterator[object]:
         return iter((self.params, self.image_fn))
+
+    def image(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The image of every row, or of ``rows`` (indices) only."""
+        if rows is None:
+            return self.image_fn()
+        return self.rows_fn(rows) if self.rows_fn is not None else self.image_fn()[rows]
 
 
 ParamFactory = Callable[[ParamSpec], Param]
@@ -134,15 +143,15 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
         gain = (1 / std).to(spec.device, spec.dtype)
         offset = (-mean / std).to(spec.device, spec.dtype)
 
-        def image_fn() -> torch.Tensor:
+        def image_of(coefficients: torch.Tensor) -> torch.Tensor:
             # A complex-by-real product and a matmul over the flattened image:
             # no copies (einsum and a broadcast over (re, im) cost 2x here).
-            image = torch.fft.irfft2(torch.view_as_complex(spectrum) * scale, s=(h, w), norm="ortho")
+            image = torch.fft.irfft2(torch.view_as_complex(coefficients) * scale, s=(h, w), norm="ortho")
             if decorrelate:
                 image = torch.matmul(colour, image.flatten(2)).view_as(image)
             return torch.addcmul(offset, torch.sigmoid(image), gain)
 
-        return Param([spectrum], image_fn)
+        return Param([spectrum], lambda: image_of(spectrum), rows_fn=lambda rows: image_of(spectrum[rows]))
 
     return build
 

@@ -437,13 +437,12 @@ def _render_chunk(
     average_from = (min(steps, early_stop.first) if early_stop else steps) // 2
     averaged: list[torch.Tensor] = []
     for step in range(steps):
-        # Only the active classes go through the network; each draws its
-        # views' transforms one after another from its own generator.
+        # Only the active classes' images are made and go through the network;
+        # each draws its views' transforms one after another from its own generator.
         rows = active.nonzero()[:, 0]
         n = len(rows)
         ctx = TransformContext(step, [generators[b] for b in rows.tolist() for _ in range(views)], sizes[step])
-        image = prm.image_fn()
-        image = image if n == batch else image[rows]
+        image = prm.image(None if n == batch else rows)
         image_views = image.repeat_interleave(views, 0) if views > 1 else image
         t_views = t[rows].repeat_interleave(views)
         x = apply(transforms, image_views, ctx).contiguous(memory_format=channels_last)
