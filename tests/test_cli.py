@@ -158,3 +158,10 @@ def test_evaluate_needs_boxes_for_the_pointing_game(photo_dir, capsys):
 def test_evaluate_with_images_that_do_not_match_the_annotations(annotated, photo_dir, capsys):
     code, _, err = _run(["evaluate", "faithfulness", "--annotations", annotated, "--images", photo_dir / "coffee_grey.png"], capsys)
     assert code == 2 and "coffee_grey.png: has no entry" in err
+
+
+def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, photo_dir, capsys):
+    (tmp_path / "taken").write_text("a file where the output folder should go")
+    code, _, err = _run(["saliency", photo_dir / "cat.jpg", "--out", tmp_path / "taken"], capsys)
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("deepinside: error: ") and "--out" in err

@@ -115,3 +115,55 @@ def test_evaluate_localization(tmp_path, photos, capsys):
     assert set(rows) == {"paper", "default", "whole image", "centred box"}
     assert rows["whole image"]["gt_known_loc"] == 1.0  # the box covers most of the photo
     assert 0 <= rows["default"]["maxboxacc_0.5"] <= 1
+
+
+def _fixed_size_classifier() -> deepinside.Classifier:
+    """A network that takes 16x16 inputs only (a Flatten + Linear head, like VGG's)."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 16 * 16, 6)
+    )
+    prep = Preprocessing(input_size=(16, 16), resize="stretch")
+    return deepinside.Classifier(net, prep, deepinside.models.with_default_classes(6), feature_layer="1")
+
+
+def test_a_fixed_size_model_is_told_to_use_the_paper_config(photos):
+    model = _fixed_size_classifier()
+    with pytest.raises(deepinside.DeepInsideError, match=r"failed on 24x24 inputs.*--config paper"):
+        localize(model, [photos["coffee"]], top_k=1)
+    (found,) = localize(model, [photos["coffee"]], top_k=2, config="paper")
+    assert [b.prediction.class_index for b in found.boxes] == [p.class_index for p in found.predictions[:2]]
+
+
+def test_photos_are_read_alike_by_the_command_line_and_python(tmp_path):
+    deep = (np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).astype(np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")  # 16-bit grey
+    with Image.open(tmp_path / "deep.png") as opened:
+        direct = opened.copy()
+    prep = Preprocessing(input_size=(32, 32), resize="stretch")
+    via_file, _ = prep(deepinside.io.load_photo(tmp_path / "deep.png"))
+    via_python, _ = prep(direct)
+    torch.testing.assert_close(via_python, via_file)
+
+
+def test_result_names_never_repeat():
+    from deepinside.cli.saliency_cmd import UniqueStems
+
+    stems = UniqueStems()
+    names = [stems.next(p) for p in ("a/cat.jpg", "b/cat.jpg", "c/cat-2.jpg", "d/Cat.png")]
+    assert names == ["cat", "cat-2", "cat-2-2", "Cat-3"]  # distinct also where case does not count
+
+
+def test_localize_a_users_model_with_its_feature_layer(tmp_path, photos, capsys, monkeypatch):
+    (tmp_path / "mymodel.py").write_text(
+        "from torch import nn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 6))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    photos["coffee"].save(tmp_path / "coffee.jpg")
+    run = ["localize", str(tmp_path / "coffee.jpg"), "--model", "mymodel:make", "--input-size", "32", "--top-k", "1",
+           "--out", str(tmp_path / "out")]
+    assert main(run) == 2 and "Grad-CAM needs" in capsys.readouterr().err
+    assert main([*run, "--feature-layer", "1"]) == 0
+    assert json.loads((tmp_path / "out" / "coffee.json").read_text())["boxes"]

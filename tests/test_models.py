@@ -216,3 +216,90 @@ def test_torch_export_program(tmp_path):
     x = torch.randn(1, 3, 16, 16)
     torch.testing.assert_close(model(x), net(x))
     assert saliency(model, x, 2).shape == (1, 16, 16)
+
+
+_USER_MODELS = '''
+import torch
+from torch import nn
+
+
+def fixed():  # takes 32x32 inputs only
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10))
+
+
+class Pair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 10)
+
+    def forward(self, x):
+        y = self.fc(self.features(x).mean((2, 3)))
+        return y, y
+
+
+def pair():
+    return Pair()
+
+
+def conv():
+    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+
+
+def needs_arg(n):
+    return nn.Linear(n, n)
+
+
+def broken():
+    raise RuntimeError("boom")
+'''
+
+
+@pytest.fixture
+def user_models(tmp_path, monkeypatch):
+    (tmp_path / "usermods.py").write_text(_USER_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "spec, size, message",
+    [
+        ("usermods:fixed", 64, r"failed on a 1x3x64x64 input \(mat1 and mat2.*check --input-size"),
+        ("usermods:pair", 32, "returned a tuple, not a tensor"),
+        ("usermods:needs_arg", 32, r"needs_arg\(\) failed \(TypeError"),
+        ("usermods:broken", 32, r"broken\(\) failed \(RuntimeError: boom\)"),
+        (":fixed", 32, "write it as package.module:factory"),
+        ("nosuchmodule_xyz:make", 32, "cannot import 'nosuchmodule_xyz'"),
+    ],
+)
+def test_users_models_that_fail_are_one_clear_error(user_models, spec, size, message):
+    with pytest.raises(DeepInsideError, match=message):
+        load_model(spec, input_size=size)
+
+
+def test_a_users_feature_layer_is_declared_by_name(user_models):
+    model = load_model("usermods:conv", input_size=16, feature_layer="0")
+    assert model.feature_layer == "0"
+    with pytest.raises(DeepInsideError, match="no layer named 'nope'"):
+        load_model("usermods:conv", input_size=16, feature_layer="nope")
+    assert load_model(feature_layer="features").feature_layer == "features"
+
+
+def test_a_bad_export_archive_logs_nothing(tmp_path, capfd):
+    (tmp_path / "junk.pt2").write_bytes(b"not a zip archive")
+    with pytest.raises(DeepInsideError, match="not a torch.export program"):
+        load_model(str(tmp_path / "junk.pt2"), input_size=32)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_scores_are_eval_mode_and_leave_each_module_as_it_was():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    model = deepinside.Classifier(net.eval(), Preprocessing(input_size=(8, 8)))
+    net[1].train()  # mixed modes: the wrapper and one layer training, the rest not
+    stats = net[1].running_mean.clone()
+    x = torch.randn(2, 3, 8, 8)
+    scores = model.scores(x)
+    assert model.training and net[1].training and not net[0].training
+    assert torch.equal(net[1].running_mean, stats)
+    torch.testing.assert_close(scores, net.eval()(x))

@@ -117,8 +117,7 @@ def _explain_batch(
     elif top_k == 1:
         classes = None
     else:
-        with torch.no_grad():
-            classes = model(inputs).topk(top_k, dim=1).indices
+        classes = model.scores(inputs).topk(top_k, dim=1).indices
     found = attribute(model, inputs, classes, method, reduce)
     maps, scores, used = found.map, found.scores, found.targets
     if used.dim() == 1:

@@ -32,6 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeepInsideError as err:
         print(f"deepinside: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # the output folder is a file, read-only, or the disk is full
+        where = f"{err.filename}: " if err.filename else ""
+        print(
+            f"deepinside: error: {where}{err.strerror or err} (check the paths given and that --out can be written)",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("deepinside: interrupted", file=sys.stderr)
         return 130

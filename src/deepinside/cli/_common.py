@@ -36,6 +36,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="input mean, 0..1 pixel scale")
     group.add_argument("--std", type=float, nargs=3, metavar=("R", "G", "B"), help="input std, 0..1 pixel scale")
     group.add_argument(
+        "--feature-layer", metavar="NAME",
+        help="your model's last convolutional layer, for Grad-CAM (a submodule name, e.g. features)",
+    )
+    group.add_argument(
         "--resize", choices=["stretch", "center-crop"], default=None,
         help="how a photo becomes the input (default: stretch, so maps cover the whole photo)",
     )
@@ -56,6 +60,7 @@ def model_from_args(args: argparse.Namespace) -> Classifier:
             mean=args.mean,
             std=args.std,
             resize=args.resize,
+            feature_layer=args.feature_layer,
         )
     for w in caught:
         print(f"deepinside: warning: {w.message}", file=sys.stderr)

@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import torch
 from PIL import Image
 
 from .. import pictures
@@ -48,27 +47,32 @@ def bundled_photos() -> list[Image.Image]:
 
 def run(args: argparse.Namespace) -> int:
     model = load_model()
-    results = collect(explain_photos(model, bundled_photos()))
-    rows, captions = [], []
-    for r in results:
-        save_saliency(r, args.out / "saliency", r.source, model.name)
-        on_photo = r.maps[0].on_photo(r.placement)
-        rows.append([r.photo, pictures.grey_map(on_photo), pictures.overlay(r.photo, on_photo)])
-        top = r.predictions[0]
-        captions.append(f"{r.source}: {top.label} ({top.probability:.0%})")
-    sheet = pictures.figure(
-        rows, captions, title=f"Image-specific class saliency (Simonyan et al. 2013, Fig. 2) - {model.name}"
-    )
+    photos = bundled_photos() if {"saliency", "localization"} & set(args.parts) else []
     if "saliency" in args.parts:
-        path = write_png(args.out / "saliency_figure.png", sheet)
+        path = write_png(args.out / "saliency_figure.png", saliency_figure(model, photos, args.out / "saliency"))
         print(f"wrote {path} and per-photo maps in {args.out / 'saliency'}", file=sys.stderr)
     if "localization" in args.parts:
-        path = write_png(args.out / "localization_figure.png", localization_figure(model, [r.photo for r in results]))
+        path = write_png(args.out / "localization_figure.png", localization_figure(model, photos))
         print(f"wrote {path}", file=sys.stderr)
     if "classmodel" in args.parts:
         path = write_png(args.out / "classmodel_figure.png", classmodel_figure(model))
         print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+def saliency_figure(model: Classifier, photos: list[Image.Image], out: Path) -> Image.Image:
+    """Like the paper's Figure 2: each photo, its top-1 saliency map and an
+    overlay; each photo's maps are also written to ``out``."""
+    rows, captions = [], []
+    for r in collect(explain_photos(model, photos)):
+        save_saliency(r, out, r.source, model.name)
+        on_photo = r.maps[0].on_photo(r.placement)
+        rows.append([r.photo, pictures.grey_map(on_photo), pictures.overlay(r.photo, on_photo)])
+        top = r.predictions[0]
+        captions.append(f"{r.source}: {top.label} ({top.probability:.0%})")
+    return pictures.figure(
+        rows, captions, title=f"Image-specific class saliency (Simonyan et al. 2013, Fig. 2) - {model.name}"
+    )
 
 
 def classmodel_figure(model: Classifier) -> Image.Image:
@@ -82,8 +86,7 @@ def localization_figure(model: Classifier, photos: list[Image.Image]) -> Image.I
     """Like the paper's localisation figure: each photo with its top-1 boxes
     (paper config red, default green), then each config's map and mask."""
     inputs, placements = model.prepare(photos)
-    with torch.no_grad():
-        top1 = model(inputs).argmax(1, keepdim=True)
+    top1 = model.scores(inputs).argmax(1, keepdim=True)
     columns: dict[str, tuple[list, list]] = {}
     for name in ("paper", "default"):
         config = PRESETS[name]

@@ -69,14 +69,21 @@ def run(args: argparse.Namespace) -> int:
     total = len(samples) * per_photo.get(args.metric, len(methods))
     with tqdm(total=total, desc=args.metric, unit="map", file=sys.stderr, disable=None) as bar:
         if args.metric == "faithfulness":
-            rows = evaluation.faithfulness(model, samples, methods, args.steps, args.batch_size, bar.update)
+            rows = evaluation.faithfulness(
+                model, samples, methods, args.steps, args.batch_size, bar.update, reduce=args.reduce
+            )
         elif args.metric == "pointing-game":
-            rows = evaluation.pointing(model, samples, methods, args.tolerance, args.batch_size, bar.update)
+            rows = evaluation.pointing(
+                model, samples, methods, args.tolerance, args.batch_size, bar.update, reduce=args.reduce
+            )
         elif args.metric == "localization":
             configs = [config_named(c) for c in args.config]
             rows = localization(model, samples, configs, args.batch_size, bar.update)
         else:
-            rows = evaluation.sanity(model, samples, methods, args.checkpoints, bar.update)
+            rows = evaluation.sanity(
+                model, samples, methods, args.checkpoints, bar.update, reduce=args.reduce,
+                batch_size=args.batch_size,
+            )
     print(format_table(args.metric, rows))
     if args.json:
         write_json(args.json, {"metric": args.metric, "model": model.name, "rows": rows})

@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_named(args.config)
     if args.method:
         method_from_name(args.method)  # an unknown name fails before any work
-        config = dataclasses.replace(config, method=args.method, method_options=())
+        config = dataclasses.replace(config, name=f"{config.name}, method {args.method}", method=args.method,
+                                     method_options=())
     if not 1 <= args.top_k <= len(model.classes):
         print(f"deepinside: error: --top-k must be between 1 and {len(model.classes)}, got {args.top_k}", file=sys.stderr)
         return 2
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                     tqdm.write(f"deepinside: skipped {err}", file=sys.stderr)
             if not batch:
                 continue
-            for (path, photo), found in zip(batch, localize(model, [p for _, p in batch], args.top_k, config)):
+            for (path, photo), found in zip(batch, localize(model, [p for _, p in batch], args.top_k, config, args.batch_size)):
                 _save(args.out, stems.next(str(path)), str(path), photo, found, model.name, config.name)
                 bar.update()
     print(f"{len(paths) - failures} of {len(paths)} images localised; results in {args.out}", file=sys.stderr)

@@ -62,13 +62,17 @@ def run(args: argparse.Namespace) -> int:
 
 class UniqueStems:
     """File stems for results, distinct within a run (two ``cat.jpg`` in
-    different folders become ``cat`` and ``cat-2``)."""
+    different folders become ``cat`` and ``cat-2``; a ``cat-2.jpg`` after
+    them becomes ``cat-2-2``), also where case does not count."""
 
     def __init__(self) -> None:
-        self._seen: dict[str, int] = {}
+        self._used: set[str] = set()
 
     def next(self, source: str) -> str:
-        stem = Path(source).stem or "image"
-        n = self._seen.get(stem, 0) + 1
-        self._seen[stem] = n
-        return stem if n == 1 else f"{stem}-{n}"
+        base = Path(source).stem or "image"
+        stem, n = base, 1
+        while stem.lower() in self._used:
+            n += 1
+            stem = f"{base}-{n}"
+        self._used.add(stem.lower())
+        return stem

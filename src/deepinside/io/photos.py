@@ -8,6 +8,7 @@ line naming the file.
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..errors import DeepInsideError, ImageError
+from ..errors import ImageError
 
 #: Suffixes tried when a folder is expanded; files named on the command line are
 #: always tried whatever their suffix.
@@ -25,6 +26,10 @@ IMAGE_SUFFIXES = frozenset(
 
 #: Default refusal size, Pillow's own decompression-bomb threshold (about 89 MP).
 DEFAULT_MAX_PIXELS = 89_478_485
+
+# Pillow's limit is a module global: opening with our own limit switches it off
+# for the duration, one thread at a time.
+_PILLOW_LIMIT = threading.Lock()
 
 
 def load_photo(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -41,20 +46,26 @@ def load_photo(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
     if path.stat().st_size == 0:
         raise ImageError(f"{path}: empty file")
     try:
-        with warnings.catch_warnings():
-            # Size is checked below against our own limit, with a clearer message.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                _check_size(path, image.size, max_pixels)
-                image.load()
-                return to_rgb(ImageOps.exif_transpose(image))
+        with _PILLOW_LIMIT, warnings.catch_warnings():
+            # Pillow's size limit and its warnings (decompression bombs, odd
+            # metadata) are replaced by our own limit: the file opens or is
+            # refused with one line.
+            warnings.simplefilter("ignore")
+            pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+            try:
+                with Image.open(path) as image:
+                    _check_size(path, image.size, max_pixels)
+                    image.load()
+                    return to_rgb(ImageOps.exif_transpose(image))
+            finally:
+                Image.MAX_IMAGE_PIXELS = pillow_limit
+    except ImageError:
+        raise
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image that can be read (unknown format)") from None
-    except Image.DecompressionBombError as err:
-        raise ImageError(f"{path}: image too large to open safely ({err})") from None
+    except PermissionError:
+        raise ImageError(f"{path}: cannot be read (permission denied)") from None
     except (OSError, SyntaxError, ValueError) as err:
-        if isinstance(err, DeepInsideError):
-            raise
         raise ImageError(f"{path}: damaged or truncated image ({err})") from None
 
 
@@ -104,7 +115,10 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
         if not p.is_dir():
             yield p
             continue
-        files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        files = sorted(
+            f for f in p.rglob("*")
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+        )
         # Image suffixes first; the other files are still tried, so that a
         # mislabelled photo is not silently skipped: each that fails gets its line.
         yield from sorted(files, key=lambda f: f.suffix.lower() not in IMAGE_SUFFIXES)

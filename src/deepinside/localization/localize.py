@@ -21,6 +21,7 @@ from PIL import Image
 
 from ..attribution import attribute
 from ..errors import DeepInsideError
+from ..io.photos import to_rgb
 from ..models.classifier import Classifier, Prediction
 from ..models.preprocessing import Placement
 from .boxes import Box, largest_component_box, scale_box, union_box, whole_image_box
@@ -131,8 +132,9 @@ def working_size(width: int, height: int, side: int) -> tuple[int, int]:
 
 
 def explain_maps(model: Classifier, inputs: torch.Tensor, targets: torch.Tensor, config: LocalizationConfig) -> torch.Tensor:
-    """Maps ``(B, K, H, W)`` for targets ``(B, K)``; with ``flip``, averaged
-    with the mirrored input's maps (mirrored back)."""
+    """Maps ``(B, K, H, W)`` for targets ``(B, K)``. With several views (the
+    config's ``scales``, and mirrored with ``flip``), each view's maps are
+    brought back onto the input, divided by their peak and averaged."""
     options = dict(config.method_options)
     views = [(scale, flip) for scale in config.scales for flip in ((False, True) if config.flip else (False,))]
     total = None
@@ -140,7 +142,16 @@ def explain_maps(model: Classifier, inputs: torch.Tensor, targets: torch.Tensor,
         x = inputs.flip(-1) if flip else inputs
         if scale != 1.0:
             x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
-        maps = attribute(model, x, targets, config.method, **options).map
+        try:
+            maps = attribute(model, x, targets, config.method, **options).map
+        except RuntimeError as err:  # typically a network that takes one input size only
+            if scale == 1.0:
+                raise
+            h, w = x.shape[-2:]
+            raise DeepInsideError(
+                f"the model failed on {h}x{w} inputs, which config {config.name!r} looks at ({scale:g}x the input "
+                "size): for a model that takes one input size only, use the paper config (--config paper)"
+            ) from None
         maps = maps.flip(-1) if flip else maps
         if scale != 1.0:
             maps = F.interpolate(maps, size=inputs.shape[-2:], mode="bilinear", align_corners=False)
@@ -160,7 +171,7 @@ def boxes_for(
 ) -> list[ClassBox]:
     """One box per map ``(K, H, W)`` (on the model input), in photo pixels."""
     w, h = working_size(photo.width, photo.height, config.work_side)
-    pixels = np.asarray(photo.convert("RGB").resize((w, h), Image.Resampling.BILINEAR))
+    pixels = np.asarray(to_rgb(photo).resize((w, h), Image.Resampling.BILINEAR))
     on_photo = placement.to_photo(maps, size=(w, h)).float().cpu().numpy()
     sx, sy = photo.width / w, photo.height / h
     found = []
@@ -189,15 +200,15 @@ def localize(
     """
     config = config_named(config)
     if not 1 <= top_k <= len(model.classes):
-        raise DeepInsideError(f"--top-k must be between 1 and {len(model.classes)}, got {top_k}")
+        raise DeepInsideError(f"top_k must be between 1 and {len(model.classes)}, got {top_k}")
     results = []
     for lo in range(0, len(photos), batch_size):
         chunk = list(photos[lo : lo + batch_size])
         inputs, placements = model.prepare(chunk)
-        with torch.no_grad():
-            scores = model(inputs)
+        scores = model.scores(inputs)
         top = model.predictions(scores, max(top_k, 5))
-        targets = scores.topk(top_k, dim=1).indices
+        # The classes the boxes are labelled with (one top-k, so ties cannot differ).
+        targets = torch.tensor([[p.class_index for p in preds[:top_k]] for preds in top], device=inputs.device)
         maps = explain_maps(model, inputs, targets, config)
         for photo, placement, m, preds in zip(chunk, placements, maps, top):
             boxes = boxes_for(photo, placement, m, preds[:top_k], config)

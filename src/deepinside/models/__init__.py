@@ -36,7 +36,9 @@ def load_model(
     ``"package.module:factory"`` returning an
     ``nn.Module``. ``resize`` is ``"stretch"`` (the default: the whole photo
     is seen, so maps cover it) or ``"center-crop"``. A user model needs its preprocessing: ``input_size`` and,
-    unless ImageNet's, ``mean``/``std`` in the [0, 1] pixel scale.
+    unless ImageNet's, ``mean``/``std`` in the [0, 1] pixel scale. ``feature_layer`` names the
+    submodule whose output is the last convolutional feature map (for Grad-CAM; the built-in
+    models declare theirs).
 
     >>> model = load_model()
     >>> model.preprocessing.input_size
@@ -46,6 +48,8 @@ def load_model(
         if weights is not None or input_size is not None or mean is not None or std is not None:
             raise DeepInsideError(f"{name} is built in: it takes no weights, input size, mean or std")
         model = load_builtin(name)
+        if feature_layer is not None:
+            model = Classifier(model.net, model.preprocessing, model._classes, feature_layer, name=name)
         if resize is not None:
             model.preprocessing = dataclasses.replace(model.preprocessing, resize=resize)  # type: ignore[arg-type]
         return model
@@ -61,8 +65,19 @@ def load_model(
         std=tuple(std) if std is not None else Preprocessing.std,  # type: ignore[arg-type]
         resize=resize or "stretch",  # type: ignore[arg-type]
     )
-    with torch.no_grad():
-        out = net(torch.zeros(1, 3, *prep.input_size))
+    try:
+        with torch.no_grad():
+            out = net(torch.zeros(1, 3, *prep.input_size))
+    except Exception as err:  # noqa: BLE001 - the user's network can raise anything
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DeepInsideError(
+            f"model {name!r} failed on a 1x3x{prep.input_size[0]}x{prep.input_size[1]} input ({first}): "
+            "check --input-size"
+        ) from None
+    if not isinstance(out, torch.Tensor):
+        raise DeepInsideError(
+            f"model {name!r} returned a {type(out).__name__}, not a tensor of class scores (batch, classes)"
+        )
     if out.dim() != 2:
         raise DeepInsideError(
             f"model {name!r} is not a classifier: its output has shape {tuple(out.shape)}, expected (batch, classes)"

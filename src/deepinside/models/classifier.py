@@ -48,7 +48,8 @@ class Classifier(nn.Module):
     Args:
         net: the network.
         preprocessing: how photos become its input.
-        classes: its class names (ImageNet's when None and it has 1000 outputs).
+        classes: its class names (None: none declared; ``load_model`` gives a
+            user's model numbered classes, or ImageNet's for 1000 outputs).
         feature_layer: name of the submodule of ``net`` whose output is the last
             convolutional feature map ``(B, K, h, w)`` (for Grad-CAM), or None.
         name: a short name for reports.
@@ -89,6 +90,19 @@ class Classifier(nn.Module):
         if self._classes is None:
             raise DeepInsideError(f"{self.name}: no class names declared; pass classes=")
         return self._classes
+
+    @torch.no_grad()
+    def scores(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Eval-mode class scores ``(B, C)`` for a preprocessed batch, without
+        gradients; each module is put back in its own mode after (batch-norm
+        statistics are not touched)."""
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            return self(inputs)
+        finally:
+            for m, training in modes:
+                m.training = training
 
     def digest(self) -> str:
         """A short hex digest of what decides the model's scores: its weights

@@ -5,6 +5,7 @@ import string, optionally with a state dict loaded safely (``weights_only``)."""
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import warnings
 import zipfile
@@ -17,7 +18,8 @@ from ..errors import DeepInsideError
 
 
 def load_network(spec: str, weights: str | os.PathLike[str] | None = None) -> nn.Module:
-    """The network named by ``spec`` (a TorchScript file or ``module:factory``),
+    """The network named by ``spec`` (a TorchScript file, a ``torch.export``
+    program ``.pt2`` or ``module:factory``),
     with ``weights`` (a state dict file) loaded into it when given."""
     if ":" in spec and not Path(spec).exists():
         net = _from_factory(spec)
@@ -30,14 +32,19 @@ def load_network(spec: str, weights: str | os.PathLike[str] | None = None) -> nn
 
 def _from_factory(spec: str) -> nn.Module:
     module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise DeepInsideError(f"model {spec!r}: write it as package.module:factory")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as err:
+    except Exception as err:  # noqa: BLE001 - importing user code can raise anything
         raise DeepInsideError(f"cannot import {module_name!r} for model {spec!r}: {err}") from None
     factory = getattr(module, attr, None)
     if factory is None:
         raise DeepInsideError(f"{module_name!r} has no {attr!r} (model {spec!r})")
-    net = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
+    try:
+        net = factory() if callable(factory) and not isinstance(factory, nn.Module) else factory
+    except Exception as err:  # noqa: BLE001 - the user's factory can raise anything
+        raise DeepInsideError(f"model {spec!r}: {attr}() failed ({type(err).__name__}: {err})") from None
     if not isinstance(net, nn.Module):
         raise DeepInsideError(f"{spec!r} gave a {type(net).__name__}, not a torch.nn.Module")
     return net
@@ -64,10 +71,16 @@ def _from_file(path: Path) -> nn.Module:
 
 def _from_exported(path: Path) -> nn.Module:
     """A program saved with ``torch.export.save`` (the successor of TorchScript)."""
+    # torch.export logs the whole traceback of a bad archive before raising.
+    log = logging.getLogger("torch.export")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
     try:
         return torch.export.load(str(path)).module()
     except Exception as err:  # noqa: BLE001 - torch raises many types for a bad archive
         raise DeepInsideError(f"{path}: not a torch.export program ({type(err).__name__})") from None
+    finally:
+        log.setLevel(level)
 
 
 def load_state_dict_file(net: nn.Module, path: str | os.PathLike[str]) -> None:

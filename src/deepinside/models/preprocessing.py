@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import DeepInsideError
+from ..io.photos import to_rgb
 
 ResizePolicy = Literal["center-crop", "stretch"]
 
@@ -100,7 +101,7 @@ class Preprocessing:
         """An RGB photo as the model's input ``(3, H, W)`` float32, and its placement."""
         placement = self.placement(photo.size)
         ih, iw = self.input_size
-        resized = photo.convert("RGB").resize(
+        resized = to_rgb(photo).resize(
             (iw, ih), Image.Resampling.BICUBIC, box=placement.box, reducing_gap=3.0
         )
         pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32).copy()).permute(2, 0, 1)
