@@ -22,12 +22,16 @@ def _as_array(saliency_map: torch.Tensor | np.ndarray) -> np.ndarray:
 
 
 def normalize(saliency_map: torch.Tensor | np.ndarray, percentile: float = 100.0) -> np.ndarray:
-    """Scale a non-negative map to [0, 1] by its ``percentile`` (the maximum by
-    default, as in the paper); a constant map becomes all zeros."""
+    """Scale a map to [0, 1]: subtract its minimum, then divide by its
+    ``percentile`` minus the minimum (the maximum by default, as in the paper),
+    clipping above 1; a constant map becomes all zeros. A sparse map whose
+    ``percentile`` is still its minimum is divided by its maximum instead."""
     a = _as_array(saliency_map)
     a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-    low = float(a.min())
-    top = float(np.percentile(a, percentile)) if percentile < 100 else float(a.max())
+    low, high = float(a.min()), float(a.max())
+    top = float(np.percentile(a, percentile)) if percentile < 100 else high
+    if top <= low:  # under (100 - percentile)% of pixels above the minimum: saturating would blank them all
+        top = high
     if top - low <= 0:
         return np.zeros_like(a)
     return np.clip((a - low) / (top - low), 0.0, 1.0)

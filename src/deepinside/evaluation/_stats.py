@@ -7,18 +7,32 @@ import torch.nn.functional as F
 
 
 def _ranks(x: torch.Tensor) -> torch.Tensor:
-    """Ranks along the last dimension (ties broken by position; maps are continuous)."""
-    order = x.argsort(dim=-1)
-    ranks = torch.empty_like(order, dtype=torch.float64)
-    ranks.scatter_(-1, order, torch.arange(x.shape[-1], dtype=torch.float64, device=x.device).expand_as(order).clone())
-    return ranks
+    """Ranks along the last dimension, tied values sharing the mean of their
+    positions (Grad-CAM and guided maps have large runs of equal values)."""
+    values, order = x.sort(dim=-1)
+    n = x.shape[-1]
+    pos = torch.arange(n, device=x.device).expand_as(order)
+    first = torch.ones_like(order, dtype=torch.bool)
+    first[..., 1:] = values[..., 1:] != values[..., :-1]
+    last = torch.ones_like(first)
+    last[..., :-1] = first[..., 1:]
+    # Each run of equal values spans [start, end]: its first and last sorted position.
+    start = torch.where(first, pos, 0).cummax(-1).values
+    end = torch.where(last, pos, n).flip(-1).cummin(-1).values.flip(-1)
+    ranks = torch.empty(order.shape, dtype=torch.float64, device=x.device)
+    return ranks.scatter_(-1, order, (start + end).double() / 2)
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Spearman rank correlation of each pair of maps ``(B, H, W)`` -> ``(B,)``."""
-    ra, rb = _ranks(a.flatten(1)), _ranks(b.flatten(1))
+    """Spearman rank correlation (average ranks for ties) of each pair of maps
+    ``(B, H, W)`` -> ``(B,)``. A constant map ranks nothing above anything
+    else: its correlation with any map is 0."""
+    fa, fb = a.flatten(1), b.flatten(1)
+    ra, rb = _ranks(fa), _ranks(fb)
     ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
-    return (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-12)
+    rho = (ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-12)
+    constant = (fa == fa[:, :1]).all(1) | (fb == fb[:, :1]).all(1)
+    return rho.masked_fill(constant, 0.0)
 
 
 def _unit(maps: torch.Tensor) -> torch.Tensor:

@@ -68,9 +68,11 @@ def deletion_insertion(
     scored in batched forward passes of at most ``chunk`` images.
     """
     blurred = gaussian_blur(images, blur_sigma)
+    # Maps and targets may live elsewhere (a random baseline on the CPU): rank where the images are.
+    maps, classes = maps.to(images.device), torch.as_tensor(targets).tolist()
     deletion, insertion = [], []
     with scoring(model, images) as (score, layout), torch.no_grad():
-        for image, blur, saliency_map, target in zip(images, blurred, maps, targets):
+        for image, blur, saliency_map, target in zip(images, blurred, maps, classes):
             # rank[p] = position of pixel p in most-salient-first order
             order = saliency_map.flatten().argsort(descending=True, stable=True)
             rank = torch.empty_like(order)

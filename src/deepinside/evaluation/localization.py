@@ -18,7 +18,6 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 
 from ..localization.boxes import Box, best_iou, centred_box, components, whole_image_box
 from ..localization.localize import LocalizationConfig, boxes_for, explain_maps, working_size
@@ -64,8 +63,8 @@ def localization(
     in_top1: list[bool] = []
     in_top5: list[bool] = []
     for chunk, inputs, placements, targets in batches(model, samples, batch_size):
-        with torch.no_grad():
-            top5 = model(inputs).topk(5, dim=1).indices.cpu()
+        scores = model.scores(inputs)
+        top5 = scores.topk(min(5, scores.shape[1]), dim=1).indices.cpu()  # a model may have under 5 classes
         in_top1 += [int(top5[i, 0]) == int(targets[i]) for i in range(len(chunk))]
         in_top5 += [int(targets[i]) in top5[i].tolist() for i in range(len(chunk))]
         for s in chunk:

@@ -17,13 +17,13 @@ import torch
 from PIL import Image
 
 from ..attribution import attribute
-from ..attribution.methods import Method
+from ..attribution.methods import Method, Reduction
 from ..models.classifier import Classifier
 from ..models.preprocessing import Placement
 from .annotations import Box
 from .faithfulness import deletion_insertion, random_maps
 from .pointing import centre_baseline, pointing_game
-from .sanity import FAIL_ABOVE, cascading_randomization
+from .sanity import FAIL_ABOVE, SanityResult, cascading_randomization
 
 Progress = Callable[[int], None]
 
@@ -47,8 +47,7 @@ def batches(
         if all(s.class_index is not None for s in chunk):
             targets = torch.tensor([s.class_index for s in chunk])
         else:
-            with torch.no_grad():
-                top = model(inputs).argmax(1).cpu()
+            top = model.scores(inputs).argmax(1).cpu()
             targets = torch.tensor([top[i] if s.class_index is None else s.class_index for i, s in enumerate(chunk)])
         yield chunk, inputs, placements, targets
 
@@ -60,13 +59,15 @@ def faithfulness(
     steps: int = 50,
     batch_size: int = 8,
     progress: Progress | None = None,
+    reduce: Reduction = "max-abs",
 ) -> list[dict[str, object]]:
     """Mean deletion and insertion AUC per method, and for a random order."""
     totals: dict[str, list[torch.Tensor]] = {m.name: [] for m in methods}
     totals["random"] = []
     for chunk, inputs, _, targets in batches(model, samples, batch_size):
-        maps = {m.name: attribute(model, inputs, targets, m).map for m in methods}
-        maps["random"] = random_maps(inputs.shape[:1] + inputs.shape[2:], seed=len(totals["random"]))
+        maps = {m.name: attribute(model, inputs, targets, m, reduce).map for m in methods}
+        shape = inputs.shape[:1] + inputs.shape[2:]
+        maps["random"] = random_maps(shape, seed=len(totals["random"]), device=inputs.device)
         for name, m in maps.items():
             curves = deletion_insertion(model, inputs, m, targets, steps=steps)
             totals[name].append(torch.stack([curves.deletion_auc, curves.insertion_auc], 1).cpu())
@@ -87,13 +88,14 @@ def pointing(
     tolerance: float = 15.0,
     batch_size: int = 8,
     progress: Progress | None = None,
+    reduce: Reduction = "max-abs",
 ) -> list[dict[str, object]]:
     """Pointing-game accuracy per method on the photos' pixels, and for the centre."""
     hits: dict[str, list[bool]] = {m.name: [] for m in methods}
     centre: list[bool] = []
     for chunk, inputs, placements, targets in batches(model, samples, batch_size):
         for m in methods:
-            maps = attribute(model, inputs, targets, m).map
+            maps = attribute(model, inputs, targets, m, reduce).map
             for s, placement, saliency_map in zip(chunk, placements, maps):
                 on_photo = placement.to_photo(saliency_map).cpu().numpy()
                 hits[m.name].append(pointing_game(on_photo, s.boxes, tolerance))
@@ -111,22 +113,31 @@ def sanity(
     methods: Sequence[Method],
     checkpoints: int = 8,
     progress: Progress | None = None,
+    reduce: Reduction = "max-abs",
+    batch_size: int = 8,
 ) -> list[dict[str, object]]:
     """Cascading randomisation per method: rank correlation and SSIM with the
-    original map after each checkpoint, and the verdict."""
-    _, inputs, _, targets = next(batches(model, samples, len(samples)))
+    original map after each checkpoint, and the verdict. Photos go batch by
+    batch; each batch sees the same randomised layers (the cascade is seeded)."""
+    parts: dict[str, list[SanityResult]] = {m.name: [] for m in methods}
+    for chunk, inputs, _, targets in batches(model, samples, batch_size):
+        for m in methods:
+            result = cascading_randomization(model, inputs, targets, m, reduce, checkpoints=checkpoints)
+            parts[m.name].append(result)
+            if progress:
+                progress(len(chunk))
     rows = []
     for m in methods:
-        result = cascading_randomization(model, inputs, targets, m, checkpoints=checkpoints)
+        done = parts[m.name]
+        result = SanityResult(done[0].method, done[0].layers, torch.cat([r.spearman for r in done], 1),
+                              torch.cat([r.ssim for r in done], 1))
         rows.append({
-            "method": m.name, "images": len(inputs), "layers": result.layers,
+            "method": m.name, "images": result.spearman.shape[1], "layers": result.layers,
             "spearman": result.spearman.mean(1).tolist(), "ssim": result.ssim.mean(1).tolist(),
             "final_spearman": result.final_spearman, "final_ssim": float(result.ssim[-1].mean()),
             "survival": result.survival,
             "verdict": "pass" if result.passed else f"FAIL: map survives randomisation (mean rank corr > {FAIL_ABOVE})",
         })
-        if progress:
-            progress(len(inputs))
     return rows
 
 
