@@ -6,7 +6,8 @@ eval-mode copy with batch norm folded into the convolutions, zero padding done
 inside the convolutions, no parameter gradients, and channels-last memory
 layout. Each of these leaves dS_c/dI
 unchanged (checked numerically against the model when the view is built);
-the view is rebuilt whenever the model's parameters change.
+the view is rebuilt whenever the model's modules or parameters change.
+The caller's hooks are not carried into the view.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from ..errors import DeepInsideError
 from ..models._graph import set_eval, simplify, strip_softmax
@@ -45,7 +46,14 @@ _VIEWS: weakref.WeakKeyDictionary[nn.Module, dict[frozenset[str], _View]] = weak
 
 def _signature(model: nn.Module, x: torch.Tensor) -> tuple[object, ...]:
     tensors = [*model.parameters(), *model.buffers()]
-    return (x.device, x.dtype, tuple((id(t), t._version, t.device, t.dtype) for t in tensors))
+    # Modules without tensors count too: swapping a ReLU for a Softplus, or
+    # changing a LeakyReLU's slope, changes the function (ids only: the view
+    # must not keep the caller's modules alive).
+    modules = tuple(
+        (name, id(m), type(m), m.extra_repr(), id(m.__dict__.get("forward")))
+        for name, m in model.named_modules()
+    )
+    return (x.device, x.dtype, modules, tuple((id(t), t._version, t.device, t.dtype) for t in tensors))
 
 
 def gradient_view(model: nn.Module, example: torch.Tensor, keep: frozenset[str] = frozenset()) -> _View:
@@ -75,7 +83,7 @@ def _build_view(
             stacklevel=4,
         )
     try:
-        reference = set_eval(copy.deepcopy(reference)).requires_grad_(False)
+        reference = set_eval(_copy_without_hooks(reference)).requires_grad_(False)
     except (RuntimeError, TypeError, copy.Error):
         # Some modules (TorchScript's, say) cannot be copied: use the caller's
         # own, switched to eval mode only for the duration of each call.
@@ -90,6 +98,36 @@ def _build_view(
         if channels_last:
             reference = reference.to(memory_format=torch.channels_last)
     return _View(signature, reference, channels_last)
+
+
+# The per-module hook registries (forward, pre-forward, backward, pre-backward).
+_HOOK_DICTS = (
+    "_forward_hooks",
+    "_forward_hooks_with_kwargs",
+    "_forward_hooks_always_called",
+    "_forward_pre_hooks",
+    "_forward_pre_hooks_with_kwargs",
+    "_backward_hooks",
+    "_backward_pre_hooks",
+)
+
+
+def _copy_without_hooks(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` without the caller's hooks, which would fire
+    on our passes (and still fire after the caller removed them). The hook
+    registries are swapped for empty ones in the copy, not copied then
+    cleared, so whatever the hooks hold is never copied."""
+    memo: dict[int, object] = {}
+    for m in module.modules():
+        for name in _HOOK_DICTS:
+            hooks = m.__dict__.get(name)
+            if hooks is not None:
+                memo[id(hooks)] = type(hooks)()  # one new registry per module
+    copied = copy.deepcopy(module, memo)
+    for m in copied.modules():
+        if "_is_full_backward_hook" in m.__dict__:
+            m._is_full_backward_hook = None
+    return copied
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor) -> bool:
@@ -199,7 +237,11 @@ def input_gradient(
             with backward_rule(rule) if rule != "gradient" else nullcontext() as mode:
                 scores = score(x)
             if mode is not None and mode.count == 0:
-                warnings.warn(f"the model has no ReLU-like units: {rule} equals the plain gradient", stacklevel=3)
+                warnings.warn(
+                    "no rectifier calls (relu, relu6, hardtanh(0, t), clamp(min=0)) were seen in the "
+                    f"forward pass: {rule} equals the plain gradient",
+                    stacklevel=3,
+                )
             if targets is None:
                 t = scores.detach().argmax(dim=1)
             else:
@@ -209,6 +251,35 @@ def input_gradient(
             all_scores.append(scores.detach())
             used.append(t)
     return torch.cat(grads).contiguous(), torch.cat(all_scores), torch.cat(used)
+
+
+# Operators as torch.export records them.
+_ATEN_OPS = (torch._ops.OpOverload, torch._ops.OpOverloadPacket)
+
+
+def compiled_part(model: nn.Module) -> str | None:
+    """What in ``model`` runs compiled code, out of reach of Python-level rules
+    and hooks: ``"TorchScript"``, ``"a torch.export program"``, or None."""
+    for m in model.modules():
+        if isinstance(m, torch.jit.ScriptModule):
+            return "TorchScript"
+        # torch.export's .module() is an fx graph of ATen operators: no
+        # torch-function interception sees them, and its layers never run.
+        if isinstance(m, fx.GraphModule) and any(isinstance(n.target, _ATEN_OPS) for n in m.graph.nodes):
+            return "a torch.export program"
+    return None
+
+
+def require_eager(model: nn.Module, method: str, needs: str) -> None:
+    """Refuse, in one line, a model whose compiled code ``method``'s ``needs``
+    (rectifier rules, a layer hook) cannot reach: it would give a wrong map."""
+    found = compiled_part(model)
+    if found is not None:
+        raise DeepInsideError(
+            f"{method} needs an eager PyTorch module, but the model contains {found}, where its {needs} "
+            "cannot act; use gradient, gradient-x-input, smoothgrad or integrated-gradients (plain "
+            "gradients, no modified backward rules), or load the model as a Python nn.Module"
+        )
 
 
 @contextmanager

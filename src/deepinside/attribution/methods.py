@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import DeepInsideError
 from ..models.classifier import Classifier
-from ._engine import capturing, input_gradient, scoring
+from ._engine import capturing, input_gradient, require_eager, scoring
 from ._rules import Rule
 from .targets import checked_targets
 
@@ -47,6 +47,11 @@ class Method:
     def check(self) -> None:
         """Raise :class:`DeepInsideError` for an option out of range."""
 
+    def repeated(self, batch: int, k: int) -> Method:
+        """This method for the images repeated ``k`` times each (``repeat_interleave``),
+        as when each of ``batch`` images is explained for ``k`` classes."""
+        return self
+
 
 @dataclass(frozen=True)
 class _BackwardRuleMethod(Method):
@@ -55,7 +60,13 @@ class _BackwardRuleMethod(Method):
     rule: ClassVar[Rule] = "gradient"
     chunk: int | None = None
 
+    def check(self) -> None:
+        if self.chunk is not None:
+            _at_least_one("chunk", self.chunk)
+
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        if self.rule != "gradient":
+            require_eager(model, self.name, "rectifier rules")
         return MethodResult(*input_gradient(model, x, targets, self.rule, self.chunk))
 
 
@@ -131,6 +142,7 @@ class SmoothGrad(Method):
         scores, targets = _top_targets(model, x, targets, self.chunk)
         generator = torch.Generator().manual_seed(self.seed)
         span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, 1, 1, 1)
+        shape = x.shape[1:]
         total = torch.zeros_like(x)
         total_sq = torch.zeros_like(x)
         # Each image's samples go through in chunks of rows, so memory stays
@@ -138,14 +150,17 @@ class SmoothGrad(Method):
         rows_per_image = max(1, self.chunk // max(1, x.shape[0]))
         for start in range(0, self.samples, rows_per_image):
             n = min(rows_per_image, self.samples - start)
-            # One stream, sample after sample: the noise (so the map) does not
-            # depend on the chunk size; for one image it is Captum's stream too.
-            noise = torch.randn((n, *x.shape), generator=generator).to(x.device, x.dtype)
-            noisy = (x[None] + noise * (self.noise * span)[None]).reshape(-1, *x.shape[1:])
+            # Sample s is the s-th draw of one (C, H, W) noise from the seed, for
+            # every image: an image's map depends on neither the chunk size nor
+            # the batch it is in (how many values one randn call draws changes
+            # the stream). For one image it is Captum's stream when C*H*W % 16 == 0.
+            noise = torch.stack([torch.randn(shape, generator=generator) for _ in range(n)])
+            noise = noise.to(x.device, x.dtype)[:, None]
+            noisy = (x[None] + noise * (self.noise * span)[None]).reshape(-1, *shape)
             grad, _, _ = input_gradient(model, noisy, targets.repeat(n), chunk=self.chunk)
-            grad = grad.view(n, *x.shape)
-            total += grad.sum(0)
-            total_sq += grad.square().sum(0)
+            for g in grad.view(n, *x.shape):  # sample by sample: the same sums whatever the chunk
+                total += g
+                total_sq += g.square()
         mean, mean_sq = total / self.samples, total_sq / self.samples
         raw = {"mean": mean, "squared": mean_sq, "vargrad": mean_sq - mean.square()}[self.variant]
         return MethodResult(raw, scores, targets)
@@ -173,6 +188,12 @@ class IntegratedGradients(Method):
             raise DeepInsideError(f"integration rule must be gausslegendre or trapezoid, got {self.rule!r}")
         if self.rule == "trapezoid" and self.steps < 2:
             raise DeepInsideError("the trapezoid rule needs at least 2 steps")
+
+    def repeated(self, batch: int, k: int) -> Method:
+        b = self.baseline
+        if isinstance(b, torch.Tensor) and b.dim() == 4 and b.shape[0] == batch:
+            return dataclasses.replace(self, baseline=b.repeat_interleave(k, dim=0))
+        return self
 
     def _baseline(self, x: torch.Tensor) -> torch.Tensor:
         b = self.baseline
@@ -228,7 +249,11 @@ class GradCam(Method):
     layer: str | None = None
     chunk: int = DEFAULT_CHUNK
 
+    def check(self) -> None:
+        _check_cam(self.layer, self.chunk)
+
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        require_eager(model, self.name, "layer hook")
         layer = feature_layer_of(model, self.layer)
         cams, all_scores, used = [], [], []
         with capturing(model, x, layer) as (score, layout, outputs):
@@ -256,7 +281,11 @@ class GuidedGradCam(Method):
     layer: str | None = None
     chunk: int = DEFAULT_CHUNK
 
+    def check(self) -> None:
+        _check_cam(self.layer, self.chunk)
+
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        require_eager(model, self.name, "layer hook and rectifier rules")
         cam = GradCam(self.layer, self.chunk).compute(model, x, targets)
         guided = GuidedBackprop(self.chunk).compute(model, x, cam.targets)
         return MethodResult(guided.raw * cam.raw, cam.scores, cam.targets)
@@ -270,8 +299,14 @@ def feature_layer_of(model: nn.Module, layer: str | None) -> str:
         return f"net.{model.feature_layer}"
     raise DeepInsideError(
         "Grad-CAM needs the model's last convolutional layer: declare it "
-        "(Classifier(..., feature_layer='name')) or pass layer='name'"
+        "(--feature-layer NAME; in Python, load_model(..., feature_layer='name')) or pass layer='name'"
     )
+
+
+def _check_cam(layer: str | None, chunk: int) -> None:
+    _at_least_one("chunk", chunk)
+    if layer is not None and not isinstance(layer, str):
+        raise DeepInsideError(f"layer is a submodule name such as 'net.features', got {layer!r}")
 
 
 def _at_least_one(option: str, value: int) -> None:
