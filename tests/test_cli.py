@@ -165,3 +165,11 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, photo_dir
     code, _, err = _run(["saliency", photo_dir / "cat.jpg", "--out", tmp_path / "taken"], capsys)
     assert code == 2 and "Traceback" not in err
     assert err.strip().splitlines()[-1].startswith("deepinside: error: ") and "--out" in err
+
+
+def test_evaluate_leaves_out_unreadable_photos_and_goes_on(tmp_path, photo_dir, capsys):
+    code, out, err = _run(["evaluate", "faithfulness", "--images", photo_dir, "--methods", "gradient", "--steps", "2",
+                           "--json", tmp_path / "f.json"], capsys)
+    assert code == 1 and "skipped" in err and "broken.jpg" in err and "2 of 4 photos could not be read" in err
+    result = json.loads((tmp_path / "f.json").read_text())
+    assert result["rows"][0]["images"] == 2 and len(result["skipped"]) == 2

@@ -1,7 +1,7 @@
 """Maps as pictures: the paper's grey map, colour maps and overlays, figures.
 
 Algorithms never import this module; it turns their raw tensors into PIL
-images for files, notebooks and the web app. Normalisation for display
+images for files, notebooks and (to come) the web app. Normalisation for display
 happens here and only here.
 """
 

@@ -227,7 +227,7 @@ def input_gradient(
 
     Returns:
         ``(gradient (B, 3, H, W), scores (B, C), targets (B,))``, detached, on
-        the input's device, contiguous in the input's layout.
+        the input's device, contiguous (channels first).
     """
     step = max(1, chunk or inputs.shape[0])
     grads, all_scores, used = [], [], []

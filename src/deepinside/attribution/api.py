@@ -21,7 +21,7 @@ from .targets import Target, resolve_targets
 class Attribution:
     """What a method found for a batch.
 
-    ``raw``: ``(B, [K,] C, H, W)`` on the input (C = 3, or 1 for CAMs), with its
+    ``raw``: ``(B, [K,] C, H, W)`` on the input (C = 3, or 1 for Grad-CAM), with its
     true scale and sign; ``map``: ``raw`` reduced over channels ``(B, [K,] H, W)``;
     ``scores``: class scores ``(B, classes)``; ``targets``: the classes explained
     ``(B, [K])``; ``completeness_error``: ``(B, [K])`` for integrated gradients.

@@ -1,8 +1,8 @@
 """The attribution methods that grew out of the paper, one small class each.
 
 Every method maps a batch of preprocessed images and one target class per
-image to a raw attribution ``(N, C, H, W)`` on the input (C = 3, or 1 for the
-CAM methods) and the class scores ``(N, classes)``. Options are fields of the
+image to a raw attribution ``(N, C, H, W)`` on the input (C = 3, or 1 for
+Grad-CAM; guided Grad-CAM, a product with guided backprop, has 3) and the class scores ``(N, classes)``. Options are fields of the
 method's dataclass; :func:`method_from_name` builds one from a user's words.
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from ..errors import DeepInsideError
+from ..errors import DeepInsideError, ImageError
 from ..evaluation import load_annotations, match_images
 from ..evaluation import run as evaluation
 from ..evaluation.localization import localization
@@ -64,7 +64,15 @@ def run(args: argparse.Namespace) -> int:
     paths, entries = paths[: args.limit], (entries[: args.limit] if entries else entries)
     if not paths:
         raise DeepInsideError("no photos to evaluate")
-    samples = evaluation.samples_from(paths, lambda p: load_photo(p, args.max_pixels), entries)
+    skipped: list[str] = []
+
+    def skip(err: ImageError) -> None:
+        skipped.append(str(err))
+        print(f"deepinside: skipped {err}", file=sys.stderr)
+
+    samples = evaluation.samples_from(paths, lambda p: load_photo(p, args.max_pixels), entries, skip)
+    if not samples:
+        raise DeepInsideError(f"none of the {len(paths)} photos could be read")
     per_photo = {"faithfulness": len(methods) + 1, "pointing-game": len(methods), "localization": 1}
     total = len(samples) * per_photo.get(args.metric, len(methods))
     with tqdm(total=total, desc=args.metric, unit="map", file=sys.stderr, disable=None) as bar:
@@ -86,8 +94,10 @@ def run(args: argparse.Namespace) -> int:
             )
     print(format_table(args.metric, rows))
     if args.json:
-        write_json(args.json, {"metric": args.metric, "model": model.name, "rows": rows})
-    return 0
+        write_json(args.json, {"metric": args.metric, "model": model.name, "rows": rows, "skipped": skipped})
+    if skipped:
+        print(f"deepinside: {len(skipped)} of {len(paths)} photos could not be read and were left out", file=sys.stderr)
+    return 1 if skipped else 0
 
 
 def format_table(metric: str, rows: list[dict[str, object]]) -> str:

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ..attribution import attribute
 from ..attribution.methods import Method, Reduction
+from ..errors import ImageError
 from ..models.classifier import Classifier
 from ..models.preprocessing import Placement
 from .annotations import Box
@@ -141,8 +142,23 @@ def sanity(
     return rows
 
 
-def samples_from(paths: Sequence[Path], load: Callable[[Path], Image.Image], entries: Sequence[object] | None) -> list[Sample]:
-    """Samples for photo paths, with class and boxes from annotation entries when given."""
+def samples_from(
+    paths: Sequence[Path], load: Callable[[Path], Image.Image], entries: Sequence[object] | None,
+    on_skip: Callable[[ImageError], None] | None = None,
+) -> list[Sample]:
+    """Samples for photo paths, with class and boxes from annotation entries
+    when given. A photo that cannot be read is left out (and given to
+    ``on_skip``; without it, the error is raised)."""
     if entries is None:
-        return [Sample(str(p), load(p)) for p in paths]
-    return [Sample(str(e.image), load(e.image), e.class_index, e.boxes) for e in entries]  # type: ignore[attr-defined]
+        found = [(p, None, ()) for p in paths]
+    else:
+        found = [(e.image, e.class_index, e.boxes) for e in entries]  # type: ignore[attr-defined]
+    samples = []
+    for path, class_index, boxes in found:
+        try:
+            samples.append(Sample(str(path), load(path), class_index, boxes))
+        except ImageError as err:
+            if on_skip is None:
+                raise
+            on_skip(err)
+    return samples
