@@ -23,7 +23,7 @@ import torch
 from torch import fx, nn
 
 from ..errors import DeepInsideError
-from ..models._graph import set_eval, simplify, strip_softmax
+from ..models._graph import eval_mode, set_eval, simplify, strip_softmax
 from ._rules import Rule, backward_rule
 from .targets import checked_targets
 
@@ -204,7 +204,7 @@ def _viewing(
         def layout(t: torch.Tensor) -> torch.Tensor:
             return t.detach().clone(memory_format=fmt)
 
-        with _eval_mode(view.module) if view.shared else nullcontext():
+        with eval_mode(view.module) if view.shared else nullcontext():
             yield view, layout
 
 
@@ -282,12 +282,3 @@ def require_eager(model: nn.Module, method: str, needs: str) -> None:
         )
 
 
-@contextmanager
-def _eval_mode(module: nn.Module) -> Iterator[None]:
-    flags = [(m, m.training) for m in module.modules()]
-    set_eval(module)
-    try:
-        yield
-    finally:
-        for m, training in flags:
-            m.training = training

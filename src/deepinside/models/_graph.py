@@ -6,6 +6,8 @@ with respect to the input unchanged (up to float round-off) in eval mode."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.fx as fx
@@ -42,6 +44,18 @@ def set_eval(module: nn.Module) -> nn.Module:
     for m in module.modules():
         m.training = False
     return module
+
+
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[None]:
+    """``module`` in eval mode for the block, then each submodule back in its own mode."""
+    flags = [(m, m.training) for m in module.modules()]
+    set_eval(module)
+    try:
+        yield
+    finally:
+        for m, training in flags:
+            m.training = training
 
 
 def trace(module: nn.Module, leaves: frozenset[str] = frozenset()) -> fx.GraphModule | None:

@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import DeepInsideError
-from ._graph import strip_softmax
+from ._graph import eval_mode, strip_softmax
 from .labels import ClassIndex, imagenet_classes
 from .preprocessing import Placement, Preprocessing
 
@@ -96,13 +96,8 @@ class Classifier(nn.Module):
         """Eval-mode class scores ``(B, C)`` for a preprocessed batch, without
         gradients; each module is put back in its own mode after (batch-norm
         statistics are not touched)."""
-        modes = [(m, m.training) for m in self.modules()]
-        self.eval()
-        try:
+        with eval_mode(self):
             return self(inputs)
-        finally:
-            for m, training in modes:
-                m.training = training
 
     def digest(self) -> str:
         """A short hex digest of what decides the model's scores: its weights
