@@ -5,6 +5,8 @@ processes give the pictures of one process, progress lines without a terminal.""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import numpy as np
 import pytest
@@ -116,3 +118,17 @@ def test_the_folder_named_dot_gets_a_usable_suggestion(tmp_path, monkeypatch, mo
     ClassModelJob.for_model(model, [1], ".", steps=1, size=32).start()
     with pytest.raises(DeepInsideError, match=f"--out .*{tmp_path.name}-default-2-seed0"):
         ClassModelJob.for_model(model, [1], ".", steps=2, size=32).start()
+
+
+def test_start_removes_stale_temporary_files_but_not_writes_in_progress(tmp_path, model):
+    from deepinside.io.files import TEMPORARY_SUFFIX
+
+    job = ClassModelJob.for_model(model, [1], tmp_path, steps=1, size=32)
+    job.start()
+    stale, fresh = tmp_path / f".old.png.x{TEMPORARY_SUFFIX}", tmp_path / f".new.png.y{TEMPORARY_SUFFIX}"
+    stale.write_bytes(b"cut short by a kill an hour ago")
+    fresh.write_bytes(b"another process is writing this")
+    hour_ago = time.time() - 3600
+    os.utime(stale, (hour_ago, hour_ago))
+    job.start()
+    assert not stale.exists() and fresh.exists()

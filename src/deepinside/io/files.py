@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,13 +29,21 @@ def _read_umask() -> int:
 _FILE_MODE = 0o666 & ~_read_umask()
 
 
-def remove_temporary_files(folder: str | os.PathLike[str]) -> int:
+def remove_temporary_files(folder: str | os.PathLike[str], older_than: float = 600.0) -> int:
     """Delete what writes cut short by a killed process left in ``folder``
-    (only files named as :func:`atomic_write` names them); return how many."""
-    stale = list(Path(folder).glob(f".*{TEMPORARY_SUFFIX}"))
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return len(stale)
+    (only files named as :func:`atomic_write` names them, and only those
+    untouched for ``older_than`` seconds: another process may be writing
+    the others right now); return how many."""
+    cutoff = time.time() - older_than
+    removed = 0
+    for path in Path(folder).glob(f".*{TEMPORARY_SUFFIX}"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:  # renamed into place or removed meanwhile
+            pass
+    return removed
 
 
 @contextmanager

@@ -143,7 +143,7 @@ class ClassModelJob:
                 )
         else:
             write_json(settings_file, self.settings())
-        remove_temporary_files(self.out)  # of writes cut short when a run was killed
+        remove_temporary_files(self.out)  # of writes cut short when a run was killed (not fresh ones)
         stems = self.stems()
         todo = [t for t in self.targets if read_record(self.out, stems[t]) is None]
         return [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
@@ -236,7 +236,8 @@ def run_job(
 
 def _terminate(pool: cf.ProcessPoolExecutor) -> None:
     """Kill the workers: what they finished is on disk, and the temporary
-    file of a write they were in is removed when the job starts again."""
+    file of a write they were in is removed by a later start, once it is
+    old enough not to be another process's write in progress."""
     # ProcessPoolExecutor.terminate_workers() arrives in Python 3.14.
     processes = getattr(pool, "_processes", None) or {}
     for process in list(processes.values()):
