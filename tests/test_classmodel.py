@@ -11,6 +11,7 @@ import dataclasses
 import json
 import math
 import sys
+import warnings
 
 import pytest
 import torch
@@ -339,6 +340,26 @@ def test_early_stop_ends_a_sure_class_with_the_picture_of_that_many_steps():
                                      size=16).final_probabilities[0]) < 0.9
     assert visualize_class(SureOfZero(), [0], preset=climb, early_stop=False, preprocessing=HALF,
                            size=16).log.steps_run.tolist() == [12]
+
+
+@pytest.mark.parametrize("model, targets", [(SureOfZero(), [0, 2]), (NanAbove(), [0, 1])], ids=["early-stop", "nan"])
+def test_whole_batch_mode_gives_the_pictures_logs_and_failures_of_the_running_rows(monkeypatch, model, targets):
+    """On a GPU every class of a batch goes through the network at every step
+    (one shape for cuDNN); stopped and failed classes must change nothing."""
+    render_module = sys.modules["deepinside.visualization.render"]
+    rule = EarlyStop(probability=0.9, first=4, every=2)
+    climb = Preset("climb", param.pixels(), Adam(0.1), steps=12, early_stop=rule)
+    runs = []
+    for whole in (False, True):
+        monkeypatch.setattr(render_module, "_keeps_batch_shape", lambda device, whole=whole: whole)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            runs.append(visualize_class(model, targets, preset=climb, preprocessing=HALF, size=16))
+    rows, whole = runs
+    assert torch.equal(rows.log.steps_run, whole.log.steps_run) and rows.failures == whole.failures
+    assert int(rows.log.steps_run.min()) < 12, "a class stopped or failed before the end"
+    torch.testing.assert_close(rows.images, whole.images, rtol=0, atol=1e-6)
+    torch.testing.assert_close(rows.log.scores, whole.log.scores, equal_nan=True)
 
 
 class FineTexture(nn.Module):
