@@ -17,6 +17,8 @@ from deepinside.evaluation._stats import _ranks, spearman
 from deepinside.evaluation.localization import localization
 from deepinside.localization import LocalizationConfig
 
+from .test_evaluation import _CornerDetector
+
 
 def test_ranks_average_ties():
     ranks = _ranks(torch.tensor([[3.0, 1, 1, 2, 3, 3], [0, 0, 0, 0, 0, 0]]))
@@ -52,12 +54,6 @@ def test_spearman_with_ties_matches_scipy():
     ours = spearman(a, b)
     for i in range(4):
         assert float(ours[i]) == pytest.approx(stats.spearmanr(a[i].flatten(), b[i].flatten())[0], abs=1e-12)
-
-
-class _CornerDetector(nn.Module):
-    def forward(self, x):
-        s = 8 * x[:, 0, :4, :4].mean((1, 2))
-        return torch.stack([s, torch.zeros_like(s)], 1)
 
 
 def test_deletion_insertion_takes_maps_of_another_dtype():
