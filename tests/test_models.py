@@ -111,7 +111,7 @@ def test_symmetric_own_padding_moves_into_the_convolution():
     net = nn.Sequential(
         _SamePadConv(3, 4, 3, 1, (1, 1, 1, 1)),  # symmetric: becomes a plain padded Conv2d
         nn.BatchNorm2d(4).eval(),
-        _SamePadConv(4, 4, 3, 2, (0, 1, 0, 1)),  # one side more: stays as it is
+        _SamePadConv(4, 4, 3, 2, (0, 1, 0, 1)),  # dense, one side more: stays as it is
         nn.Flatten(), nn.Linear(4 * 5 * 5, 3),
     )
     x = torch.randn(2, 3, 10, 10)
@@ -120,6 +120,25 @@ def test_symmetric_own_padding_moves_into_the_convolution():
     convs = [m for m in simple.modules() if isinstance(m, nn.Conv2d)]
     assert [type(c) for c in convs] == [nn.Conv2d, _SamePadConv] and convs[0].padding == (1, 1)
     torch.testing.assert_close(simple(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("pad", [(0, 1, 0, 1), (1, 2, 1, 2), (2, 1, 0, 2), (0, 0, 1, 0)])
+def test_lopsided_padding_of_a_depthwise_convolution_becomes_zero_taps(pad):
+    torch.manual_seed(0)
+    k = 3 if pad[0] + pad[1] < 3 else 5
+    net = nn.Sequential(_SamePadConv(4, 4, k, 2, pad), nn.ReLU(), nn.Flatten()).double()
+    net[0].groups = 4
+    net[0].weight = nn.Parameter(torch.randn(4, 1, k, k, dtype=torch.float64))
+    x = torch.randn(2, 4, 11, 12, dtype=torch.float64, requires_grad=True)
+    simple = simplify(net)
+    conv = simple.get_submodule("0")
+    assert type(conv) is nn.Conv2d and conv.padding == (max(pad[2:]), max(pad[:2]))
+    y, y_simple = net(x), simple(x)
+    torch.testing.assert_close(y_simple, y, rtol=0, atol=1e-12)
+    w = torch.randn_like(y)
+    (g,) = torch.autograd.grad((y * w).sum(), x)
+    (g_simple,) = torch.autograd.grad((y_simple * w).sum(), x)
+    torch.testing.assert_close(g_simple, g, rtol=0, atol=1e-12)
 
 
 @pytest.fixture
