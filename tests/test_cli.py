@@ -173,3 +173,42 @@ def test_evaluate_leaves_out_unreadable_photos_and_goes_on(tmp_path, photo_dir, 
     assert code == 1 and "skipped" in err and "broken.jpg" in err and "2 of 4 photos could not be read" in err
     result = json.loads((tmp_path / "f.json").read_text())
     assert result["rows"][0]["images"] == 2 and len(result["skipped"]) == 2
+
+
+@pytest.mark.parametrize(("device", "says"), [
+    ("cuda:banana", "is not a device"),
+    ("xpu", "unsupported device type"),
+    pytest.param("cuda", "sees no CUDA GPU", marks=pytest.mark.skipif(
+        __import__("torch").cuda.is_available(), reason="this machine has a GPU")),
+])
+def test_device_this_machine_lacks_is_refused_in_one_line(photo_dir, capsys, device, says):
+    for command in (["saliency", str(photo_dir / "cat.jpg")], ["classmodel", "goldfish"]):
+        with pytest.raises(SystemExit) as stop:
+            main([*command, "--device", device])
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and says in err and "Traceback" not in err
+
+
+def test_device_index_beyond_the_gpus_is_refused(monkeypatch):
+    import argparse
+
+    import torch
+
+    from deepinside.cli._common import device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert device("cuda:0") == torch.device("cuda:0")
+    with pytest.raises(argparse.ArgumentTypeError, match="no such GPU.*cuda:0 to cuda:0"):
+        device("cuda:1")
+
+
+def test_explicit_cpu_device_and_one_worker_on_a_gpu(tmp_path, capsys):
+    import torch
+
+    from deepinside.cli.classmodel_cmd import _default_workers
+
+    code, _, err = _run(["classmodel", "goldfish", "--device", "cpu", "--steps", "2", "--out", tmp_path / "cm"], capsys)
+    assert code == 0 and (tmp_path / "cm" / "0001-goldfish.png").is_file(), err
+    assert _default_workers(torch.device("cuda")) == 1
+    assert _default_workers(torch.device("cpu")) == torch.get_num_threads()

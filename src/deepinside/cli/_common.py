@@ -6,6 +6,8 @@ import argparse
 import sys
 import warnings
 
+import torch
+
 from ..attribution import METHODS, Method
 from ..attribution.methods import method_from_name
 from ..io.photos import DEFAULT_MAX_PIXELS
@@ -23,6 +25,28 @@ def positive_int(text: str) -> int:
     return value
 
 
+def device(text: str) -> torch.device:
+    """An argparse type: a device this machine has (cpu, cuda, cuda:N, mps)."""
+    try:
+        found = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu, cuda, cuda:N or mps") from None
+    if found.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise argparse.ArgumentTypeError(
+                f"{text}: this machine's torch ({torch.__version__}) sees no CUDA GPU; leave out --device to use the CPU"
+            )
+        if (found.index or 0) >= count:
+            raise argparse.ArgumentTypeError(f"{text}: there is no such GPU (this machine has {count}: cuda:0 to cuda:{count - 1})")
+    elif found.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: Apple's GPU (mps) is not available here; leave out --device to use the CPU")
+    elif found.type != "cpu":
+        raise argparse.ArgumentTypeError(f"{text}: unsupported device type {found.type!r}: use cpu, cuda, cuda:N or mps")
+    return found
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -30,6 +54,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MODEL,
         help="built-in name (efficientnet_lite0, efficientnet_lite1, efficientnet_lite2), "
         "a TorchScript file, a torch.export .pt2 file, or package.module:factory (default: %(default)s)",
+    )
+    group.add_argument(
+        "--device", type=device, default=torch.device("cpu"),
+        help="where the model runs: cpu, cuda, cuda:N or mps (default: cpu)",
     )
     group.add_argument("--weights", help="a state dict file to load into the model (loaded with weights_only)")
     group.add_argument("--input-size", type=int, nargs="+", metavar="PX", help="input size of your model: N or H W")
@@ -64,7 +92,7 @@ def model_from_args(args: argparse.Namespace) -> Classifier:
         )
     for w in caught:
         print(f"deepinside: warning: {w.message}", file=sys.stderr)
-    return model
+    return model.to(args.device)
 
 
 def add_method_args(parser: argparse.ArgumentParser, many: bool = False) -> None:

@@ -52,8 +52,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--batch-size", type=positive_int, default=8, help="classes optimised at once (default 8)")
     p.add_argument(
         "--workers", type=positive_int,
-        help="processes rendering batches side by side, sharing the torch threads (default: one per "
-        "thread when there is more than one batch; measured 1.3x the classes per hour of one process on 2 cores)",
+        help="processes rendering batches side by side, sharing the torch threads (default on the CPU: one per "
+        "thread when there is more than one batch, measured 1.3x the classes per hour of one process on 2 cores; "
+        "on a GPU: one)",
     )
     p.add_argument("--columns", type=positive_int, help="columns of the contact sheet (default: about sqrt(K))")
     p.add_argument("--out", type=Path, default=Path("deepinside-classmodel"), help="output folder (default %(default)s)")
@@ -77,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     report = _Report(len(job.targets), len(job.targets) - sum(map(len, batches)), bar=len(batches) > 1)
     with report:
         rendered = run_job(
-            job, model, batches=batches, workers=args.workers or torch.get_num_threads(),
+            job, model, batches=batches, workers=args.workers or _default_workers(args.device),
             model_factory=functools.partial(model_from_args, args), on_batch=report, progress=None,
         )
     records = job.finish(args.columns, seconds=round(report.seconds(), 1), rendered_now=rendered)
@@ -130,6 +131,11 @@ class _Report:
             f"about {_clock(left)} left ({status})",
             file=sys.stderr, flush=True,
         )
+
+
+def _default_workers(device: torch.device) -> int:
+    """One process per torch thread on the CPU; on a GPU the GPU does the work."""
+    return torch.get_num_threads() if device.type == "cpu" else 1
 
 
 def _clock(seconds: float) -> str:
