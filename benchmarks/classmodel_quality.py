@@ -17,6 +17,11 @@ Pictures are judged as saved: 8-bit pixels. Lucent's curve comes from one
 so a snapshot at step n is exactly an n-step run); each preset's cost is then
 set against the fewest Lucent steps that reach its judge accuracy.
 
+Lucent's recipe runs here through deepinside's fast model copy (the same
+function, computed faster), so the times compare recipes; Lucent itself runs
+the model as it is, and the timing part measures how much longer its recipe
+takes that way (``lucent_as_it_runs``).
+
 Also times a step against the floor: one forward and backward of the same
 batch through the same fast model copy, and through the plain model.
 
@@ -38,6 +43,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +55,7 @@ import deepinside
 from _timing import median_seconds
 from deepinside._allocator import keep_freed_memory
 from deepinside.attribution._engine import scoring
+from deepinside.models._graph import eval_mode
 from deepinside.visualization import param as vparam
 from deepinside.visualization import presets, visualize_class
 from deepinside.visualization import transforms as T
@@ -66,12 +73,14 @@ CLASSES_DEV = [3, 86, 169, 252, 335, 418, 501, 584, 667, 751, 833, 916]
 
 def lucent_render(
     model: torch.nn.Module, prep: deepinside.Preprocessing, targets: Sequence[int], steps: int, size: int,
-    seed: int, snapshots: Sequence[int], batch_size: int = 8,
+    seed: int, snapshots: Sequence[int], batch_size: int = 8, as_lucent_runs_it: bool = False,
 ) -> dict[int, torch.Tensor]:
     """Lucent's ``render_vis(model, "labels:c", param_f=lambda: param.image(size, batch=B, fft=True,
     decorrelate=True))`` with its default optimiser and transforms, batched over classes (Lucent
     draws one random transform per step for the whole batch). Returns pixels in [0, 1] at each
-    snapshot step."""
+    snapshot step. The model runs through deepinside's fast copy (the same function, about twice
+    as fast), so that the comparison is of recipes; ``as_lucent_runs_it`` runs the model itself,
+    as Lucent does."""
     rng = np.random.default_rng(seed)
     out: dict[int, list[torch.Tensor]] = {s: [] for s in snapshots}
     scales = [1 + (i - 5) / 50.0 for i in range(11)]
@@ -107,7 +116,10 @@ def lucent_render(
         grid = F.affine_grid(theta, list(x.shape), align_corners=True)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
-    with scoring(model, torch.zeros(1, 3, size, size)) as (score, _):
+    with (eval_mode(model) if as_lucent_runs_it else nullcontext()), \
+            (nullcontext((model, None)) if as_lucent_runs_it else scoring(model, torch.zeros(1, 3, size, size))) \
+            as (score, _):
+        layout = torch.contiguous_format if as_lucent_runs_it else torch.channels_last
         for first in range(0, len(targets), batch_size):
             chunk = list(targets[first: first + batch_size])
             b = len(chunk)
@@ -128,7 +140,7 @@ def lucent_render(
                 opt.zero_grad()
                 x = image()
                 x = jitter(random_rotate(random_scale(jitter(pad(x), 8))), 4)
-                x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+                x = ((x - mean) / std).contiguous(memory_format=layout)
                 loss = -score(x).gather(1, t[:, None]).mean()
                 loss.backward()
                 opt.step()
@@ -282,6 +294,27 @@ def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[
     return rows
 
 
+def lucent_model_cost(model: deepinside.Classifier, batch: int, repeats: int, steps: int = 8) -> dict[str, float]:
+    """Lucent runs the model itself; this benchmark runs its recipe through
+    deepinside's fast copy. CPU seconds of ``steps`` steps of the recipe both
+    ways, in turns (after a warm-up turn); ``ratio`` turns the recipe's time
+    here into Lucent's own."""
+    size = model.preprocessing.input_size[0]
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    for turn in range(repeats + 1):
+        for itself in (False, True):
+            c0 = time.process_time()
+            lucent_render(model, model.preprocessing, list(range(batch)), steps, size, turn, [steps], batch,
+                          as_lucent_runs_it=itself)
+            if turn:
+                seconds[itself].append(time.process_time() - c0)
+    fast, itself = statistics.median(seconds[False]), statistics.median(seconds[True])
+    print(f"  Lucent's recipe, {steps} steps at batch {batch}: {fast:.2f} CPU s through the fast copy, "
+          f"{itself:.2f} through the model itself: x{itself / fast:.2f}", flush=True)
+    return {"steps": steps, "batch": batch, "fast_copy_cpu_seconds": fast, "model_itself_cpu_seconds": itself,
+            "ratio": itself / fast}
+
+
 # ------------------------------------------------------- cost at equal quality
 
 
@@ -393,8 +426,11 @@ def main() -> None:
             torch.set_num_threads(args.threads)
         model = deepinside.load_model()
         timing = step_timing(model, args.batch, args.timing_repeats)
+        print("Lucent's recipe through the model itself, as Lucent runs it:")
+        lucent_itself = lucent_model_cost(model, args.batch, args.timing_repeats)
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "step_timing": timing}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "step_timing": timing,
+                                         "lucent_as_it_runs": lucent_itself}, indent=2) + "\n")
         return
 
     if args.threads:
@@ -491,6 +527,13 @@ def main() -> None:
     if args.timing_repeats:
         print("step time against the floor (default preset, batch", args.batch, ")")
         results["step_timing"] = step_timing(model, args.batch, args.timing_repeats)
+        if args.lucent_steps:
+            print("Lucent's recipe through the model itself, as Lucent runs it:")
+            results["lucent_as_it_runs"] = itself = lucent_model_cost(model, args.batch, args.timing_repeats)
+            for r in results["against_lucent"]:
+                r["time_fraction_of_lucent_itself"] = r["time_fraction"] / itself["ratio"]
+                print(f"  {r['method']} ({r['steps']:.0f} steps): {r['time_fraction_of_lucent_itself']:.2f} "
+                      "of the time of Lucent's recipe as Lucent runs it", flush=True)
     if args.figure:
         draw_figure(first_seed, targets, args.figure)
     args.json.parent.mkdir(parents=True, exist_ok=True)
