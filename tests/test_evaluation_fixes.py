@@ -154,7 +154,9 @@ def test_normalize_keeps_a_sparse_map_visible():
     assert grey[10, 14] == 255 and grey[10, 10] == 51 and grey.sum() == 255 * 3
     # Dense maps still saturate at the percentile; the minimum is subtracted first.
     ramp = np.arange(100, dtype=np.float32).reshape(10, 10) - 50
-    np.testing.assert_allclose(pictures.normalize(ramp, 50), np.clip((ramp + 50) / 49.5, 0, 1), rtol=1e-6)
+    np.testing.assert_allclose(
+        pictures.normalize(ramp, 50, signed=False), np.clip((ramp + 50) / 49.5, 0, 1), rtol=1e-6
+    )
     assert not pictures.normalize(np.full((4, 4), 3.0), 99).any()
 
 
@@ -175,3 +177,23 @@ def test_evaluation_on_a_gpu():
     assert localization(model, samples, [LocalizationConfig("t", segmentation="threshold", work_side=16)])
     assert spearman(truth.cuda(), truth.cuda()).device.type == "cuda"
     assert all(m.training for m in model.modules())
+
+
+def test_a_signed_map_shows_zero_in_the_middle_and_keeps_its_sign():
+    from PIL import Image
+
+    signed = np.zeros((4, 6), np.float32)
+    signed[0, 0], signed[1, 1], signed[2, 2] = 2.0, -4.0, 1.0  # e.g. the sum reduction
+    v = pictures.normalize(signed)
+    assert v[3, 3] == 0.5 and v[1, 1] == 0.0 and v[0, 0] == 0.75 and v[2, 2] == 0.625
+    np.testing.assert_allclose(pictures.normalize(-signed), 1 - v)  # the sign flips the picture, not the scale
+    grey = np.asarray(pictures.grey_map(signed, percentile=100))
+    assert grey[3, 3] == 128 and grey[1, 1] == 0
+    heat = np.asarray(pictures.heatmap(signed))
+    assert tuple(heat[3, 3]) == (255, 255, 255) and tuple(heat[1, 1]) == (0, 0, 255)  # bwr: white at zero
+    photo = Image.new("RGB", (6, 4), (10, 200, 30))
+    shown = np.asarray(pictures.overlay(photo, signed, opacity=1.0, percentile=100))
+    assert tuple(shown[3, 3]) == (10, 200, 30)  # zero: the photo as it is
+    assert tuple(shown[1, 1]) == (0, 0, 255) and shown[0, 0, 0] > shown[0, 0, 2]  # negative blue, positive red
+    # Maps without negative values are shown as before: their minimum is black.
+    assert pictures.normalize(np.abs(signed))[3, 3] == 0.0

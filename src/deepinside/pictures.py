@@ -21,20 +21,41 @@ def _as_array(saliency_map: torch.Tensor | np.ndarray) -> np.ndarray:
     return a
 
 
-def normalize(saliency_map: torch.Tensor | np.ndarray, percentile: float = 100.0) -> np.ndarray:
-    """Scale a map to [0, 1]: subtract its minimum, then divide by its
-    ``percentile`` minus the minimum (the maximum by default, as in the paper),
-    clipping above 1; a constant map becomes all zeros. A sparse map whose
-    ``percentile`` is still its minimum is divided by its maximum instead."""
+def normalize(
+    saliency_map: torch.Tensor | np.ndarray, percentile: float = 100.0, signed: bool | None = None
+) -> np.ndarray:
+    """Scale a map to [0, 1] for display.
+
+    A map without negative values (max-abs, Grad-CAM, ...): subtract its
+    minimum, then divide by its ``percentile`` minus the minimum (the maximum
+    by default, as in the paper), clipping above 1; a constant map becomes
+    all zeros. A sparse map whose ``percentile`` is still its minimum is
+    divided by its maximum instead.
+
+    A signed map (one with negative values, e.g. the ``sum`` reduction; or
+    ``signed=True``): zero becomes 0.5 and plus or minus the ``percentile``
+    of ``|map|`` become 1 and 0, so that the sign stays readable."""
     a = _as_array(saliency_map)
     a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-    low, high = float(a.min()), float(a.max())
+    if _signed(a) if signed is None else signed:
+        return 0.5 + 0.5 * np.clip(a / _top(np.abs(a), 0.0, percentile), -1.0, 1.0)
+    low = float(a.min())
+    return np.clip((a - low) / _top(a, low, percentile), 0.0, 1.0)
+
+
+def _signed(a: np.ndarray) -> bool:
+    return bool((a < 0).any())
+
+
+def _top(a: np.ndarray, low: float, percentile: float) -> float:
+    """What maps to 1, less ``low``: the ``percentile`` of ``a``, or its maximum
+    where under (100 - percentile)% of pixels are above ``low`` (saturating
+    would blank them all); infinity for a constant map (all becomes 0)."""
+    high = float(a.max())
     top = float(np.percentile(a, percentile)) if percentile < 100 else high
-    if top <= low:  # under (100 - percentile)% of pixels above the minimum: saturating would blank them all
+    if top <= low:
         top = high
-    if top - low <= 0:
-        return np.zeros_like(a)
-    return np.clip((a - low) / (top - low), 0.0, 1.0)
+    return top - low if top > low else float("inf")
 
 
 def _colormap_jet(v: np.ndarray) -> np.ndarray:
@@ -49,12 +70,19 @@ def _colormap_grey(v: np.ndarray) -> np.ndarray:
     return np.repeat(v[..., None], 3, axis=-1)
 
 
-_COLORMAPS = {"jet": _colormap_jet, "hot": _colormap_hot, "grey": _colormap_grey, "gray": _colormap_grey}
+def _colormap_bwr(v: np.ndarray) -> np.ndarray:
+    """Blue (0), white (0.5), red (1): for signed maps."""
+    return np.clip(np.stack([2 * v, 1 - np.abs(2 * v - 1), 2 - 2 * v], axis=-1), 0.0, 1.0)
+
+
+_COLORMAPS = {
+    "jet": _colormap_jet, "hot": _colormap_hot, "grey": _colormap_grey, "gray": _colormap_grey, "bwr": _colormap_bwr,
+}
 
 
 def colorize(values: np.ndarray, cmap: str = "jet") -> np.ndarray:
     """Values in [0, 1] ``(H, W)`` to RGB ``(H, W, 3)`` in [0, 1]: built-in
-    ``jet``, ``hot``, ``grey``, or any matplotlib colour map if it is installed."""
+    ``jet``, ``hot``, ``grey``, ``bwr``, or any matplotlib colour map if it is installed."""
     if cmap in _COLORMAPS:
         return _COLORMAPS[cmap](values)
     try:
@@ -68,16 +96,19 @@ def colorize(values: np.ndarray, cmap: str = "jet") -> np.ndarray:
 
 
 def grey_map(saliency_map: torch.Tensor | np.ndarray, percentile: float = 99.0) -> Image.Image:
-    """The paper's picture: the normalised map as a grey image (white = salient).
+    """The paper's picture: the normalised map as a grey image (white =
+    salient; for a signed map, mid-grey is zero, white positive, black negative).
 
     Gradient maps are spiky, so by default the top 1% of values saturate (as in
     PAIR saliency's display); ``percentile=100`` divides by the maximum."""
     return Image.fromarray(np.round(normalize(saliency_map, percentile) * 255).astype(np.uint8), mode="L")
 
 
-def heatmap(saliency_map: torch.Tensor | np.ndarray, cmap: str = "jet", percentile: float = 100.0) -> Image.Image:
-    """The normalised map through a colour map, as an RGB image."""
-    rgb = colorize(normalize(saliency_map, percentile), cmap)
+def heatmap(saliency_map: torch.Tensor | np.ndarray, cmap: str | None = None, percentile: float = 100.0) -> Image.Image:
+    """The normalised map through a colour map, as an RGB image (default:
+    ``jet``; ``bwr`` for a signed map, white at zero)."""
+    a = _as_array(saliency_map)
+    rgb = colorize(normalize(a, percentile), cmap or ("bwr" if _signed(a) else "jet"))
     return Image.fromarray(np.round(rgb * 255).astype(np.uint8), mode="RGB")
 
 
@@ -85,22 +116,27 @@ def overlay(
     photo: Image.Image,
     saliency_map: torch.Tensor | np.ndarray,
     opacity: float = 0.5,
-    cmap: str = "jet",
+    cmap: str | None = None,
     percentile: float = 99.0,
 ) -> Image.Image:
     """The map in colour over the photo. Each pixel's colour weight is
-    ``opacity`` times its normalised saliency, so unimportant pixels show the
-    photo as it is. The map is resized to the photo if sizes differ."""
+    ``opacity`` times its normalised saliency (for a signed map: its size
+    either way, in ``bwr``: red positive, blue negative), so unimportant
+    pixels show the photo as it is. The map is resized to the photo if sizes
+    differ."""
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be in [0, 1], got {opacity}")
-    values = normalize(saliency_map, percentile)
+    a = _as_array(saliency_map)
+    signed = _signed(a)
+    values = normalize(a, percentile, signed)
     if values.shape != (photo.height, photo.width):
         values = np.asarray(
             Image.fromarray(values.astype(np.float32), mode="F").resize(photo.size, Image.Resampling.BILINEAR)
         ).clip(0, 1)
     base = np.asarray(photo.convert("RGB"), dtype=np.float32) / 255.0
-    alpha = (opacity * values)[..., None]
-    mixed = (1 - alpha) * base + alpha * colorize(values, cmap)
+    strength = np.abs(2 * values - 1) if signed else values
+    alpha = (opacity * strength)[..., None]
+    mixed = (1 - alpha) * base + alpha * colorize(values, cmap or ("bwr" if signed else "jet"))
     return Image.fromarray(np.round(mixed * 255).astype(np.uint8), mode="RGB")
 
 
