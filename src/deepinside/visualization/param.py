@@ -2,9 +2,9 @@
 
 A parameterisation factory is called once per batch with a :class:`ParamSpec`
 and returns a :class:`Param`: the leaf tensors to optimise (batch first) and
-a function that builds the image from them, in the model's *input space*
-``(B, 3, H, W)`` (normalised; ``preprocessing.denormalize`` gives pixels).
-Like Lucent, ``params, image_fn = param`` unpacks it.
+a function that builds the image from tensors like them, in the model's
+*input space* ``(B, 3, H, W)`` (normalised; ``preprocessing.denormalize``
+gives pixels). Like Lucent, ``params, image_fn = param`` unpacks it.
 
 - :func:`pixels`: the raw input, the paper's choice (starts from the zero
   image, the training mean).
@@ -48,25 +48,27 @@ class ParamSpec:
 
 @dataclass
 class Param:
-    """Parameters (leaf tensors, batch first) and ``image_fn() -> (B, 3, H, W)``
-    in model input space. ``pixels`` is the raw input tensor when the image is
-    the parameter itself (post-step regularisers such as blur act on it).
-    ``rows_fn(rows)`` gives the image of some rows only, where that costs less
-    than making all of them (the render loop's classes that are still running)."""
+    """Parameters (leaf tensors, batch first) and ``image_of(tensors)``: the
+    image ``(B, 3, H, W)`` in model input space made from tensors shaped like
+    the parameters, row by row (the parameters themselves, some of their
+    rows, or a running average of them). ``pixels`` is the raw input tensor
+    when the image is the parameter itself (post-step regularisers such as
+    blur act on it). Like Lucent, ``params, image_fn = param`` unpacks it."""
 
     params: list[torch.Tensor]
-    image_fn: Callable[[], torch.Tensor]
+    image_of: Callable[[Sequence[torch.Tensor]], torch.Tensor]
     pixels: torch.Tensor | None = None
-    rows_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __iter__(self) -> Iterator[object]:
         return iter((self.params, self.image_fn))
 
+    def image_fn(self) -> torch.Tensor:
+        """The image of the parameters as they are now."""
+        return self.image_of(self.params)
+
     def image(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """The image of every row, or of ``rows`` (indices) only."""
-        if rows is None:
-            return self.image_fn()
-        return self.rows_fn(rows) if self.rows_fn is not None else self.image_fn()[rows]
+        return self.image_of(self.params if rows is None else [p[rows] for p in self.params])
 
 
 ParamFactory = Callable[[ParamSpec], Param]
@@ -93,7 +95,7 @@ def pixels(sd: float = 0.0) -> ParamFactory:
             spec.batch, 3, h, w, device=spec.device, dtype=spec.dtype
         )
         x.requires_grad_(True)
-        return Param([x], lambda: x, pixels=x)
+        return Param([x], lambda tensors: tensors[0], pixels=x)
 
     return build
 
@@ -143,15 +145,15 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
         gain = (1 / std).to(spec.device, spec.dtype)
         offset = (-mean / std).to(spec.device, spec.dtype)
 
-        def image_of(coefficients: torch.Tensor) -> torch.Tensor:
+        def image_of(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
             # A complex-by-real product and a matmul over the flattened image:
             # no copies (einsum and a broadcast over (re, im) cost 2x here).
-            image = torch.fft.irfft2(torch.view_as_complex(coefficients) * scale, s=(h, w), norm="ortho")
+            image = torch.fft.irfft2(torch.view_as_complex(tensors[0]) * scale, s=(h, w), norm="ortho")
             if decorrelate:
                 image = torch.matmul(colour, image.flatten(2)).view_as(image)
             return torch.addcmul(offset, torch.sigmoid(image), gain)
 
-        return Param([spectrum], lambda: image_of(spectrum), rows_fn=lambda rows: image_of(spectrum[rows]))
+        return Param([spectrum], image_of)
 
     return build
 

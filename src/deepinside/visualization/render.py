@@ -524,15 +524,7 @@ def _render_chunk(
 def _picture(prm: Param, averaged: list[torch.Tensor], preprocessing: Preprocessing) -> torch.Tensor:
     """The pictures as they would be returned now: from the averaged
     parameters where there are any, as pixels in [0, 1]."""
-    if not averaged:
-        image = prm.image_fn()
-    else:
-        kept = [p.clone() for p in prm.params]
-        for p, mean in zip(prm.params, averaged):
-            p.copy_(mean)
-        image = prm.image_fn().clone()  # (the pixels parameterisation returns the parameter itself)
-        for p, k in zip(prm.params, kept):
-            p.copy_(k)
+    image = prm.image_of(averaged) if averaged else prm.image()
     return preprocessing.denormalize(image).nan_to_num(0.5).clamp(0, 1)
 
 
