@@ -108,6 +108,29 @@ def test_sanity_check_on_a_small_network_leaves_it_unchanged():
     assert result.final_spearman < 0.5
 
 
+class _HeadDefinedFirst(nn.Module):
+    """Its classifier is defined before the convolution that feeds it."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 3)
+        self.body = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)).mean((2, 3)))
+
+
+def test_sanity_check_randomises_from_the_output_down_whatever_the_definition_order():
+    torch.manual_seed(0)
+    net = _HeadDefinedFirst()
+    x = torch.randn(2, 3, 12, 12)
+    assert parametric_layers(net) == ["head", "body"]
+    assert parametric_layers(net, x[:1]) == ["body", "head"]
+    assert not net.head._forward_hooks  # the hooks that saw the order are gone
+    result = cascading_randomization(net, x, torch.tensor([0, 2]), "gradient", checkpoints=2)
+    assert result.layers == ["head", "body"]
+
+
 def _write(tmp_path, entries):
     path = tmp_path / "ann.json"
     path.write_text(json.dumps(entries))

@@ -1,6 +1,7 @@
 """Sanity check by cascading model-parameter randomisation (Adebayo et al. 2018).
 
-Layers are re-initialised from the output down, one after another; after each
+Layers are re-initialised from the output down (in the order a forward pass
+calls them, backwards), one after another; after each
 checkpoint the map is recomputed and compared with the original map. A method
 whose map barely changes while the model is destroyed does not explain the
 model, and fails.
@@ -17,6 +18,7 @@ from torch import nn
 
 from ..attribution import attribute
 from ..attribution.methods import Method, Reduction
+from ..models._graph import eval_mode
 from ._stats import spearman, ssim
 
 #: A map whose rank correlation with the original stays above this on average
@@ -47,9 +49,31 @@ class SanityResult:
         return self.survival <= FAIL_ABOVE
 
 
-def parametric_layers(model: nn.Module) -> list[str]:
-    """Names of modules that own parameters directly, in definition order."""
-    return [name for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
+def parametric_layers(model: nn.Module, example: torch.Tensor | None = None) -> list[str]:
+    """Names of modules that own parameters directly: in the order a forward
+    pass of ``example`` first calls them (a module may be defined before the
+    layers that feed it), else in definition order. Modules the pass never
+    calls, or all of them where hooks cannot see the calls (TorchScript),
+    keep their definition order."""
+    defined = [name for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
+    if example is None:
+        return defined
+    called: list[str] = []
+    handles = []
+    try:
+        for name in defined:
+            module = model.get_submodule(name)
+            handles.append(module.register_forward_hook(
+                lambda _m, _i, _o, name=name: called.append(name) if name not in called else None
+            ))
+        with torch.no_grad(), eval_mode(model):
+            model(example)
+    except (RuntimeError, AttributeError, TypeError):
+        return defined  # hooks not supported here: definition order
+    finally:
+        for h in handles:
+            h.remove()
+    return called + [name for name in defined if name not in called]
 
 
 def cascading_randomization(
@@ -70,9 +94,9 @@ def cascading_randomization(
     is gone.
     """
     original = attribute(model, images, targets, method, reduce, **options)
-    layers = parametric_layers(model)[::-1]
-    marks = sorted({int(round(v)) for v in np.linspace(1, len(layers), max(1, checkpoints))})
     victim = copy.deepcopy(model)
+    layers = parametric_layers(victim, images[:1])[::-1]
+    marks = sorted({int(round(v)) for v in np.linspace(1, len(layers), max(1, checkpoints))})
     generator = torch.Generator().manual_seed(seed)
     rhos, sims, names = [], [], []
     done = 0
