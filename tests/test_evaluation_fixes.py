@@ -197,3 +197,24 @@ def test_a_signed_map_shows_zero_in_the_middle_and_keeps_its_sign():
     assert tuple(shown[1, 1]) == (0, 0, 255) and shown[0, 0, 0] > shown[0, 0, 2]  # negative blue, positive red
     # Maps without negative values are shown as before: their minimum is black.
     assert pictures.normalize(np.abs(signed))[3, 3] == 0.0
+
+
+def test_a_flat_map_is_not_rewarded_for_the_raster_order_of_its_ties():
+    # The corner detector looks at the top-left 4x4 of a 16x16 image; a map that
+    # says nothing (all equal) deleted in raster order would remove that corner's
+    # rows within the first quarter of the steps and score almost as well as the truth.
+    truth = torch.zeros(1, 16, 16)
+    truth[0, :4, :4] = 1.0
+    x = truth[:, None].expand(1, 3, 16, 16).clone()
+    flat = torch.zeros(1, 16, 16)
+    model = _CornerDetector()
+    ties = [float(deletion_insertion(model, x, flat, torch.tensor([0]), steps=16, blur_sigma=1.0, seed=s).deletion_auc)
+            for s in range(20)]
+    noise = [float(deletion_insertion(model, x, torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(s)),
+                                      torch.tensor([0]), steps=16, blur_sigma=1.0).deletion_auc) for s in range(20)]
+    order = torch.arange(256).float().flip(0).view(1, 16, 16)  # the raster order, spelt out
+    raster = float(deletion_insertion(model, x, order, torch.tensor([0]), steps=16, blur_sigma=1.0).deletion_auc)
+    assert sum(ties) / 20 == pytest.approx(sum(noise) / 20, abs=0.03)  # a flat map ranks like a random one
+    assert raster < sum(ties) / 20 - 0.1
+    same = deletion_insertion(model, x, flat, torch.tensor([0]), steps=16, blur_sigma=1.0, seed=3)
+    torch.testing.assert_close(same.deletion_auc, torch.tensor([ties[3]]))  # fixed by the seed

@@ -61,20 +61,25 @@ def deletion_insertion(
     steps: int = 50,
     blur_sigma: float = 5.0,
     chunk: int = 32,
+    seed: int = 0,
 ) -> Curves:
     """Deletion and insertion curves for maps ``(B, H, W)`` on inputs ``(B, 3, H, W)``.
 
     Each step changes ``H*W/steps`` more pixels; all steps of an image are
-    scored in batched forward passes of at most ``chunk`` images.
+    scored in batched forward passes of at most ``chunk`` images. Pixels of
+    equal saliency go in one fixed random order (from ``seed``): in raster
+    order, a map's flat parts (Grad-CAM's zeros, say) would be deleted from
+    the top of the image down.
     """
     blurred = gaussian_blur(images, blur_sigma)
     # Maps and targets may live elsewhere (a random baseline on the CPU): rank where the images are.
     maps, classes = maps.to(images.device), torch.as_tensor(targets).tolist()
+    shuffle = torch.randperm(maps[0].numel(), generator=torch.Generator().manual_seed(seed)).to(images.device)
     deletion, insertion = [], []
     with scoring(model, images) as (score, layout), torch.no_grad():
         for image, blur, saliency_map, target in zip(images, blurred, maps, classes):
             # rank[p] = position of pixel p in most-salient-first order
-            order = saliency_map.flatten().argsort(descending=True, stable=True)
+            order = shuffle[saliency_map.flatten()[shuffle].argsort(descending=True, stable=True)]
             rank = torch.empty_like(order)
             rank[order] = torch.arange(order.numel(), device=order.device)
             rank = rank.view(1, 1, *saliency_map.shape)
