@@ -76,19 +76,34 @@ def explain_photos(
         raise DeepInsideError(f"--top-k must be between 1 and {num_classes} (the model's classes), got {top_k}")
     if batch_size < 1:
         raise DeepInsideError(f"--batch-size must be at least 1, got {batch_size}")
+    for part in read_batches(photos, batch_size, max_pixels):
+        if isinstance(part, PhotoFailure):
+            yield part
+        else:
+            yield from _explain_batch(model, part, targets, top_k, num_predictions, method, reduce)
+
+
+def read_batches(
+    photos: Iterable[PhotoSource], batch_size: int, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Iterator[list[tuple[str, Image.Image]] | PhotoFailure]:
+    """Photos read and grouped into batches of ``(source, photo)`` of at most
+    ``batch_size``, in input order: an unreadable one comes as a
+    :class:`PhotoFailure` where it stands (the batch before it cut short)."""
     pending: list[tuple[str, Image.Image]] = []
     for item in photos:
         source, loaded = _read(item, max_pixels)
         if isinstance(loaded, str):
-            yield from _explain_batch(model, pending, targets, top_k, num_predictions, method, reduce)
-            pending = []
+            if pending:
+                yield pending
+                pending = []
             yield PhotoFailure(source, loaded)
             continue
         pending.append((source, loaded))
         if len(pending) == batch_size:
-            yield from _explain_batch(model, pending, targets, top_k, num_predictions, method, reduce)
+            yield pending
             pending = []
-    yield from _explain_batch(model, pending, targets, top_k, num_predictions, method, reduce)
+    if pending:
+        yield pending
 
 
 def _read(item: PhotoSource, max_pixels: int) -> tuple[str, Image.Image | str]:
@@ -109,8 +124,6 @@ def _explain_batch(
     method: Method,
     reduce: Reduction,
 ) -> Iterator[PhotoSaliency]:
-    if not batch:
-        return
     inputs, placements = model.prepare([photo for _, photo in batch])
     if targets is not None:
         classes = torch.tensor([list(targets)] * len(batch))

@@ -12,9 +12,9 @@ from tqdm import tqdm
 
 from .. import pictures
 from ..attribution.methods import method_from_name
-from ..errors import ImageError
+from ..explain import PhotoFailure, read_batches
 from ..io.files import write_json, write_png
-from ..io.photos import expand_paths, load_photo
+from ..io.photos import expand_paths
 from ..localization import PRESETS, config_named, localize
 from ..localization.localize import PhotoBoxes
 from ._common import add_model_args, model_from_args, positive_int
@@ -55,19 +55,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     failures, stems = 0, UniqueStems()
     with tqdm(total=len(paths), unit="image", desc="localize", file=sys.stderr, disable=None) as bar:
-        for lo in range(0, len(paths), args.batch_size):
-            batch: list[tuple[Path, Image.Image]] = []
-            for path in paths[lo : lo + args.batch_size]:
-                try:
-                    batch.append((path, load_photo(path, args.max_pixels)))
-                except ImageError as err:
-                    failures += 1
-                    bar.update()
-                    tqdm.write(f"deepinside: skipped {err}", file=sys.stderr)
-            if not batch:
+        for part in read_batches(paths, args.batch_size, args.max_pixels):
+            if isinstance(part, PhotoFailure):
+                failures += 1
+                bar.update()
+                tqdm.write(f"deepinside: skipped {part.reason}", file=sys.stderr)
                 continue
-            for (path, photo), found in zip(batch, localize(model, [p for _, p in batch], args.top_k, config, args.batch_size)):
-                _save(args.out, stems.next(str(path)), str(path), photo, found, model.name, config.name)
+            for (source, photo), found in zip(part, localize(model, [p for _, p in part], args.top_k, config, args.batch_size)):
+                _save(args.out, stems.next(source), source, photo, found, model.name, config.name)
                 bar.update()
     print(f"{len(paths) - failures} of {len(paths)} images localised; results in {args.out}", file=sys.stderr)
     return 1 if failures else 0
