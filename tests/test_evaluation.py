@@ -129,6 +129,9 @@ def test_sanity_check_randomises_from_the_output_down_whatever_the_definition_or
     assert not net.head._forward_hooks  # the hooks that saw the order are gone
     result = cascading_randomization(net, x, torch.tensor([0, 2]), "gradient", checkpoints=2)
     assert result.layers == ["head", "body"]
+    with pytest.raises(RuntimeError):  # a forward pass that fails says so, and leaves no hooks behind
+        parametric_layers(net, torch.randn(1, 5, 12, 12))
+    assert not net.head._forward_hooks and not net.body._forward_hooks
 
 
 def _write(tmp_path, entries):

@@ -195,8 +195,13 @@ def test_a_signed_map_shows_zero_in_the_middle_and_keeps_its_sign():
     shown = np.asarray(pictures.overlay(photo, signed, opacity=1.0, percentile=100))
     assert tuple(shown[3, 3]) == (10, 200, 30)  # zero: the photo as it is
     assert tuple(shown[1, 1]) == (0, 0, 255) and shown[0, 0, 0] > shown[0, 0, 2]  # negative blue, positive red
-    # Maps without negative values are shown as before: their minimum is black.
+    # Maps without negative values are shown as before: their minimum is black,
+    # also with round-off below zero, infinities or NaN in them.
     assert pictures.normalize(np.abs(signed))[3, 3] == 0.0
+    odd = np.abs(signed)
+    odd[3, 0], odd[3, 1], odd[3, 2] = -1e-7, -np.inf, np.nan
+    np.testing.assert_allclose(pictures.normalize(odd)[3], 0.0, atol=1e-6)
+    assert tuple(np.asarray(pictures.heatmap(odd))[3, 1]) == tuple(np.asarray(pictures.heatmap(np.abs(signed)))[3, 1])
 
 
 def test_a_flat_map_is_not_rewarded_for_the_raster_order_of_its_ties():

@@ -141,6 +141,22 @@ def test_lopsided_padding_of_a_depthwise_convolution_becomes_zero_taps(pad):
     torch.testing.assert_close(g_simple, g, rtol=0, atol=1e-12)
 
 
+def test_lopsided_padding_stays_where_zero_taps_would_not_read_the_same_pixels_cheaply():
+    torch.manual_seed(0)
+    dilated = _SamePadConv(4, 4, 3, 2, (1, 2, 1, 2))
+    dilated.groups, dilated.dilation = 4, (2, 2)
+    dilated.weight = nn.Parameter(torch.randn(4, 1, 3, 3))
+    cropping = _SamePadConv(4, 4, 1, 1, (-1, -1, -1, -1))  # a negative pad crops: nothing to move inside
+    multiplier = _SamePadConv(4, 8, 3, 2, (0, 1, 0, 1))  # depthwise with two filters a channel: grows
+    multiplier.groups = 4
+    multiplier.weight = nn.Parameter(torch.randn(8, 1, 3, 3))
+    net = nn.Sequential(dilated, cropping, multiplier)
+    x = torch.randn(1, 4, 13, 13)
+    simple = simplify(net)
+    assert [type(m) for m in simple.children()] == [_SamePadConv, _SamePadConv, nn.Conv2d]
+    torch.testing.assert_close(simple(x), net(x), rtol=1e-5, atol=1e-5)
+
+
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
     (tmp_path / "my_nets.py").write_text(textwrap.dedent("""

@@ -18,7 +18,7 @@ def _as_array(saliency_map: torch.Tensor | np.ndarray) -> np.ndarray:
     a = saliency_map.detach().float().cpu().numpy() if isinstance(saliency_map, torch.Tensor) else np.asarray(saliency_map, dtype=np.float32)
     if a.ndim != 2:
         raise ValueError(f"a map must be 2-D (H, W), got shape {a.shape}")
-    return a
+    return np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def normalize(
@@ -30,13 +30,13 @@ def normalize(
     minimum, then divide by its ``percentile`` minus the minimum (the maximum
     by default, as in the paper), clipping above 1; a constant map becomes
     all zeros. A sparse map whose ``percentile`` is still its minimum is
-    divided by its maximum instead.
+    divided by its maximum instead. NaN and infinite values count as 0.
 
-    A signed map (one with negative values, e.g. the ``sum`` reduction; or
-    ``signed=True``): zero becomes 0.5 and plus or minus the ``percentile``
-    of ``|map|`` become 1 and 0, so that the sign stays readable."""
+    A signed map (negative values beyond round-off, e.g. from the ``sum``
+    reduction; ``signed`` True / False forces either reading): zero becomes
+    0.5 and plus or minus the ``percentile`` of ``|map|`` become 1 and 0, so
+    that the sign stays readable."""
     a = _as_array(saliency_map)
-    a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
     if _signed(a) if signed is None else signed:
         return 0.5 + 0.5 * np.clip(a / _top(np.abs(a), 0.0, percentile), -1.0, 1.0)
     low = float(a.min())
@@ -44,7 +44,8 @@ def normalize(
 
 
 def _signed(a: np.ndarray) -> bool:
-    return bool((a < 0).any())
+    """Whether a map has negative values beyond round-off (0.1% of its largest)."""
+    return bool(a.min() < -1e-3 * np.abs(a).max())
 
 
 def _top(a: np.ndarray, low: float, percentile: float) -> float:

@@ -62,14 +62,15 @@ def parametric_layers(model: nn.Module, example: torch.Tensor | None = None) -> 
     handles = []
     try:
         for name in defined:
-            module = model.get_submodule(name)
-            handles.append(module.register_forward_hook(
+            handles.append(model.get_submodule(name).register_forward_hook(
                 lambda _m, _i, _o, name=name: called.append(name) if name not in called else None
             ))
         with torch.no_grad(), eval_mode(model):
             model(example)
-    except (RuntimeError, AttributeError, TypeError):
-        return defined  # hooks not supported here: definition order
+    except RuntimeError:
+        if len(handles) == len(defined):
+            raise  # the forward pass itself failed
+        return defined  # a module that takes no Python hooks (TorchScript)
     finally:
         for h in handles:
             h.remove()

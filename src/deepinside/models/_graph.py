@@ -1,7 +1,7 @@
 """Graph surgery on a copy of a classifier: remove a final softmax, fold batch
 norm into the convolution before it, let convolutions that zero-pad their input
-themselves pad inside the convolution (depthwise ones also where "same"
-padding is lopsided). Each leaves the function's gradient with respect to the
+themselves pad inside the convolution (undilated depthwise ones on the CPU
+also where "same" padding is lopsided). Each leaves the function's gradient with respect to the
 input unchanged (up to float round-off) in eval mode."""
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def simplify(module: nn.Module, keep: frozenset[str] = frozenset()) -> nn.Module
     batch norm that directly follows a convolution is folded into that
     convolution's weight and bias, and each convolution that zero-pads its own
     input first pads inside the convolution instead (where the padding is
-    symmetric, or the convolution depthwise). Modules
+    symmetric, or the convolution depthwise, undilated, on the CPU). Modules
     named in ``keep`` stay whole, so hooks on them see their own outputs.
 
     Returns None when the module cannot be traced. ``module`` is not changed.
@@ -162,7 +162,7 @@ def _absorb_padding(gm: fx.GraphModule, keep: frozenset[str]) -> None:
             continue
         left, right, top, bottom = pad.padding
         symmetric = left == right and top == bottom
-        if not symmetric and (conv.groups != conv.in_channels or conv.dilation != (1, 1)):
+        if not symmetric and not _grows_cheaply(conv):
             continue
         y, x = max(top, bottom), max(left, right)
         # Zero taps in front where that side pads less, behind where the other does.
@@ -177,6 +177,13 @@ def _absorb_padding(gm: fx.GraphModule, keep: frozenset[str]) -> None:
         setattr(gm.get_submodule(parent), name, plain)
 
 
+def _grows_cheaply(conv: nn.Conv2d) -> bool:
+    """Whether zero taps cost ``conv`` less than a padded copy of its input:
+    measured for undilated depthwise convolutions on the CPU (cuDNN's fast
+    depthwise kernels may not take the grown sizes)."""
+    return conv.groups == conv.in_channels and conv.dilation == (1, 1) and conv.weight.device.type == "cpu"
+
+
 def _own_zero_padding(conv: nn.Module) -> nn.ZeroPad2d | None:
     """The ZeroPad2d a Conv2d subclass applies to its input (its only child),
     when it has no padding of its own."""
@@ -185,8 +192,8 @@ def _own_zero_padding(conv: nn.Module) -> nn.ZeroPad2d | None:
     children = list(conv.children())
     if len(children) != 1 or not isinstance(children[0], nn.ZeroPad2d):
         return None
-    if conv.padding != (0, 0) or conv.padding_mode != "zeros":
-        return None
+    if conv.padding != (0, 0) or conv.padding_mode != "zeros" or min(children[0].padding) < 0:
+        return None  # (negative padding crops)
     return children[0]
 
 
