@@ -14,7 +14,6 @@ from ..explain import collect, explain_photos
 from ..io.files import write_png
 from ..io.results import save_saliency
 from ..localization import PRESETS, localize
-from ..localization.localize import explain_maps
 from ..models import Classifier, load_model
 from ..visualization import visualize_class
 from ..visualization.output import comparison_figure
@@ -85,22 +84,15 @@ def classmodel_figure(model: Classifier) -> Image.Image:
 def localization_figure(model: Classifier, photos: list[Image.Image]) -> Image.Image:
     """Like the paper's localisation figure: each photo with its top-1 boxes
     (paper config red, default green), then each config's map and mask."""
-    inputs, placements = model.prepare(photos)
-    top1 = model.scores(inputs).argmax(1, keepdim=True)
-    columns: dict[str, tuple[list, list]] = {}
-    for name in ("paper", "default"):
-        config = PRESETS[name]
-        found = localize(model, photos, top_k=1, config=config)
-        maps = explain_maps(model, inputs, top1, config)[:, 0]
-        columns[name] = (found, [p.to_photo(m).numpy() for p, m in zip(placements, maps)])
+    columns = {name: localize(model, photos, top_k=1, config=PRESETS[name]) for name in ("paper", "default")}
     rows, captions = [], []
     for i, photo in enumerate(photos):
-        paper, default = columns["paper"][0][i].boxes[0], columns["default"][0][i].boxes[0]
+        paper, default = columns["paper"][i].boxes[0], columns["default"][i].boxes[0]
         boxed = pictures.draw_boxes(photo, [(paper.box, "paper"), (default.box, "default")])
         rows.append([
             boxed,
-            pictures.grey_map(columns["paper"][1][i]), pictures.mask_image(paper.mask),
-            pictures.heatmap(columns["default"][1][i]), pictures.mask_image(default.mask),
+            pictures.grey_map(paper.saliency), pictures.mask_image(paper.mask),
+            pictures.heatmap(default.saliency), pictures.mask_image(default.mask),
         ])
         captions.append(f"{paper.prediction.label}: paper (gradient, GraphCut) map + mask; default ({PRESETS['default'].method}) map + mask")
     return pictures.figure(rows, captions, cell=200, title="Localisation for free (Simonyan et al. 2013, section 3.1)")

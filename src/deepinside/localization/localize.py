@@ -107,6 +107,7 @@ class ClassBox:
     box: Box  # photo pixels
     mask: np.ndarray  # (h, w) bool, at the working size
     note: str = ""  # the fallback rule used, if any
+    saliency: np.ndarray | None = None  # (h, w) float32: the map the mask was cut from
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -181,7 +182,7 @@ def boxes_for(
         note = seg.note
         if box is None:
             box, note = whole_image_box(w, h), (note or "empty foreground") + "; whole image taken"
-        found.append(ClassBox(prediction, scale_box(box, sx, sy), seg.mask, note))
+        found.append(ClassBox(prediction, scale_box(box, sx, sy), seg.mask, note, saliency_map))
     return found
 
 
