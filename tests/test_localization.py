@@ -76,6 +76,7 @@ def test_localize_finds_the_cat(model, cat_in_a_corner, config):
     for b in found.boxes:
         x0, y0, x1, y1 = b.box
         assert 0 <= x0 < x1 <= 448 and 0 <= y0 < y1 <= 448
+        assert b.saliency.shape == b.mask.shape and b.saliency.dtype == np.float32  # the map the mask came from
     assert found.predictions[0].class_index == 285
     if config == "default":
         assert iou(found.boxes[0].box, (224, 224, 448, 448)) > 0.5
