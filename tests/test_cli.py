@@ -182,7 +182,7 @@ def test_evaluate_leaves_out_unreadable_photos_and_goes_on(tmp_path, photo_dir, 
         __import__("torch").cuda.is_available(), reason="this machine has a GPU")),
 ])
 def test_device_this_machine_lacks_is_refused_in_one_line(photo_dir, capsys, device, says):
-    for command in (["saliency", str(photo_dir / "cat.jpg")], ["classmodel", "goldfish"]):
+    for command in (["saliency", str(photo_dir / "cat.jpg")], ["classmodel", "goldfish"], ["demo"]):
         with pytest.raises(SystemExit) as stop:
             main([*command, "--device", device])
         err = capsys.readouterr().err

@@ -47,6 +47,13 @@ def device(text: str) -> torch.device:
     return found
 
 
+def add_device_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--device", type=device, default=torch.device("cpu"),
+        help="where the model runs: cpu, cuda, cuda:N or mps (default: cpu)",
+    )
+
+
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument(
@@ -55,10 +62,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         help="built-in name (efficientnet_lite0, efficientnet_lite1, efficientnet_lite2), "
         "a TorchScript file, a torch.export .pt2 file, or package.module:factory (default: %(default)s)",
     )
-    group.add_argument(
-        "--device", type=device, default=torch.device("cpu"),
-        help="where the model runs: cpu, cuda, cuda:N or mps (default: cpu)",
-    )
+    add_device_arg(group)
     group.add_argument("--weights", help="a state dict file to load into the model (loaded with weights_only)")
     group.add_argument("--input-size", type=int, nargs="+", metavar="PX", help="input size of your model: N or H W")
     group.add_argument("--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="input mean, 0..1 pixel scale")

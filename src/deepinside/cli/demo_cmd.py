@@ -17,6 +17,7 @@ from ..localization import PRESETS, localize
 from ..models import Classifier, load_model
 from ..visualization import visualize_class
 from ..visualization.output import comparison_figure
+from ._common import add_device_arg
 
 DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 DEMO_CLASSES = ("goldfish", "space shuttle", "tabby", "espresso")
@@ -27,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="run the paper's methods on bundled photos and draw its figures")
     p.add_argument("--out", type=Path, default=Path("deepinside-demo"), help="output folder (default %(default)s)")
     p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="figures to draw (default: all)")
+    add_device_arg(p)
     p.set_defaults(run=run)
 
 
@@ -45,7 +47,7 @@ def bundled_photos() -> list[Image.Image]:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = load_model()
+    model = load_model().to(args.device)
     photos = bundled_photos() if {"saliency", "localization"} & set(args.parts) else []
     if "saliency" in args.parts:
         path = write_png(args.out / "saliency_figure.png", saliency_figure(model, photos, args.out / "saliency"))
