@@ -6,6 +6,7 @@ that the paper's recipe raises the class score."""
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import dataclasses
 import json
@@ -24,6 +25,8 @@ from deepinside.visualization import Preset, objectives as O, param, presets, tr
 from deepinside.visualization.optim import Adam, GradientAscent, scheduled
 from deepinside.visualization.render import EarlyStop, _octave_sizes
 from deepinside.visualization.render import render as render_loop
+
+from .conftest import agreement
 
 HALF = deepinside.Preprocessing(input_size=(16, 16), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
@@ -213,6 +216,55 @@ def test_adam_ascent_is_torchs_adam_maximising():
 
 
 # ------------------------------------------------------------ the run itself
+
+
+@pytest.mark.parametrize("padding", ["reflection", "border"])
+def test_fixed_order_resampling_is_grid_sample_with_its_gradient(padding):
+    # Shifted and scaled far enough that the reflection folds back more than once.
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 2, 17, 23, dtype=torch.float64, generator=gen, requires_grad=True)
+    m = torch.eye(3, dtype=torch.float64).repeat(3, 1, 1)
+    m[:, :2, :2] += 0.6 * torch.randn(3, 2, 2, dtype=torch.float64, generator=gen)
+    m[:, :2, 2] = 1.5 * torch.randn(3, 2, dtype=torch.float64, generator=gen)
+    grid = T.affine_grid(m, (11, 29))
+    want = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    got = T.sample_bilinear(x, grid, padding)
+    u = torch.randn(want.shape, dtype=torch.float64, generator=gen)
+    (g_want,) = torch.autograd.grad((want * u).sum(), x)
+    (g_got,) = torch.autograd.grad((got * u).sum(), x)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    torch.testing.assert_close(g_got, g_want, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda y: T.sample_bilinear(y, grid[:1, :3, :4], padding), (x[:1].detach().requires_grad_(),))
+
+
+def test_gradients_on_cuda_leave_cudnn_out_and_the_callers_flag_as_it_was():
+    from deepinside.attribution._engine import _without_cudnn
+
+    with _without_cudnn(torch.device("cuda")):  # only a flag: no GPU needed
+        assert not torch.backends.cudnn.enabled
+    assert torch.backends.cudnn.enabled
+    with _without_cudnn(torch.device("cpu")):
+        assert torch.backends.cudnn.enabled
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_same_seed_same_pictures_bit_for_bit_on_a_gpu():
+    model = conv_model().cuda()
+    kw = dict(preset=tiny_default(steps=12), preprocessing=HALF, size=16, device="cuda", seed=3)
+    a, b = visualize_class(model, [0, 1, 2], **kw), visualize_class(model, [0, 1, 2], **kw)
+    assert a.images.device.type == "cuda"
+    assert torch.equal(a.images, b.images) and torch.equal(a.log.scores, b.log.scores)
+    assert torch.backends.cudnn.enabled  # the caller's setting is back
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_saliency_on_a_gpu_is_the_cpus_up_to_round_off(model, batch):
+    on_cpu = deepinside.saliency(model, batch)
+    on_gpu = deepinside.saliency(copy.deepcopy(model).cuda(), batch.cuda()).cpu()
+    # Float32 round-off: a rectifier near its kink can open on one and not the
+    # other, moving a few pixels by up to 0.8% of the maximum (H100, measured).
+    worst, within_1_percent, correlation = agreement(on_gpu, on_cpu)
+    assert worst < 0.02 and within_1_percent > 0.9999 and correlation > 0.9999
 
 
 def test_same_seed_same_pictures_bit_for_bit_and_batch_independent():
