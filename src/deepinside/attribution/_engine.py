@@ -13,6 +13,7 @@ The caller's hooks are not carried into the view.
 from __future__ import annotations
 
 import copy
+import threading
 import warnings
 import weakref
 from collections.abc import Callable, Iterator
@@ -153,6 +154,8 @@ def scoring(
     ``(B, C)`` (checked to be 2-D) through the gradient view; ``layout(t)``
     returns a detached copy of ``t`` in the memory layout the view runs fastest
     on. Gradients are enabled inside, also under ``no_grad``/``inference_mode``.
+    On CUDA, cuDNN is off inside (for every thread of the process; see
+    :class:`_CudnnOff`).
 
     >>> with scoring(model, images) as (score, layout):      # doctest: +SKIP
     ...     x = layout(images).requires_grad_(True)
@@ -208,23 +211,41 @@ def _viewing(
             yield view, layout
 
 
-@contextmanager
-def _without_cudnn(device: torch.device) -> Iterator[None]:
-    """On CUDA, cuDNN off for the block, the caller's setting restored after.
-    Its float32 convolutions (TF32 or not, deterministic or not) moved the
-    paper's maps on an H100 by 1.3% (36% with TF32) of their maximum from
-    the float64 truth, where PyTorch's own kernels stay within 0.2% (the
-    CPU: 0.1%); and some of its backward algorithms add atomically, so two
-    runs differ. PyTorch's kernels were also 3x faster for class models."""
-    if device.type != "cuda":
-        yield
-        return
-    was = torch.backends.cudnn.enabled
-    torch.backends.cudnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.enabled = was
+class _CudnnOff:
+    """cuDNN off while any gradient view runs on CUDA, in any thread: the flag
+    is process-wide, so the first to enter saves it and the last to leave
+    restores it (a plain save and restore per block would let overlapping
+    blocks leave it off). Its float32 convolutions moved the paper's maps on
+    an H100 by 1.3% of their maximum from the float64 truth (36% from the
+    CPU's maps with TF32, PyTorch's default for cuDNN), against 0.2% for
+    PyTorch's own kernels; and some of its backward algorithms add
+    atomically, so two runs differ (README, "On a GPU")."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._was = True
+
+    @contextmanager
+    def __call__(self, device: torch.device) -> Iterator[None]:
+        if device.type != "cuda":
+            yield
+            return
+        with self._lock:
+            if self._users == 0:
+                self._was = torch.backends.cudnn.enabled
+            self._users += 1
+            torch.backends.cudnn.enabled = False
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    torch.backends.cudnn.enabled = self._was
+
+
+_without_cudnn = _CudnnOff()
 
 
 def input_gradient(

@@ -5,8 +5,9 @@ own random generator, seeded from ``seed`` and its class, so a class's
 picture does not depend on which classes share its batch (up to float
 round-off: the network's passes take the classes still running), and the
 same seed gives the same pictures bit for bit on the same machine, torch
-threads and batches, on the CPU and on CUDA (where the resampling adds its
-gradient in a fixed order and cuDNN is left out: see ``transforms.resample``).
+threads and batches, on the CPU, and on CUDA for models whose own backward
+adds in a fixed order, as the built-in ones do (there the resampling adds
+its gradient in a fixed order and cuDNN is left out: ``transforms.resample``).
 Gradients come from the gradient engine's private, eval-mode copy of the
 model (batch norm folded, padding inside the convolutions, channels-last): the caller's model is never
 changed.

@@ -175,33 +175,39 @@ def resample(x: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int], paddi
     """Sample ``x`` ``(B, C, H, W)`` at the affine ``matrix`` ``(B, 3, 3)`` onto ``size``, bilinearly.
     On CUDA the gradient is added up in a fixed order (:func:`sample_bilinear`)."""
     grid = affine_grid(matrix.to(device=x.device, dtype=x.dtype), size)
-    if x.is_cuda and padding in ("reflection", "border"):
+    if x.is_cuda and padding in ("reflection", "border") and not grid.requires_grad:
         return sample_bilinear(x, grid, padding)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
 
 
 def sample_bilinear(x: torch.Tensor, grid: torch.Tensor, padding: str = "reflection") -> torch.Tensor:
     """``F.grid_sample(x, grid, "bilinear", padding, align_corners=False)`` for
-    ``reflection`` or ``border`` padding, with a backward pass that adds each
-    pixel's gradient in a fixed order: ``index_put_`` with ``accumulate``
-    sorts the indices on CUDA, where grid_sample's backward adds atomically,
-    so that two runs with one seed differ. The gradient reaches ``x`` only."""
+    ``reflection`` or ``border`` padding, up to float round-off, with a
+    backward pass that adds each pixel's gradient in a fixed order:
+    ``index_put_`` with ``accumulate`` sorts the indices on CUDA. (grid_sample's
+    backward adds atomically there, so two runs with one seed differ.) The
+    gradient reaches ``x`` only, not the grid."""
     b, c, h, w = x.shape
     index, weight = _corners(grid.detach(), h, w, padding)
-    out = _GatherCorners.apply(x.reshape(b, c, h * w), index, weight)
+    out = _GatherCorners.apply(x.reshape(b, c, h * w), index, weight.to(x.dtype))
     return out.view(b, c, *grid.shape[1:3])
 
 
 def _corners(grid: torch.Tensor, h: int, w: int, padding: str) -> tuple[torch.Tensor, torch.Tensor]:
     """The four neighbours of each sampling point: flat pixel indices and
-    bilinear weights, each ``(B, 4, N)`` (grid_sample's coordinate rules)."""
+    bilinear weights, each ``(B, 4, N)``, by grid_sample's coordinate rules
+    (in float32 at least, as grid_sample computes them; a NaN point samples
+    the first pixel instead of indexing out of bounds)."""
+    if grid.dtype in (torch.float16, torch.bfloat16):
+        grid = grid.float()
+
     def pixel(coord: torch.Tensor, n: int) -> torch.Tensor:
         p = ((coord + 1) * n - 1) / 2
         if padding == "reflection":  # mirror about the outer pixel edges, -0.5 and n - 0.5
             p = (p + 0.5).abs()
             flips, extra = torch.div(p, n, rounding_mode="floor"), torch.fmod(p, n)
             p = torch.where(flips % 2 == 0, extra - 0.5, n - extra - 0.5)
-        return p.clamp(0, n - 1)
+        return p.nan_to_num(0.0).clamp(0, n - 1)
 
     px, py = pixel(grid[..., 0].flatten(1), w), pixel(grid[..., 1].flatten(1), h)
     x0, y0 = px.floor(), py.floor()
@@ -229,11 +235,11 @@ class _GatherCorners(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
         index, weight = ctx.saved_tensors
         b, c, hw = ctx.size
-        rows = torch.arange(b * c, device=index.device).view(b, c, 1, 1) * hw
-        flat = (rows + index[:, None]).flatten()
-        parts = (grad[:, :, None] * weight[:, None]).flatten()
-        out = grad.new_zeros(b * c * hw).index_put_((flat,), parts, accumulate=True)
-        return out.view(b, c, hw), None, None
+        # Whole colour vectors go to each pixel: a third of the keys to sort.
+        flat = (torch.arange(b, device=index.device).view(b, 1, 1) * hw + index).flatten()
+        parts = (grad.transpose(1, 2)[:, None] * weight[..., None]).reshape(-1, c)  # (B*4*N, C)
+        out = grad.new_zeros(b * hw, c).index_put_((flat,), parts, accumulate=True)
+        return out.view(b, hw, c).transpose(1, 2), None, None
 
 
 def affine_grid(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
