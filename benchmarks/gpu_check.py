@@ -12,9 +12,9 @@ import argparse
 import time
 
 import torch
-import torch.nn.functional as F
 
 import deepinside
+from classmodel_quality import classify  # (benchmarks/ is the script's folder)
 from deepinside.cli.demo_cmd import bundled_photos
 from deepinside.visualization import visualize_class
 
@@ -27,16 +27,6 @@ def seconds(fn):  # type: ignore[no-untyped-def]
     out = fn()
     torch.cuda.synchronize()
     return out, time.perf_counter() - start
-
-
-@torch.no_grad()
-def judged(judge: deepinside.Classifier, images: torch.Tensor, targets: list[int]) -> tuple[float, float]:
-    """Judge top-1 and mean probability of the target class on 8-bit pictures."""
-    x = (images * 255).round() / 255
-    x = F.interpolate(x, size=judge.preprocessing.input_size, mode="bilinear", antialias=True, align_corners=False)
-    p = judge(judge.preprocessing.normalize(x)).softmax(1)
-    t = torch.as_tensor(targets, device=p.device)
-    return float((p.argmax(1) == t).float().mean()), float(p.gather(1, t[:, None]).mean())
 
 
 def saliency_check(model: deepinside.Classifier) -> None:
@@ -65,7 +55,8 @@ def classmodel_check(model: deepinside.Classifier, judge: deepinside.Classifier,
     classes = list(range(0, 1000, 10))
     for batch in batches:
         r, took = seconds(lambda: visualize_class(gpu, classes, device="cuda", seed=0, batch_size=batch))
-        top1, p = judged(judge, r.images, classes)
+        verdict = classify(judge, r.images, torch.as_tensor(classes, device=r.images.device))
+        top1, p = verdict["top1"], verdict["mean_probability"]
         print(f"  100 classes, batch {batch}: {took:.1f} s ({took / 100:.2f} s a class), "
               f"{r.log.steps_run.float().mean():.0f} steps a class, judge top-1 {top1:.2f}, mean P {p:.3f}, "
               f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB", flush=True)
