@@ -116,10 +116,11 @@ def lucent_render(
         grid = F.affine_grid(theta, list(x.shape), align_corners=True)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
-    with (eval_mode(model) if as_lucent_runs_it else nullcontext()), \
-            (nullcontext((model, None)) if as_lucent_runs_it else scoring(model, torch.zeros(1, 3, size, size))) \
-            as (score, _):
-        layout = torch.contiguous_format if as_lucent_runs_it else torch.channels_last
+    if as_lucent_runs_it:  # the model itself, in eval mode, channels first
+        mode, view, layout = eval_mode(model), nullcontext((model, None)), torch.contiguous_format
+    else:
+        mode, view, layout = nullcontext(), scoring(model, torch.zeros(1, 3, size, size)), torch.channels_last
+    with mode, view as (score, _):
         for first in range(0, len(targets), batch_size):
             chunk = list(targets[first: first + batch_size])
             b = len(chunk)
