@@ -214,17 +214,38 @@ class _StepClock:
         return None
 
 
+def step_kinds(preset: presets.Preset) -> dict[str, tuple[presets.Preset, float]]:
+    """The kinds of step a preset takes, each as a preset that takes only
+    that kind, and its share of the steps: where a transform is applied to
+    part of the steps (``random_apply``), a step with it ("warped") and one
+    without ("moved"); otherwise one kind ("every")."""
+    chances = [t for t in preset.transforms if isinstance(t, T.RandomApply)]
+    if not chances:
+        return {"every": (preset, 1.0)}
+    if len(chances) > 1:
+        raise ValueError("a preset with more than one random_apply: its kinds of step are not told apart here")
+
+    def always(p: float) -> presets.Preset:
+        return dataclasses.replace(preset, transforms=tuple(
+            T.random_apply(t.transforms, p) if isinstance(t, T.RandomApply) else t for t in preset.transforms))
+
+    return {"warped": (always(1.0), chances[0].p), "moved": (always(0.0), 1 - chances[0].p)}
+
+
 def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[dict[str, float]]:
     """Per-step time of the default preset's loop, at each of its window
     sizes, against the floor: forward + backward of the same batch through
     the same fast model copy (and, for scale, through the plain model).
     Floor and loop are timed in turns, ``repeats`` times (a turn: the floor
-    5 times, then a render run's steps after the first two); the overhead is
-    given from the fastest of all samples of each (what the machine's load
-    adds is never negative) and from their medians. The schedule's overhead
-    weighs each size by its share of the steps."""
+    5 times, then a render run's steps after the first two, for each kind of
+    step); the overhead is given from the fastest of all samples of each
+    (what the machine's load adds is never negative) and from their medians.
+    A preset that scales and rotates on part of its steps takes two kinds
+    of step, each timed alone and weighed by its share of the steps. The
+    schedule's overhead weighs each size by its share of the steps."""
     preset = presets.default()
     shares = {s: f / sum(f for _, f in preset.octaves) for s, f in preset.octaves} or {1.0: 1.0}
+    kinds = step_kinds(preset)
     render_module = sys.modules["deepinside.visualization.render"]
     rows = []
     with scoring(model, torch.zeros(1, 3, 224, 224)) as (score, _):
@@ -241,7 +262,7 @@ def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[
                 x = x0.clone().requires_grad_(True)
                 torch.autograd.grad(model(x).gather(1, t[:, None]).sum(), x)
 
-            def loop_steps(steps: int = 8) -> list[float]:
+            def loop_steps(one: presets.Preset, steps: int = 8) -> list[float]:
                 """Seconds of each step after the first two (warm-up), one render run."""
                 clocks: list[_StepClock] = []
                 render_module.tqdm = lambda *a, **k: clocks.append(_StepClock()) or clocks[-1]
@@ -261,25 +282,32 @@ def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[
                     out.append(time.perf_counter() - start)
                 return out
 
-            one = dataclasses.replace(preset, octaves=((scale, 1.0),), early_stop=None)
+            alone = {k: dataclasses.replace(kind, octaves=((scale, 1.0),), early_stop=None)
+                     for k, (kind, _) in kinds.items()}
             was = model.training
             model.eval()
             plain = median_ms(floor_plain, 3)
             model.train(was)
             floors: list[float] = []
-            steps: list[float] = []
+            steps: dict[str, list[float]] = {k: [] for k in kinds}
             for _ in range(repeats):
                 floors += floor_samples()
-                steps += loop_steps()
+                for k, one in alone.items():
+                    steps[k] += loop_steps(one)
+            fastest = sum(share * min(steps[k]) for k, (_, share) in kinds.items())
+            typical = sum(share * statistics.median(steps[k]) for k, (_, share) in kinds.items())
             row = {
                 "size": px, "scale": scale, "batch": batch, "floor_plain_ms": plain,
-                "step_ms": 1000 * min(steps), "floor_view_ms": 1000 * min(floors),
-                "overhead_vs_floor": min(steps) / min(floors) - 1,
-                "step_median_ms": 1000 * statistics.median(steps), "floor_median_ms": 1000 * statistics.median(floors),
-                "overhead_of_medians": statistics.median(steps) / statistics.median(floors) - 1,
+                "step_ms": 1000 * fastest, "floor_view_ms": 1000 * min(floors),
+                "overhead_vs_floor": fastest / min(floors) - 1,
+                "step_median_ms": 1000 * typical, "floor_median_ms": 1000 * statistics.median(floors),
+                "overhead_of_medians": typical / statistics.median(floors) - 1,
+                **{f"{k}_step_ms": 1000 * min(steps[k]) for k in kinds if len(kinds) > 1},
+                **{f"{k}_share": share for k, (_, share) in kinds.items() if len(kinds) > 1},
             }
             rows.append(row)
-            print(f"  {px}px: step {row['step_ms']:.0f} ms, floor {row['floor_view_ms']:.0f} ms "
+            each = "".join(f" {k} {row[f'{k}_step_ms']:.0f} ms," for k in kinds if len(kinds) > 1)
+            print(f"  {px}px: step{each} {row['step_ms']:.0f} ms, floor {row['floor_view_ms']:.0f} ms "
                   f"(plain model {plain:.0f} ms): overhead {row['overhead_vs_floor']:+.1%} "
                   f"(medians: {row['step_median_ms']:.0f} / {row['floor_median_ms']:.0f} ms, "
                   f"{row['overhead_of_medians']:+.1%})", flush=True)

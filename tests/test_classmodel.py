@@ -23,7 +23,7 @@ from deepinside.cli import classmodel_cmd
 from deepinside.errors import DeepInsideError
 from deepinside.visualization import Preset, objectives as O, param, presets, transforms as T, visualize_class
 from deepinside.visualization.optim import Adam, GradientAscent, scheduled
-from deepinside.visualization.render import EarlyStop, _octave_sizes
+from deepinside.visualization.render import EarlyStop, _octave_sizes, _seen
 from deepinside.visualization.render import render as render_loop
 
 from .conftest import agreement
@@ -176,6 +176,112 @@ def test_fft_parameterisation_starts_grey_is_band_limited_and_makes_rows_alone()
     assert bool(grad[0].eq(0).all()) and bool(grad[1].ne(0).any())
     f = param.fft_frequencies(16, 20)
     assert f[0, 0] == 0 and f[8, 10] == pytest.approx(math.sqrt(0.5**2 + 0.5**2))
+
+
+def _moves(shifts: torch.Tensor, source: tuple[int, int], size: tuple[int, int]) -> torch.Tensor:
+    """Affine matrices (resample's convention) that show a ``size`` window of
+    a ``source`` image at its own scale, output pixel p at p + shift."""
+    (h, w), (hs, ws) = size, source
+    m = torch.eye(3, dtype=torch.float64).repeat(len(shifts), 1, 1)
+    m[:, 0, 0], m[:, 1, 1] = w / ws, h / hs
+    m[:, 0, 2] = 2 * shifts[:, 0] / ws - 1 + w / ws
+    m[:, 1, 2] = 2 * shifts[:, 1] / hs - 1 + h / hs
+    return m
+
+
+def test_translations_are_found_and_measured():
+    gens = [torch.Generator().manual_seed(i) for i in range(16)]
+    ctx = T.TransformContext(0, gens, (70, 70))
+    shape = (16, 3, 100, 100)
+    crop = T.fused([T.jitter(0), T.random_crop()], shape, ctx)
+    shifts, moved = T.translations(crop, (100, 100), (70, 70))
+    assert bool(moved.all()) and 0 <= float(shifts.min()) and float(shifts.max()) <= 30
+    # On a ramp, resampling shows each output pixel's source position: p + shift.
+    ramp = torch.arange(100, dtype=torch.float64)
+    ramps = torch.stack([ramp.expand(100, 100), ramp[:, None].expand(100, 100)]).expand(16, 2, 100, 100)
+    seen = T.resample(ramps, crop, (70, 70))
+    assert torch.allclose(seen[:, :, 0, 0], shifts, atol=1e-9)
+    assert torch.allclose(seen[:, :, 5, 9], shifts + torch.tensor([9.0, 5.0], dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(T.translations(_moves(shifts, (100, 100), (70, 70)), (100, 100), (70, 70))[0], shifts)
+    for warp in (T.random_scale(0.9, 1.1), T.random_rotate(5)):
+        assert not bool(T.translations(T.fused([warp, T.random_crop()], shape, ctx), (100, 100), (70, 70))[1].any())
+    # A window larger than the image (an octave above 1) is never cut out of it.
+    assert not bool(T.translations(_moves(shifts, (100, 100), (120, 120)), (100, 100), (120, 120))[1].any())
+    assert T.fused([], shape, ctx) is None and T.fused([T.jitter(1), lambda x, c: x], shape, ctx) is None
+
+
+def test_random_apply_applies_to_a_whole_step_with_its_probability():
+    def ctx(step: int, shared: torch.Generator | None = None) -> T.TransformContext:
+        return T.TransformContext(step, [torch.Generator().manual_seed(i) for i in range(4)], (32, 32), shared)
+
+    shape = (4, 3, 32, 32)
+    chain = (T.random_scale(0.8, 1.2), T.random_rotate(20))
+    some = T.random_apply(chain, p=0.3)
+    shared = torch.Generator().manual_seed(5)
+    applied = []
+    for step in range(300):
+        m = some.matrix(shape, ctx(step, shared))
+        kept = (m - torch.eye(3, dtype=torch.float64)).abs().amax((1, 2)) == 0
+        assert bool(kept.all()) or not bool(kept.any())  # all images of a step, or none
+        applied.append(not bool(kept.any()))
+        if applied[-1]:  # the chain's own matrices, from each image's own draws
+            own = ctx(step)
+            assert torch.equal(m, chain[0].matrix(shape, own) @ chain[1].matrix(shape, own))
+    assert 0.2 < sum(applied) / 300 < 0.4
+    # Without a shared generator, the step seeds the draw.
+    assert torch.equal(some.matrix(shape, ctx(7)), some.matrix(shape, ctx(7)))
+    assert bool(T.translations(T.random_apply(chain, p=0.0).matrix(shape, ctx(0)), (32, 32), (32, 32))[1].all())
+    assert repr(T.random_apply(chain)) == "random_apply([random_scale(0.8, 1.2), random_rotate(20)], p=0.5)"
+    with pytest.raises(DeepInsideError, match="probability"):
+        T.random_apply(chain, p=1.5)
+    with pytest.raises(DeepInsideError, match="geometric"):
+        T.random_apply([lambda x, c: x])
+
+
+def test_fourier_window_is_the_periodic_picture_moved_bilinearly_before_its_sigmoid():
+    gens = [torch.Generator().manual_seed(i) for i in range(4)]
+    spec = param.ParamSpec(4, (24, 18), HALF, gens, torch.device("cpu"), torch.float64)
+    prm = param.fft(sd=0.5)(spec)
+    # Whole, fractional and negative shifts, and windows past the picture's edges.
+    shifts = torch.tensor([[3.25, -2.5], [0.0, 0.0], [10.7, 5.1], [-1.9, 20.99]], dtype=torch.float64)
+    win = (10, 8)
+
+    def logit(x: torch.Tensor) -> torch.Tensor:  # the picture before its sigmoid (colour-mixed)
+        return torch.logit(HALF.denormalize(x))
+
+    periodic = logit(prm.image()).repeat(1, 1, 3, 3)
+    want = T.resample(periodic, _moves(shifts + torch.tensor([18.0, 24.0], dtype=torch.float64), (72, 54), win), win)
+    assert torch.allclose(logit(prm.window(None, shifts, win)), want, atol=1e-10)
+    whole = torch.tensor([[2.0, 3.0]], dtype=torch.float64).expand(2, 2)
+    rows = torch.tensor([3, 1])
+    assert torch.allclose(prm.window(rows, whole, win), prm.image(rows)[..., 3:13, 2:10], atol=1e-12)
+    small = param.fft(sd=0.5)(param.ParamSpec(1, (6, 5), HALF, gens[:1], torch.device("cpu"), torch.float64))
+    assert torch.autograd.gradcheck(lambda s: small.window_of([s], shifts[2:3], (4, 3)), small.params)
+    with pytest.raises(DeepInsideError, match="resample"):
+        param.pixels()(spec).window(None, shifts, win)
+
+
+def test_moved_images_are_cut_from_the_picture_and_the_others_resampled():
+    spec = param.ParamSpec(4, (32, 32), HALF, [torch.Generator() for _ in range(4)], torch.device("cpu"), torch.float64)
+    prm = param.fft(sd=0.5)(spec)
+    rows = torch.tensor([0, 2, 3, 1])
+    each = rows.repeat_interleave(2)  # two views of each
+    for chain, moves in (([T.jitter(2), T.random_crop()], True), ([T.random_rotate(9), T.random_crop()], False)):
+        def ctx() -> T.TransformContext:
+            return T.TransformContext(0, [torch.Generator().manual_seed(i) for i in range(8)], (20, 20))
+
+        x, pictures = _seen(prm, rows, 2, chain, ctx(), (32, 32))
+        matrix = T.fused(chain, (8, 3, 32, 32), ctx())
+        shifts, moved = T.translations(matrix, (32, 32), (20, 20))
+        assert bool(moved.all()) == moves and not bool(moved.any()) == (not moves)
+        want = prm.window(each, shifts, (20, 20)) if moves else T.resample(prm.image(each), matrix, (20, 20))
+        assert torch.allclose(x, want, atol=1e-12)
+        assert torch.equal(pictures(), prm.image(each)) and pictures() is pictures()
+    # Objectives read the whole pictures, made only when asked.
+    asked = []
+    state = O.State(torch.zeros(8, 2), lambda: asked.append(1) or pictures(), torch.zeros(8, dtype=torch.long))
+    assert not asked and torch.equal(O.l2()(state), O.l2()(O.State(state.scores, pictures(), state.targets)))
+    assert asked == [1]
 
 
 def test_octaves_schedule_and_learning_rate():

@@ -67,6 +67,11 @@ def test_a_folder_keeps_one_set_of_settings(tmp_path):
     # More classes with the same settings join the folder.
     assert _cli(["classmodel", "tabby", *QUICK, "--out", str(out)]) == 0
     assert (out / "0001-goldfish.png").exists() and (out / "0281-tabby.png").exists()
+    # A folder begun under another recipe of the same preset's name is another run.
+    settings = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps({**settings, "recipe": "default: the recipe before"}))
+    with pytest.raises(DeepInsideError, match=r"other settings \(recipe 'default: the recipe before' there"):
+        _cli(["classmodel", "goldfish", *QUICK, "--out", str(out)])
 
 
 def test_worker_processes_give_the_pictures_of_one_process(tmp_path, capsys):

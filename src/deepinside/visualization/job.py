@@ -116,6 +116,7 @@ class ClassModelJob:
         """What decides the pictures, as JSON."""
         return {
             "model": self.model, "model_digest": self.model_digest, "preset": self.preset,
+            "recipe": presets.get(self.preset).description,  # a preset's name outlives its recipe
             "objective": self.objective, "steps": self.steps,
             "early_stop": dataclasses.asdict(self.early_stop) if self.early_stop else None,
             "size": list(self.size), "seed": self.seed, "batch_size": self.batch_size,

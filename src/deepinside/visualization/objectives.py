@@ -14,7 +14,6 @@ All objectives read the image in the model's *input space* (normalised,
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from numbers import Real
 
 import torch
@@ -22,20 +21,30 @@ import torch
 from ..errors import DeepInsideError
 
 
-@dataclass(frozen=True)
 class State:
     """What an objective may read at one step.
 
     Attributes:
         scores: class scores (logits) ``(B, C)`` of the transformed images.
         image: the parameterised image in model input space ``(B, 3, H, W)``,
-            before the robustness transforms.
+            before the robustness transforms. It may be given as a function
+            that makes it: the render loop does not always need the whole
+            image, so it is made only when an objective reads it.
         targets: the class each image is rendered for ``(B,)`` (long).
     """
 
-    scores: torch.Tensor
-    image: torch.Tensor
-    targets: torch.Tensor
+    def __init__(
+        self, scores: torch.Tensor, image: torch.Tensor | Callable[[], torch.Tensor], targets: torch.Tensor
+    ) -> None:
+        self.scores = scores
+        self.targets = targets
+        self._image = image
+
+    @property
+    def image(self) -> torch.Tensor:
+        if not isinstance(self._image, torch.Tensor):
+            self._image = self._image()
+        return self._image
 
 
 class Objective:

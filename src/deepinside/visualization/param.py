@@ -11,15 +11,20 @@ gives pixels). Like Lucent, ``params, image_fn = param`` unpacks it.
 - :func:`fft`: a Fourier-domain image whose frequencies are scaled by 1/f
   (so that a gradient step changes low frequencies as much as high ones: a
   preconditioner), optionally colour-decorrelated, squashed into valid pixels
-  by a sigmoid (Olah et al., "Feature Visualization", Distill 2017).
+  by a sigmoid (Olah et al., "Feature Visualization", Distill 2017). It can
+  also make its images moved and cut to a window (:meth:`Param.window`):
+  the picture is periodic, and a shift of its spectrum moves it for the
+  cost of the 1/f scaling it is folded into.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from ..errors import DeepInsideError
 from ..models.preprocessing import Preprocessing
@@ -53,11 +58,15 @@ class Param:
     the parameters, row by row (the parameters themselves, some of their
     rows, or a running average of them). ``pixels`` is the raw input tensor
     when the image is the parameter itself (post-step regularisers such as
-    blur act on it). Like Lucent, ``params, image_fn = param`` unpacks it."""
+    blur act on it). ``window_of(tensors, shifts, size)``, where given, makes
+    the images moved by ``shifts`` and cut to ``size`` without making them
+    whole first (see :meth:`window`). Like Lucent, ``params, image_fn =
+    param`` unpacks it."""
 
     params: list[torch.Tensor]
     image_of: Callable[[Sequence[torch.Tensor]], torch.Tensor]
     pixels: torch.Tensor | None = None
+    window_of: Callable[[Sequence[torch.Tensor], torch.Tensor, tuple[int, int]], torch.Tensor] | None = None
 
     def __iter__(self) -> Iterator[object]:
         return iter((self.params, self.image_fn))
@@ -68,7 +77,19 @@ class Param:
 
     def image(self, rows: torch.Tensor | None = None) -> torch.Tensor:
         """The image of every row, or of ``rows`` (indices) only."""
-        return self.image_of(self.params if rows is None else [p[rows] for p in self.params])
+        return self.image_of(self._rows(rows))
+
+    def window(self, rows: torch.Tensor | None, shifts: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """The images of every row (or of ``rows``) moved by ``shifts``
+        ``(B, 2)`` pixels, (x, y): output pixel ``p`` shows the image at ``p +
+        shift``, bilinearly between pixels, as a periodic image; cut to
+        ``size`` from the top left. Only where ``window_of`` is given."""
+        if self.window_of is None:
+            raise DeepInsideError("this parameterisation makes whole images only: resample them instead")
+        return self.window_of(self._rows(rows), shifts, size)
+
+    def _rows(self, rows: torch.Tensor | None) -> list[torch.Tensor]:
+        return self.params if rows is None else [p[rows] for p in self.params]
 
 
 ParamFactory = Callable[[ParamSpec], Param]
@@ -131,9 +152,9 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
     def build(spec: ParamSpec) -> Param:
         h, w = spec.size
         freqs = fft_frequencies(h, w)
-        scale = (1.0 / freqs.clamp_min(1.0 / max(h, w)) ** decay_power)
         # Lucent divides the image by a "magic" 4 (unit-variance spectrum after 1/f scaling).
-        scale = (scale / 4.0).to(spec.device, spec.dtype)[None, None]
+        scale = 1.0 / freqs.clamp_min(1.0 / max(h, w)) ** decay_power / 4.0
+        scale = scale.to(spec.device, spec.dtype)[None, None]
         spectrum = _normal(spec, (3, *freqs.shape, 2), sd) if sd > 0 else torch.zeros(
             spec.batch, 3, *freqs.shape, 2, device=spec.device, dtype=spec.dtype
         )
@@ -144,18 +165,50 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
         std = torch.tensor(spec.preprocessing.std, dtype=torch.float64).view(3, 1, 1)
         gain = (1 / std).to(spec.device, spec.dtype)
         offset = (-mean / std).to(spec.device, spec.dtype)
+        # Whole cycles per image of each coefficient, down the rows and along the columns.
+        cycles_y = torch.fft.fftfreq(h, 1 / h, dtype=torch.float64)
+        cycles_x = torch.fft.rfftfreq(w, 1 / w, dtype=torch.float64)
+        complex_dtype = spec.dtype.to_complex()
 
-        def image_of(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-            # A complex-by-real product and a matmul over the flattened image:
-            # no copies (einsum and a broadcast over (re, im) cost 2x here).
-            image = torch.fft.irfft2(torch.view_as_complex(tensors[0]) * scale, s=(h, w), norm="ortho")
+        def finish(image: torch.Tensor) -> torch.Tensor:
+            # A matmul over the flattened image: no copies (einsum costs 2x here).
             if decorrelate:
-                image = torch.matmul(colour, image.flatten(2)).view_as(image)
+                image = torch.matmul(colour, image.flatten(2)).view(image.shape)
             return torch.addcmul(offset, torch.sigmoid(image), gain)
 
-        return Param([spectrum], image_of)
+        def image_of(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+            # A complex-by-real product (a broadcast over (re, im) costs 2x here).
+            return finish(torch.fft.irfft2(torch.view_as_complex(tensors[0]) * scale, s=(h, w), norm="ortho"))
+
+        def window_of(
+            tensors: Sequence[torch.Tensor], shifts: torch.Tensor, size: tuple[int, int]
+        ) -> torch.Tensor:
+            # Moving the image is a product with the shift's spectrum, folded
+            # into the 1/f scaling; the colour and sigmoid then make only the window.
+            shifts = shifts.to("cpu", torch.float64)
+            down = _shift_spectrum(shifts[:, 1], cycles_y, h).to(spec.device, complex_dtype)
+            across = _shift_spectrum(shifts[:, 0], cycles_x, w).to(spec.device, complex_dtype)
+            factor = (down[:, :, None] * across[:, None, :] * scale[0])[:, None]
+            image = torch.fft.irfft2(torch.view_as_complex(tensors[0]) * factor, s=(h, w), norm="ortho")
+            # A negative pad cuts the window out as one contiguous copy, whose
+            # gradient is one pad, where slicing takes two of each way.
+            return finish(image if tuple(size) == (h, w) else F.pad(image, (0, size[1] - w, 0, size[0] - h)))
+
+        return Param([spectrum], image_of, window_of=window_of)
 
     return build
+
+
+def _shift_spectrum(shift: torch.Tensor, cycles: torch.Tensor, n: int) -> torch.Tensor:
+    """``(B, K)``: the spectrum of moving a periodic signal of ``n`` samples
+    by ``shift`` ``(B,)`` samples with linear interpolation, ``y[p] = (1 - f)
+    x[p + i] + f x[p + i + 1]`` for ``shift = i + f``, at the frequencies of
+    ``cycles`` ``(K,)`` (whole cycles per ``n`` samples)."""
+    whole = shift.floor()
+    part = (shift - whole)[:, None]
+    turn = (2 * math.pi / n) * cycles
+    one = torch.ones((), dtype=torch.float64)
+    return torch.polar(one, whole[:, None] * turn) * ((1 - part) + part * torch.polar(one, turn))
 
 
 def check_size(size: int | Sequence[int]) -> tuple[int, int]:

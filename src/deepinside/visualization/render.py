@@ -1,7 +1,9 @@
 """The render loop: gradient ascent on images, many classes as one batch.
 
 Classes are optimised together, ``batch_size`` at a time. Each image has its
-own random generator, seeded from ``seed`` and its class, so a class's
+own random generator, seeded from ``seed`` and its class, and the draws
+common to a step's images (``transforms.random_apply``) come from one stream
+seeded from ``seed`` alone, the same for every batch, so a class's
 picture does not depend on which classes share its batch (up to float
 round-off: the network's passes take the classes still running), and the
 same seed gives the same pictures bit for bit on the same machine, torch
@@ -35,7 +37,9 @@ from ..models.preprocessing import Preprocessing
 from .objectives import Objective, State
 from .optim import Optimizer
 from .param import Param, ParamFactory, ParamSpec, check_size
-from .transforms import BetweenSteps, StepContext, Transform, TransformContext, apply
+from .transforms import (
+    BetweenSteps, StepContext, Transform, TransformContext, apply, fused, resample, translations,
+)
 
 #: A class named by index, or (with a :class:`Classifier`) by WordNet id or name.
 ClassName = int | str
@@ -240,7 +244,8 @@ def _base_seed(seed: int | torch.Generator) -> int:
 
 
 def _generator(base: int, target: int) -> torch.Generator:
-    # splitmix-style mixing: distinct, well-spread streams per (seed, class).
+    # splitmix-style mixing: distinct, well-spread streams per (seed, class);
+    # class -1 is every batch's stream of draws common to its images.
     z = (base * 0x9E3779B97F4A7C15 + target * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) % 2**64
     z = ((z ^ (z >> 31)) * 0xD6E8FEB86659FD93) % 2**64
     return torch.Generator(device="cpu").manual_seed(z % 2**63)
@@ -359,7 +364,8 @@ def render(
                 between_steps=between_steps, sizes=sizes, views=views, average=average, early_stop=early_stop,
                 size=hw,
                 preprocessing=preprocessing,
-                generators=[_generator(base, t) for t in chunk_targets], device=device, dtype=dtype,
+                generators=[_generator(base, t) for t in chunk_targets], shared=_generator(base, -1),
+                device=device, dtype=dtype,
                 bar=bar, done=first, total=k_all,
             )
             images[rows], run[rows] = out.pixels, out.steps_run
@@ -417,6 +423,7 @@ def _render_chunk(
     size: tuple[int, int],
     preprocessing: Preprocessing,
     generators: list[torch.Generator],
+    shared: torch.Generator,
     device: torch.device,
     dtype: torch.dtype,
     bar: tqdm,  # type: ignore[type-arg]
@@ -447,16 +454,16 @@ def _render_chunk(
         rows = active.nonzero()[:, 0] if every_row is None else every_row
         live = active[rows]  # which of them are still optimised
         n = len(rows)
-        ctx = TransformContext(step, [generators[b] for b in rows.tolist() for _ in range(views)], sizes[step])
-        image = prm.image(None if n == batch else rows)
-        image_views = image.repeat_interleave(views, 0) if views > 1 else image
+        step_generators = [generators[b] for b in rows.tolist() for _ in range(views)]
+        ctx = TransformContext(step, step_generators, sizes[step], shared)
+        x, pictures = _seen(prm, None if n == batch else rows, views, transforms, ctx, size)
+        x = x.contiguous(memory_format=channels_last)
         t_views = t[rows].repeat_interleave(views)
-        x = apply(transforms, image_views, ctx).contiguous(memory_format=channels_last)
         try:
             scores = score(x)
         except RuntimeError as err:  # typically: an input too small for the network, or memory
             raise _model_error(tuple(x.shape[-2:]), err, batch=len(x), image=size) from err
-        values = objective(State(scores, image_views, t_views))
+        values = objective(State(scores, pictures, t_views))
         if values.shape != (n * views,):
             raise DeepInsideError(
                 f"objective {objective.name} gave shape {tuple(values.shape)}; "
@@ -519,6 +526,39 @@ def _render_chunk(
     return _Chunk(
         pixels.contiguous(), log_s.cpu(), log_p.cpu(), log_o.cpu(), final_s, final_p, steps_run, failed
     )
+
+
+def _seen(
+    prm: Param, rows: torch.Tensor | None, views: int, transforms: Sequence[Transform], ctx: TransformContext,
+    size: tuple[int, int],
+) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
+    """What the model sees at this step of the images of parameter ``rows``
+    (None: all), ``views`` times each, and a function that makes the images
+    themselves (each view's), for objectives that read them. Where the
+    parameterisation can move its images (the Fourier one) and an image's
+    transforms come to a translation at its own scale (every image's:
+    batches do not split), the windows are made directly: no resampling,
+    and the colour mixing and sigmoid for the windows only. Otherwise the
+    images are made whole and resampled."""
+    made: list[torch.Tensor] = []
+
+    def pictures() -> torch.Tensor:
+        if not made:
+            image = prm.image(rows)
+            made.append(image.repeat_interleave(views, 0) if views > 1 else image)
+        return made[0]
+
+    batch = len(prm.params[0]) if rows is None else len(rows)
+    matrix = fused(transforms, (batch * views, 3, *size), ctx) if prm.window_of is not None else None
+    if matrix is None:
+        return apply(transforms, pictures(), ctx), pictures
+    shifts, moved = translations(matrix, size, ctx.size)
+    if not bool(moved.all()):
+        return resample(pictures(), matrix, ctx.size), pictures
+    if rows is None and views == 1:
+        return prm.window(None, shifts, ctx.size), pictures
+    each = torch.arange(batch, device=prm.params[0].device) if rows is None else rows
+    return prm.window(each.repeat_interleave(views), shifts, ctx.size), pictures
 
 
 @torch.no_grad()

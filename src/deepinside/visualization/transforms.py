@@ -3,12 +3,18 @@ applied to the image between steps.
 
 **Transforms** are differentiable and run on the image before the model at
 every step: ``transform(x, ctx) -> x``. The geometric ones (:func:`jitter`,
-:func:`random_scale`, :func:`random_rotate`, :func:`random_crop`) are :class:`Affine`: the render
+:func:`random_scale`, :func:`random_rotate`, :func:`random_crop`, and
+:func:`random_apply` of them) are :class:`Affine`: the render
 loop multiplies consecutive affine transforms into one matrix per image and
 resamples the image once, straight to the model's input size for the step
-(the octave), so a whole chain costs one ``grid_sample``. Any callable
-``(x, ctx) -> x`` can sit in the list (it ends a run of affine transforms).
-Each image draws its randomness from its own generator (``ctx.generators``).
+(the octave), so a whole chain costs one ``grid_sample``. Where a step's
+chain only moves the images at their own scale (:func:`translations`) and
+the parameterisation can move them itself (the Fourier one: a phase shift
+of the periodic picture, interpolated before its sigmoid), the loop cuts
+the windows out of the parameterisation instead, with no resampling. Any
+callable ``(x, ctx) -> x`` can sit in the list (it ends a run of affine
+transforms). Each image draws its randomness from its own generator
+(``ctx.generators``); draws common to a step's images from ``ctx.shared``.
 
 **Between-step regularisers** (Yosinski et al. 2015) change the raw pixels
 after an update, in place: :func:`gaussian_blur` every k steps,
@@ -33,11 +39,19 @@ from ..errors import DeepInsideError
 @dataclass(frozen=True)
 class TransformContext:
     """What a transform may read: the step (0-based), the per-image
-    generators, and the ``(H, W)`` the model sees at this step."""
+    generators, the ``(H, W)`` the model sees at this step, and a generator
+    for draws common to all images of the step (None: one seeded with the
+    step; the render loop gives each batch the same one, from its seed)."""
 
     step: int
     generators: Sequence[torch.Generator]
     size: tuple[int, int]
+    shared: torch.Generator | None = None
+
+    def common_uniform(self) -> float:
+        """One uniform draw in [0, 1) for all the images of the step."""
+        shared = self.shared if self.shared is not None else torch.Generator().manual_seed(self.step)
+        return float(torch.rand((), generator=shared, device=shared.device, dtype=torch.float64))
 
 
 Transform = Callable[[torch.Tensor, TransformContext], torch.Tensor]
@@ -138,6 +152,19 @@ class _Crop(Affine):
         return m
 
 
+class RandomApply(Affine):
+    """See :func:`random_apply`."""
+
+    def __init__(self, transforms: Sequence[Affine], p: float) -> None:
+        self.transforms, self.p = tuple(transforms), float(p)
+        self.name = f"random_apply([{', '.join(map(repr, self.transforms))}], p={p:g})"
+
+    def matrix(self, shape: tuple[int, int, int, int], ctx: TransformContext) -> torch.Tensor:
+        if ctx.common_uniform() >= self.p:
+            return _identities(shape[0])
+        return fused(self.transforms, shape, ctx)
+
+
 def random_crop(overhang: float = 0.0) -> Affine:
     """When the model sees fewer pixels than the image has (an octave below
     1), show it a window of that size at the image's own scale, at a random
@@ -169,6 +196,24 @@ def random_rotate(degrees: float) -> Affine:
     if degrees < 0:
         raise DeepInsideError(f"rotation must be >= 0 degrees, got {degrees}")
     return _Rotate(degrees)
+
+
+def random_apply(transforms: Sequence[Affine], p: float = 0.5) -> Affine:
+    """Apply the geometric ``transforms`` (in order) at a step with
+    probability ``p``, to all images of the step or none (a draw common to
+    the batch, so that a batch stays on one path and each image's picture
+    still does not depend on its batch-mates). With the Fourier
+    parameterisation, a step whose transforms then come to a translation
+    costs much less (see :func:`translations`): ``random_apply((random_scale(...),
+    random_rotate(...)))`` between jitters keeps scale and rotation on part
+    of the steps only."""
+    if not 0.0 <= p <= 1.0:
+        raise DeepInsideError(f"random_apply needs a probability in [0, 1], got {p!r}")
+    if not transforms or not all(isinstance(t, Affine) for t in transforms):
+        raise DeepInsideError(
+            "random_apply takes geometric transforms (jitter, random_scale, random_rotate, random_crop)"
+        )
+    return RandomApply(transforms, p)
 
 
 def resample(x: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int], padding: str = "reflection") -> torch.Tensor:
@@ -252,6 +297,40 @@ def affine_grid(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     ys = torch.arange(h, device=matrix.device, dtype=matrix.dtype).mul_(2 / h).add_(1 / h - 1)[:, None]
     m = matrix[:, :2, :, None, None]  # (B, 2 output coordinates, 3 weights, 1, 1)
     return (m[:, :, 0] * xs + m[:, :, 1] * ys + m[:, :, 2]).permute(0, 2, 3, 1)
+
+
+def fused(
+    transforms: Sequence[Transform], shape: tuple[int, int, int, int], ctx: TransformContext
+) -> torch.Tensor | None:
+    """The one ``(B, 3, 3)`` matrix of a list of geometric transforms for
+    images of ``shape``, as :func:`apply` would resample them; None (and no
+    random draws) when the list is empty or holds any other transform."""
+    if not transforms or not all(isinstance(t, Affine) for t in transforms):
+        return None
+    matrix = transforms[0].matrix(shape, ctx)
+    for t in transforms[1:]:
+        matrix = matrix @ t.matrix(shape, ctx)
+    return matrix
+
+
+def translations(
+    matrix: torch.Tensor, source: tuple[int, int], size: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which affine maps (``matrix`` ``(B, 3, 3)``, from a ``size`` output to
+    a ``source`` image, as :func:`resample` takes them) only move the image
+    at its own scale, and by how much: ``(shifts, moved)``, ``shifts`` ``(B,
+    2)`` in pixels (x, y: output pixel ``p`` shows the image at ``p +
+    shift``), ``moved`` ``(B,)`` where that is all the map does."""
+    m = matrix.to("cpu", torch.float64)
+    (h, w), (hs, ws) = size, source
+    linear = torch.stack([m[:, 0, 0] * ws / w, m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] * hs / h], 1)
+    moved = (linear - torch.tensor([1.0, 0.0, 0.0, 1.0], dtype=torch.float64)).abs().amax(1) < 1e-9
+    if h > hs or w > ws:
+        moved[:] = False
+    # Output pixel p sits at (2p + 1) / w - 1; its source pixel is
+    # ((m00 x + m02 + 1) ws - 1) / 2, which at m00 = w / ws is p + ws (1 + m02 - m00) / 2.
+    shifts = torch.stack([ws / 2 * (1 + m[:, 0, 2] - m[:, 0, 0]), hs / 2 * (1 + m[:, 1, 2] - m[:, 1, 1])], 1)
+    return shifts, moved
 
 
 def apply(transforms: Sequence[Transform], x: torch.Tensor, ctx: TransformContext) -> torch.Tensor:
@@ -351,6 +430,7 @@ def _check_percentile(p: float) -> None:
 __all__ = [
     "Affine",
     "BetweenSteps",
+    "RandomApply",
     "StepContext",
     "Transform",
     "TransformContext",
@@ -358,10 +438,13 @@ __all__ = [
     "blur",
     "clip_contribution",
     "clip_norm",
+    "fused",
     "gaussian_blur",
     "jitter",
+    "random_apply",
     "random_crop",
     "random_rotate",
     "random_scale",
     "resample",
+    "translations",
 ]
