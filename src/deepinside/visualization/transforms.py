@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import groupby
 
 import torch
 import torch.nn.functional as F
@@ -336,20 +337,16 @@ def translations(
 def apply(transforms: Sequence[Transform], x: torch.Tensor, ctx: TransformContext) -> torch.Tensor:
     """Run ``transforms`` on ``x`` and return it at ``ctx.size``; runs of
     :class:`Affine` transforms are fused into one resampling."""
-    pending: torch.Tensor | None = None
-    last_affine = max((i for i, t in enumerate(transforms) if isinstance(t, Affine)), default=-1)
-    for i, t in enumerate(transforms):
-        if isinstance(t, Affine):
-            m = t.matrix(tuple(x.shape), ctx)
-            pending = m if pending is None else pending @ m
-            continue
-        if pending is not None:
+    runs = [list(run) for _, run in groupby(transforms, key=lambda t: isinstance(t, Affine))]
+    last_affine = max((i for i, run in enumerate(runs) if isinstance(run[0], Affine)), default=-1)
+    for i, run in enumerate(runs):
+        if isinstance(run[0], Affine):
             # The last affine run resamples straight to the step's size.
-            x = resample(x, pending, ctx.size if i > last_affine else tuple(x.shape[-2:]))
-            pending = None
-        x = t(x, ctx)
-    if pending is not None:
-        return resample(x, pending, ctx.size)
+            size = ctx.size if i == last_affine else tuple(x.shape[-2:])
+            x = resample(x, fused(run, tuple(x.shape), ctx), size)
+            continue
+        for t in run:
+            x = t(x, ctx)
     if tuple(x.shape[-2:]) != tuple(ctx.size):
         return F.interpolate(x, size=ctx.size, mode="bilinear", align_corners=False, antialias=True)
     return x
