@@ -51,7 +51,14 @@ def _ours(model, x, t, method):
 
 
 def _captum(model, x, t, method):
-    from captum.attr import GuidedBackprop, IntegratedGradients, LayerAttribution, LayerGradCam, NoiseTunnel, Saliency
+    from captum.attr import (
+        GuidedBackprop,
+        IntegratedGradients,
+        LayerAttribution,
+        LayerGradCam,
+        NoiseTunnel,
+        Saliency,
+    )
 
     span = float(x.max() - x.min())
     b = x.shape[0]
@@ -59,14 +66,25 @@ def _captum(model, x, t, method):
         return lambda: Saliency(model).attribute(x, target=t, abs=False)
     if method == "smoothgrad":
         return lambda: NoiseTunnel(Saliency(model)).attribute(
-            x, target=t, nt_type="smoothgrad", nt_samples=50, stdevs=0.15 * span, abs=False,
-            nt_samples_batch_size=max(1, ROWS_PER_PASS // b))
+            x,
+            target=t,
+            nt_type="smoothgrad",
+            nt_samples=50,
+            stdevs=0.15 * span,
+            abs=False,
+            nt_samples_batch_size=max(1, ROWS_PER_PASS // b),
+        )
     if method == "integrated-gradients":
-        return lambda: IntegratedGradients(model).attribute(x, target=t, n_steps=50, internal_batch_size=ROWS_PER_PASS)
+        return lambda: IntegratedGradients(model).attribute(
+            x, target=t, n_steps=50, internal_batch_size=ROWS_PER_PASS
+        )
     if method == "guided-backprop":
         return lambda: GuidedBackprop(model).attribute(x, target=t)
     return lambda: LayerAttribution.interpolate(
-        LayerGradCam(model, model.net.features).attribute(x, target=t, relu_attributions=True), x.shape[-2:], "bilinear")
+        LayerGradCam(model, model.net.features).attribute(x, target=t, relu_attributions=True),
+        x.shape[-2:],
+        "bilinear",
+    )
 
 
 def measure_one(library: str, method: str, batch: int, repeats: int, out: Path) -> None:
@@ -81,8 +99,14 @@ def measure_one(library: str, method: str, batch: int, repeats: int, out: Path) 
         result = fn()
         times.append(time.perf_counter() - start)
     torch.save(result.detach(), out)
-    print(json.dumps({"seconds": sorted(times)[len(times) // 2],
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "seconds": sorted(times)[len(times) // 2],
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -104,33 +128,64 @@ def main() -> None:
         found = {}
         for library in ("deepinside", "captum"):
             out = tmp / f"{library}-{method}.pt"
-            run = subprocess.run([sys.executable, __file__, "--one", library, method, "--batch", str(args.batch),
-                                  "--repeats", str(args.repeats), "--out", str(out)],
-                                 capture_output=True, text=True, check=True)
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    library,
+                    method,
+                    "--batch",
+                    str(args.batch),
+                    "--repeats",
+                    str(args.repeats),
+                    "--out",
+                    str(out),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             found[library] = json.loads(run.stdout.strip().splitlines()[-1])
             found[library]["result"] = torch.load(out)
         ours, ref = found["deepinside"]["result"].double(), found["captum"]["result"].double()
         maps_ours, maps_ref = ours.abs().amax(1), ref.abs().amax(1)
-        corr = min(float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1]) for a, b in zip(maps_ours, maps_ref))
-        rows.append({
-            "method": method, "batch": args.batch,
-            "deepinside_images_per_s": args.batch / found["deepinside"]["seconds"],
-            "captum_images_per_s": args.batch / found["captum"]["seconds"],
-            "speedup": found["captum"]["seconds"] / found["deepinside"]["seconds"],
-            "deepinside_peak_rss_mb": found["deepinside"]["peak_rss_mb"],
-            "captum_peak_rss_mb": found["captum"]["peak_rss_mb"],
-            "map_correlation": corr,
-        })
+        corr = min(
+            float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1])
+            for a, b in zip(maps_ours, maps_ref)
+        )
+        rows.append(
+            {
+                "method": method,
+                "batch": args.batch,
+                "deepinside_images_per_s": args.batch / found["deepinside"]["seconds"],
+                "captum_images_per_s": args.batch / found["captum"]["seconds"],
+                "speedup": found["captum"]["seconds"] / found["deepinside"]["seconds"],
+                "deepinside_peak_rss_mb": found["deepinside"]["peak_rss_mb"],
+                "captum_peak_rss_mb": found["captum"]["peak_rss_mb"],
+                "map_correlation": corr,
+            }
+        )
     for f in tmp.iterdir():
         f.unlink()
     tmp.rmdir()
-    print(f"EfficientNet-Lite0, 224 px, batch {args.batch}, {ROWS_PER_PASS} rows per pass, "
-          f"{torch.get_num_threads()} threads, {platform.machine()}")
-    print(f"{'method':<22} {'deepinside img/s':>16} {'captum img/s':>13} {'speedup':>8} {'peak MB ours':>13} {'peak MB captum':>15} {'map corr':>9}")
+    print(
+        f"EfficientNet-Lite0, 224 px, batch {args.batch}, {ROWS_PER_PASS} rows per pass, "
+        f"{torch.get_num_threads()} threads, {platform.machine()}"
+    )
+    print(
+        f"{'method':<22} {'deepinside img/s':>16} {'captum img/s':>13} {'speedup':>8} {'peak MB ours':>13} {'peak MB captum':>15} {'map corr':>9}"
+    )
     for r in rows:
-        print(f"{r['method']:<22} {r['deepinside_images_per_s']:>16.2f} {r['captum_images_per_s']:>13.2f} {r['speedup']:>7.2f}x "
-              f"{r['deepinside_peak_rss_mb']:>13.0f} {r['captum_peak_rss_mb']:>15.0f} {r['map_correlation']:>9.5f}")
-    args.json.write_text(json.dumps({"machine": platform.platform(), "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+        print(
+            f"{r['method']:<22} {r['deepinside_images_per_s']:>16.2f} {r['captum_images_per_s']:>13.2f} {r['speedup']:>7.2f}x "
+            f"{r['deepinside_peak_rss_mb']:>13.0f} {r['captum_peak_rss_mb']:>15.0f} {r['map_correlation']:>9.5f}"
+        )
+    args.json.write_text(
+        json.dumps(
+            {"machine": platform.platform(), "threads": torch.get_num_threads(), "rows": rows}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

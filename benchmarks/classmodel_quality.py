@@ -49,10 +49,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _timing import median_seconds
 from tqdm import tqdm
 
 import deepinside
-from _timing import median_seconds
 from deepinside._allocator import keep_freed_memory
 from deepinside.attribution._engine import scoring
 from deepinside.models._graph import eval_mode
@@ -72,8 +72,15 @@ CLASSES_DEV = [3, 86, 169, 252, 335, 418, 501, 584, 667, 751, 833, 916]
 
 
 def lucent_render(
-    model: torch.nn.Module, prep: deepinside.Preprocessing, targets: Sequence[int], steps: int, size: int,
-    seed: int, snapshots: Sequence[int], batch_size: int = 8, as_lucent_runs_it: bool = False,
+    model: torch.nn.Module,
+    prep: deepinside.Preprocessing,
+    targets: Sequence[int],
+    steps: int,
+    size: int,
+    seed: int,
+    snapshots: Sequence[int],
+    batch_size: int = 8,
+    as_lucent_runs_it: bool = False,
 ) -> dict[int, torch.Tensor]:
     """Lucent's ``render_vis(model, "labels:c", param_f=lambda: param.image(size, batch=B, fft=True,
     decorrelate=True))`` with its default optimiser and transforms, batched over classes (Lucent
@@ -93,7 +100,7 @@ def lucent_render(
 
     def jitter(x: torch.Tensor, d: int) -> torch.Tensor:
         dx, dy = rng.choice(d), rng.choice(d)
-        return x[:, :, dy: dy + x.shape[2] - d, dx: dx + x.shape[3] - d]
+        return x[:, :, dy : dy + x.shape[2] - d, dx : dx + x.shape[3] - d]
 
     def rup(v: float) -> int:
         return int(np.ceil(v))
@@ -112,7 +119,9 @@ def lucent_render(
         a = float(np.deg2rad(rng.choice(angles)))
         b, _, h, w = x.shape
         cos, sin = np.cos(a), np.sin(a)
-        theta = torch.tensor([[cos, sin * h / w, 0.0], [-sin * w / h, cos, 0.0]], dtype=x.dtype).expand(b, 2, 3)
+        theta = torch.tensor([[cos, sin * h / w, 0.0], [-sin * w / h, cos, 0.0]], dtype=x.dtype).expand(
+            b, 2, 3
+        )
         grid = F.affine_grid(theta, list(x.shape), align_corners=True)
         return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
@@ -122,7 +131,7 @@ def lucent_render(
         mode, view, layout = nullcontext(), scoring(model, torch.zeros(1, 3, size, size)), torch.channels_last
     with mode, view as (score, _):
         for first in range(0, len(targets), batch_size):
-            chunk = list(targets[first: first + batch_size])
+            chunk = list(targets[first : first + batch_size])
             b = len(chunk)
             gen = torch.Generator().manual_seed(seed + first)
             freqs = vparam.fft_frequencies(size, size).float()
@@ -132,7 +141,10 @@ def lucent_render(
             t = torch.tensor(chunk)
 
             def image() -> torch.Tensor:
-                x = torch.fft.irfftn(torch.view_as_complex(scale * spectrum), s=(size, size), norm="ortho") / 4.0
+                x = (
+                    torch.fft.irfftn(torch.view_as_complex(scale * spectrum), s=(size, size), norm="ortho")
+                    / 4.0
+                )
                 x = torch.einsum("ij,bjhw->bihw", colour, x)
                 return torch.sigmoid(x)
 
@@ -174,11 +186,16 @@ def classify(model: deepinside.Classifier, images: torch.Tensor, targets: torch.
     }
 
 
-def judged(own: deepinside.Classifier, judge: deepinside.Classifier, images: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+def judged(
+    own: deepinside.Classifier, judge: deepinside.Classifier, images: torch.Tensor, targets: torch.Tensor
+) -> dict[str, float]:
     o, j = classify(own, images, targets), classify(judge, images, targets)
     return {
-        "own_top1": o["top1"], "own_mean_probability": o["mean_probability"],
-        "judge_top1": j["top1"], "judge_top5": j["top5"], "judge_mean_probability": j["mean_probability"],
+        "own_top1": o["top1"],
+        "own_mean_probability": o["mean_probability"],
+        "judge_top1": j["top1"],
+        "judge_top5": j["top5"],
+        "judge_mean_probability": j["mean_probability"],
     }
 
 
@@ -200,7 +217,7 @@ class _StepClock:
         self.n = 0
         self.ends = [time.perf_counter()]
 
-    def __enter__(self) -> "_StepClock":
+    def __enter__(self) -> _StepClock:
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -223,11 +240,18 @@ def step_kinds(preset: presets.Preset) -> dict[str, tuple[presets.Preset, float]
     if not chances:
         return {"every": (preset, 1.0)}
     if len(chances) > 1:
-        raise ValueError("a preset with more than one random_apply: its kinds of step are not told apart here")
+        raise ValueError(
+            "a preset with more than one random_apply: its kinds of step are not told apart here"
+        )
 
     def always(p: float) -> presets.Preset:
-        return dataclasses.replace(preset, transforms=tuple(
-            T.random_apply(t.transforms, p) if isinstance(t, T.RandomApply) else t for t in preset.transforms))
+        return dataclasses.replace(
+            preset,
+            transforms=tuple(
+                T.random_apply(t.transforms, p) if isinstance(t, T.RandomApply) else t
+                for t in preset.transforms
+            ),
+        )
 
     return {"warped": (always(1.0), chances[0].p), "moved": (always(0.0), 1 - chances[0].p)}
 
@@ -282,8 +306,10 @@ def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[
                     out.append(time.perf_counter() - start)
                 return out
 
-            alone = {k: dataclasses.replace(kind, octaves=((scale, 1.0),), early_stop=None)
-                     for k, (kind, _) in kinds.items()}
+            alone = {
+                k: dataclasses.replace(kind, octaves=((scale, 1.0),), early_stop=None)
+                for k, (kind, _) in kinds.items()
+            }
             was = model.training
             model.eval()
             plain = median_ms(floor_plain, 3)
@@ -297,33 +323,48 @@ def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[
             fastest = sum(share * min(steps[k]) for k, (_, share) in kinds.items())
             typical = sum(share * statistics.median(steps[k]) for k, (_, share) in kinds.items())
             row = {
-                "size": px, "scale": scale, "batch": batch, "floor_plain_ms": plain,
-                "step_ms": 1000 * fastest, "floor_view_ms": 1000 * min(floors),
+                "size": px,
+                "scale": scale,
+                "batch": batch,
+                "floor_plain_ms": plain,
+                "step_ms": 1000 * fastest,
+                "floor_view_ms": 1000 * min(floors),
                 "overhead_vs_floor": fastest / min(floors) - 1,
-                "step_median_ms": 1000 * typical, "floor_median_ms": 1000 * statistics.median(floors),
+                "step_median_ms": 1000 * typical,
+                "floor_median_ms": 1000 * statistics.median(floors),
                 "overhead_of_medians": typical / statistics.median(floors) - 1,
                 **{f"{k}_step_ms": 1000 * min(steps[k]) for k in kinds if len(kinds) > 1},
                 **{f"{k}_share": share for k, (_, share) in kinds.items() if len(kinds) > 1},
             }
             rows.append(row)
             each = "".join(f" {k} {row[f'{k}_step_ms']:.0f} ms," for k in kinds if len(kinds) > 1)
-            print(f"  {px}px: step{each} {row['step_ms']:.0f} ms, floor {row['floor_view_ms']:.0f} ms "
-                  f"(plain model {plain:.0f} ms): overhead {row['overhead_vs_floor']:+.1%} "
-                  f"(medians: {row['step_median_ms']:.0f} / {row['floor_median_ms']:.0f} ms, "
-                  f"{row['overhead_of_medians']:+.1%})", flush=True)
+            print(
+                f"  {px}px: step{each} {row['step_ms']:.0f} ms, floor {row['floor_view_ms']:.0f} ms "
+                f"(plain model {plain:.0f} ms): overhead {row['overhead_vs_floor']:+.1%} "
+                f"(medians: {row['step_median_ms']:.0f} / {row['floor_median_ms']:.0f} ms, "
+                f"{row['overhead_of_medians']:+.1%})",
+                flush=True,
+            )
     summary: dict[str, object] = {"size": "schedule", "batch": batch}
-    for step_key, floor_key, name in (("step_ms", "floor_view_ms", "overhead_vs_floor"),
-                                      ("step_median_ms", "floor_median_ms", "overhead_of_medians")):
+    for step_key, floor_key, name in (
+        ("step_ms", "floor_view_ms", "overhead_vs_floor"),
+        ("step_median_ms", "floor_median_ms", "overhead_of_medians"),
+    ):
         summary[step_key] = sum(shares.get(r["scale"], 0.0) * r[step_key] for r in rows)
         summary[floor_key] = sum(shares.get(r["scale"], 0.0) * r[floor_key] for r in rows)
         summary[name] = summary[step_key] / summary[floor_key] - 1
     rows.append(summary)
-    print(f"  the preset's schedule: step {summary['step_ms']:.0f} ms, floor {summary['floor_view_ms']:.0f} ms: "
-          f"overhead {summary['overhead_vs_floor']:+.1%} (medians: {summary['overhead_of_medians']:+.1%})", flush=True)
+    print(
+        f"  the preset's schedule: step {summary['step_ms']:.0f} ms, floor {summary['floor_view_ms']:.0f} ms: "
+        f"overhead {summary['overhead_vs_floor']:+.1%} (medians: {summary['overhead_of_medians']:+.1%})",
+        flush=True,
+    )
     return rows
 
 
-def lucent_model_cost(model: deepinside.Classifier, batch: int, repeats: int, steps: int = 8) -> dict[str, float]:
+def lucent_model_cost(
+    model: deepinside.Classifier, batch: int, repeats: int, steps: int = 8
+) -> dict[str, float]:
     """Lucent runs the model itself; this benchmark runs its recipe through
     deepinside's fast copy. CPU seconds of ``steps`` steps of the recipe both
     ways, in turns (after a warm-up turn); ``ratio`` turns the recipe's time
@@ -333,15 +374,32 @@ def lucent_model_cost(model: deepinside.Classifier, batch: int, repeats: int, st
     for turn in range(repeats + 1):
         for itself in (False, True):
             c0 = time.process_time()
-            lucent_render(model, model.preprocessing, list(range(batch)), steps, size, turn, [steps], batch,
-                          as_lucent_runs_it=itself)
+            lucent_render(
+                model,
+                model.preprocessing,
+                list(range(batch)),
+                steps,
+                size,
+                turn,
+                [steps],
+                batch,
+                as_lucent_runs_it=itself,
+            )
             if turn:
                 seconds[itself].append(time.process_time() - c0)
     fast, itself = statistics.median(seconds[False]), statistics.median(seconds[True])
-    print(f"  Lucent's recipe, {steps} steps at batch {batch}: {fast:.2f} CPU s through the fast copy, "
-          f"{itself:.2f} through the model itself: x{itself / fast:.2f}", flush=True)
-    return {"steps": steps, "batch": batch, "fast_copy_cpu_seconds": fast, "model_itself_cpu_seconds": itself,
-            "ratio": itself / fast}
+    print(
+        f"  Lucent's recipe, {steps} steps at batch {batch}: {fast:.2f} CPU s through the fast copy, "
+        f"{itself:.2f} through the model itself: x{itself / fast:.2f}",
+        flush=True,
+    )
+    return {
+        "steps": steps,
+        "batch": batch,
+        "fast_copy_cpu_seconds": fast,
+        "model_itself_cpu_seconds": itself,
+        "ratio": itself / fast,
+    }
 
 
 # ------------------------------------------------------- cost at equal quality
@@ -357,12 +415,20 @@ def over_seeds(per_seed: Sequence[dict[str, object]]) -> list[dict[str, object]]
         groups.setdefault((row["method"], row["early_stop"], steps_key), []).append(row)
     out = []
     for rows in groups.values():
-        mean = {k: sum(r[k] for r in rows) / len(rows) for k, v in rows[0].items()
-                if isinstance(v, float) and k != "seed"}
-        out.append({
-            **rows[0], **mean, "seeds": [r["seed"] for r in rows],
-            "judge_top1_min": min(r["judge_top1"] for r in rows), "judge_top1_max": max(r["judge_top1"] for r in rows),
-        })
+        mean = {
+            k: sum(r[k] for r in rows) / len(rows)
+            for k, v in rows[0].items()
+            if isinstance(v, float) and k != "seed"
+        }
+        out.append(
+            {
+                **rows[0],
+                **mean,
+                "seeds": [r["seed"] for r in rows],
+                "judge_top1_min": min(r["judge_top1"] for r in rows),
+                "judge_top1_max": max(r["judge_top1"] for r in rows),
+            }
+        )
         del out[-1]["seed"]
     return out
 
@@ -378,12 +444,17 @@ def against_lucent(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]
             continue
         reached = next((r for r in lucent if r["judge_top1"] >= row["judge_top1"]), None)
         ref = reached or lucent[-1]
-        out.append({
-            "method": row["method"], "steps": row["steps"], "judge_top1": row["judge_top1"],
-            "lucent_steps": ref["steps"] if reached else None, "lucent_longest_steps": lucent[-1]["steps"],
-            "time_fraction": row["cpu_seconds_per_class"] / ref["cpu_seconds_per_class"],
-            "bound_only": reached is None,
-        })
+        out.append(
+            {
+                "method": row["method"],
+                "steps": row["steps"],
+                "judge_top1": row["judge_top1"],
+                "lucent_steps": ref["steps"] if reached else None,
+                "lucent_longest_steps": lucent[-1]["steps"],
+                "time_fraction": row["cpu_seconds_per_class"] / ref["cpu_seconds_per_class"],
+                "bound_only": reached is None,
+            }
+        )
     return out
 
 
@@ -400,7 +471,9 @@ def draw_figure(saved: dict[str, torch.Tensor], targets: Sequence[int], path: Pa
     from deepinside.visualization.output import to_picture
 
     names = deepinside.imagenet_classes()
-    lucent = max((k for k in saved if k.startswith("lucent")), key=lambda k: int(k.split("@")[1]), default=None)
+    lucent = max(
+        (k for k in saved if k.startswith("lucent")), key=lambda k: int(k.split("@")[1]), default=None
+    )
     columns = [k for k in ("paper", "default", lucent) if k and k in saved]
     rows, caps = [], []
     shown = [c for c in FIGURE_CLASSES if c in targets]
@@ -429,20 +502,38 @@ def clocks() -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--classes", type=int, choices=(100, 12), default=100,
-                        help="100: the fixed list; 12: a quick look at 12 others")
-    parser.add_argument("--presets", nargs="*", default=["paper", "default", "default@128", "default@192"],
-                        help="preset names; NAME@STEPS runs every class for exactly STEPS steps (no early stop)")
+    parser.add_argument(
+        "--classes",
+        type=int,
+        choices=(100, 12),
+        default=100,
+        help="100: the fixed list; 12: a quick look at 12 others",
+    )
+    parser.add_argument(
+        "--presets",
+        nargs="*",
+        default=["paper", "default", "default@128", "default@192"],
+        help="preset names; NAME@STEPS runs every class for exactly STEPS steps (no early stop)",
+    )
     parser.add_argument("--lucent-steps", type=int, default=256, help="0 skips Lucent's recipe")
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seeds", "--seed", dest="seeds", type=int, nargs="+", default=[0],
-                        help="run every method once per seed; the table gives the mean and range over seeds")
+    parser.add_argument(
+        "--seeds",
+        "--seed",
+        dest="seeds",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="run every method once per seed; the table gives the mean and range over seeds",
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--timing-repeats", type=int, default=6, help="0 skips the step timing")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/classmodel_quality.json"))
     parser.add_argument("--save-images", type=Path, help="write the pictures here (.pt)")
     parser.add_argument("--figure", type=Path, help="draw the comparison figure here (PNG)")
-    parser.add_argument("--figure-from", type=Path, help="only draw --figure from pictures saved by --save-images")
+    parser.add_argument(
+        "--figure-from", type=Path, help="only draw --figure from pictures saved by --save-images"
+    )
     parser.add_argument("--timing-only", action="store_true", help="only time a step against the floor")
     args = parser.parse_args()
     keep_freed_memory()  # as the command line does
@@ -460,8 +551,17 @@ def main() -> None:
         print("Lucent's recipe through the model itself, as Lucent runs it:")
         lucent_itself = lucent_model_cost(model, args.batch, args.timing_repeats)
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"threads": torch.get_num_threads(), "step_timing": timing,
-                                         "lucent_as_it_runs": lucent_itself}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "threads": torch.get_num_threads(),
+                    "step_timing": timing,
+                    "lucent_as_it_runs": lucent_itself,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
         return
 
     if args.threads:
@@ -477,10 +577,18 @@ def main() -> None:
     size = model.preprocessing.input_size[0]
     results: dict[str, object] = {
         "machine": f"{platform.machine()} ({os.cpu_count()} cores, shared), {torch.get_num_threads()} torch threads, "
-                   f"torch {torch.__version__}",
-        "classes": targets, "size": size, "batch": args.batch, "seeds": args.seeds, "rows": [], "per_seed": [],
+        f"torch {torch.__version__}",
+        "classes": targets,
+        "size": size,
+        "batch": args.batch,
+        "seeds": args.seeds,
+        "rows": [],
+        "per_seed": [],
     }
-    snaps = sorted({s for s in (16, 32, 64, 96, 128, 160, 192, 256, 320, 384, 512) if s < args.lucent_steps} | {args.lucent_steps})
+    snaps = sorted(
+        {s for s in (16, 32, 64, 96, 128, 160, 192, 256, 320, 384, 512) if s < args.lucent_steps}
+        | {args.lucent_steps}
+    )
     Key = tuple[str, int]  # (method, seed)
     images: dict[Key, list[torch.Tensor]] = {}
     wall: dict[Key, float] = {}
@@ -496,7 +604,7 @@ def main() -> None:
     # Methods take turns chunk by chunk, so that load from other users of the
     # machine falls on all of them alike.
     for first in range(0, len(targets), args.batch):
-        chunk = targets[first: first + args.batch]
+        chunk = targets[first : first + args.batch]
         for seed in args.seeds:
             for key in args.presets:
                 preset = preset_named(key)
@@ -506,8 +614,16 @@ def main() -> None:
                 add((key, seed), out.images, w1 - w0, c1 - c0, int(out.log.steps_run.sum()))
             if args.lucent_steps:
                 w0, c0 = clocks()
-                shots = lucent_render(model, model.preprocessing, chunk, args.lucent_steps, size, seed + first,
-                                      snaps, args.batch)
+                shots = lucent_render(
+                    model,
+                    model.preprocessing,
+                    chunk,
+                    args.lucent_steps,
+                    size,
+                    seed + first,
+                    snaps,
+                    args.batch,
+                )
                 w1, c1 = clocks()
                 for s in snaps:
                     f = s / args.lucent_steps
@@ -515,9 +631,13 @@ def main() -> None:
         done = first + len(chunk)
         per_seed = [
             {
-                "method": key.split("@")[0], "seed": seed, "steps": steps_run[key, seed] / done,
-                "early_stop": "@" not in key and preset_named(key).early_stop is not None, "classes_done": done,
-                "seconds_per_class": wall[key, seed] / done, "cpu_seconds_per_class": cpu[key, seed] / done,
+                "method": key.split("@")[0],
+                "seed": seed,
+                "steps": steps_run[key, seed] / done,
+                "early_stop": "@" not in key and preset_named(key).early_stop is not None,
+                "classes_done": done,
+                "seconds_per_class": wall[key, seed] / done,
+                "cpu_seconds_per_class": cpu[key, seed] / done,
                 **judged(model, judge, torch.cat(parts), t_targets[:done]),
             }
             for (key, seed), parts in images.items()
@@ -525,36 +645,49 @@ def main() -> None:
         results["per_seed"] = per_seed
         results["rows"] = rows = over_seeds(per_seed)
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(results, indent=2) + "\n")  # partial results survive an interrupted run
+        args.json.write_text(
+            json.dumps(results, indent=2) + "\n"
+        )  # partial results survive an interrupted run
         first_seed = {k: torch.cat(v) for (k, seed), v in images.items() if seed == args.seeds[0]}
         if args.save_images:
             torch.save({"classes": targets[:done], **first_seed}, args.save_images)
         shown = [k for k in first_seed if not k.startswith("lucent") or k.endswith(f"@{args.lucent_steps}")]
         seconds = {k: sum(wall[k, seed] for seed in args.seeds) / len(args.seeds) / done for k in shown}
-        print(f"  {done}/{len(targets)} classes: " + ", ".join(f"{k} {seconds[k]:.1f} s/class" for k in shown),
-              flush=True)
+        print(
+            f"  {done}/{len(targets)} classes: " + ", ".join(f"{k} {seconds[k]:.1f} s/class" for k in shown),
+            flush=True,
+        )
 
     if len(args.seeds) > 1:
         for row in per_seed:
-            print(f"{row['method']:>14} {row['steps']:.0f} steps, seed {row['seed']}: "
-                  f"judge top-1 {row['judge_top1']:.0%} (p {row['judge_mean_probability']:.2f})")
+            print(
+                f"{row['method']:>14} {row['steps']:.0f} steps, seed {row['seed']}: "
+                f"judge top-1 {row['judge_top1']:.0%} (p {row['judge_mean_probability']:.2f})"
+            )
         print(f"mean over seeds {', '.join(map(str, args.seeds))} (judge top-1 range in brackets):")
     for row in rows:
         steps = f"{row['steps']:.0f} steps" + (" (mean, early stop)" if row["early_stop"] else "")
-        print(f"{row['method']:>14} {steps}: own top-1 {row['own_top1']:.0%} "
-              f"(p {row['own_mean_probability']:.2f}), judge top-1 {row['judge_top1']:.0%} "
-              f"[{row['judge_top1_min']:.0%}-{row['judge_top1_max']:.0%}] "
-              f"top-5 {row['judge_top5']:.0%} (p {row['judge_mean_probability']:.2f}), "
-              f"{row['seconds_per_class']:.2f} s/class ({row['cpu_seconds_per_class']:.2f} CPU s)", flush=True)
+        print(
+            f"{row['method']:>14} {steps}: own top-1 {row['own_top1']:.0%} "
+            f"(p {row['own_mean_probability']:.2f}), judge top-1 {row['judge_top1']:.0%} "
+            f"[{row['judge_top1_min']:.0%}-{row['judge_top1_max']:.0%}] "
+            f"top-5 {row['judge_top5']:.0%} (p {row['judge_mean_probability']:.2f}), "
+            f"{row['seconds_per_class']:.2f} s/class ({row['cpu_seconds_per_class']:.2f} CPU s)",
+            flush=True,
+        )
     results["against_lucent"] = against_lucent(rows)
     for r in results["against_lucent"]:
         head = f"{r['method']} ({r['steps']:.0f} steps): judge top-1 {r['judge_top1']:.0%}"
         if r["bound_only"]:
-            print(f"{head}, not reached by Lucent's recipe in {r['lucent_longest_steps']:.0f} steps; "
-                  f"time < {r['time_fraction']:.2f} of Lucent's")
+            print(
+                f"{head}, not reached by Lucent's recipe in {r['lucent_longest_steps']:.0f} steps; "
+                f"time < {r['time_fraction']:.2f} of Lucent's"
+            )
         else:
-            print(f"{head} costs Lucent's recipe {r['lucent_steps']:.0f} steps; "
-                  f"time {r['time_fraction']:.2f} of Lucent's (CPU seconds)")
+            print(
+                f"{head} costs Lucent's recipe {r['lucent_steps']:.0f} steps; "
+                f"time {r['time_fraction']:.2f} of Lucent's (CPU seconds)"
+            )
     if args.timing_repeats:
         print("step time against the floor (default preset, batch", args.batch, ")")
         results["step_timing"] = step_timing(model, args.batch, args.timing_repeats)
@@ -565,8 +698,11 @@ def main() -> None:
                 # An estimate: the ratio of a few steps at one batch size, applied to whole runs.
                 r["time_fraction_of_lucent_itself"] = r["time_fraction"] / itself["ratio"]
                 bound = "< " if r["bound_only"] else ""
-                print(f"  {r['method']} ({r['steps']:.0f} steps): {bound}{r['time_fraction_of_lucent_itself']:.2f} "
-                      "of the time of Lucent's recipe as Lucent runs it (estimated)", flush=True)
+                print(
+                    f"  {r['method']} ({r['steps']:.0f} steps): {bound}{r['time_fraction_of_lucent_itself']:.2f} "
+                    "of the time of Lucent's recipe as Lucent runs it (estimated)",
+                    flush=True,
+                )
     if args.figure:
         draw_figure(first_seed, targets, args.figure)
     args.json.parent.mkdir(parents=True, exist_ok=True)

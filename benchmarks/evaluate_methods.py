@@ -32,8 +32,19 @@ def main() -> None:
         ("sanity-check", args.sanity, []),
     ]:
         print(f"\n== {metric}, {limit} photos ==", flush=True)
-        cli(["evaluate", metric, "--annotations", annotations, "--limit", str(limit),
-             "--json", str(out / f"evaluate_{metric}.json"), *extra])
+        cli(
+            [
+                "evaluate",
+                metric,
+                "--annotations",
+                annotations,
+                "--limit",
+                str(limit),
+                "--json",
+                str(out / f"evaluate_{metric}.json"),
+                *extra,
+            ]
+        )
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ import argparse
 import time
 
 import torch
+from classmodel_quality import classify  # (benchmarks/ is the script's folder)
 
 import deepinside
-from classmodel_quality import classify  # (benchmarks/ is the script's folder)
 from deepinside.cli.demo_cmd import bundled_photos
 from deepinside.visualization import visualize_class
 
@@ -32,16 +32,24 @@ def seconds(fn):  # type: ignore[no-untyped-def]
 def saliency_check(model: deepinside.Classifier) -> None:
     inputs, _ = model.prepare(bundled_photos())
     for method in METHODS:
-        options = {"samples": 16} if method == "smoothgrad" else {"steps": 16} if method.startswith("integrated") else {}
+        options = (
+            {"samples": 16}
+            if method == "smoothgrad"
+            else {"steps": 16}
+            if method.startswith("integrated")
+            else {}
+        )
         on_cpu = deepinside.saliency(model, inputs, method=method, **options)
         gpu = model.to("cuda")
         a, took = seconds(lambda: deepinside.saliency(gpu, inputs.cuda(), method=method, **options))
         b = deepinside.saliency(gpu, inputs.cuda(), method=method, **options)
         model.to("cpu")
         gap = float(((a.cpu() - on_cpu).abs().amax((1, 2)) / on_cpu.abs().amax((1, 2))).max())
-        print(f"  {method}: twice on the GPU bit for bit {torch.equal(a, b)}; "
-              f"largest difference from the CPU {gap:.1e} of the map's maximum; {took:.2f} s for {len(inputs)} photos",
-              flush=True)
+        print(
+            f"  {method}: twice on the GPU bit for bit {torch.equal(a, b)}; "
+            f"largest difference from the CPU {gap:.1e} of the map's maximum; {took:.2f} s for {len(inputs)} photos",
+            flush=True,
+        )
 
 
 def classmodel_check(model: deepinside.Classifier, judge: deepinside.Classifier, batches: list[int]) -> None:
@@ -49,22 +57,30 @@ def classmodel_check(model: deepinside.Classifier, judge: deepinside.Classifier,
     classes16 = list(range(0, 1000, 10))[:16]
     a, took = seconds(lambda: visualize_class(gpu, classes16, device="cuda", seed=0))
     b = visualize_class(gpu, classes16, device="cuda", seed=0)
-    print(f"  16 classes, batch 8, first run: {took:.1f} s; same seed twice bit for bit "
-          f"{torch.equal(a.images, b.images)} (largest pixel difference {float((a.images - b.images).abs().max()):.2e}, "
-          f"early stops equal {torch.equal(a.log.steps_run, b.log.steps_run)})", flush=True)
+    print(
+        f"  16 classes, batch 8, first run: {took:.1f} s; same seed twice bit for bit "
+        f"{torch.equal(a.images, b.images)} (largest pixel difference {float((a.images - b.images).abs().max()):.2e}, "
+        f"early stops equal {torch.equal(a.log.steps_run, b.log.steps_run)})",
+        flush=True,
+    )
     classes = list(range(0, 1000, 10))
     for batch in batches:
         r, took = seconds(lambda: visualize_class(gpu, classes, device="cuda", seed=0, batch_size=batch))
         verdict = classify(judge, r.images, torch.as_tensor(classes, device=r.images.device))
         top1, p = verdict["top1"], verdict["mean_probability"]
-        print(f"  100 classes, batch {batch}: {took:.1f} s ({took / 100:.2f} s a class), "
-              f"{r.log.steps_run.float().mean():.0f} steps a class, judge top-1 {top1:.2f}, mean P {p:.3f}, "
-              f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB", flush=True)
+        print(
+            f"  100 classes, batch {batch}: {took:.1f} s ({took / 100:.2f} s a class), "
+            f"{r.log.steps_run.float().mean():.0f} steps a class, judge top-1 {top1:.2f}, mean P {p:.3f}, "
+            f"peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batches", type=int, nargs="*", default=[8, 100], help="batch sizes for 100 classes")
+    parser.add_argument(
+        "--batches", type=int, nargs="*", default=[8, 100], help="batch sizes for 100 classes"
+    )
     args = parser.parse_args()
     print(torch.__version__, torch.cuda.get_device_name(0), flush=True)
     model = deepinside.load_model()

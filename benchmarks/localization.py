@@ -20,8 +20,18 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/imagenet-val-loc-dev"))
     parser.add_argument("--limit", type=int, default=300)
     args = parser.parse_args()
-    cli(["evaluate", "localization", "--annotations", str(args.data / "annotations.json"),
-         "--limit", str(args.limit), "--json", "benchmarks/results/localization.json"])
+    cli(
+        [
+            "evaluate",
+            "localization",
+            "--annotations",
+            str(args.data / "annotations.json"),
+            "--limit",
+            str(args.limit),
+            "--json",
+            "benchmarks/results/localization.json",
+        ]
+    )
 
 
 if __name__ == "__main__":

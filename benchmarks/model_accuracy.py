@@ -18,7 +18,9 @@ import deepinside
 from deepinside.io import load_photo
 
 
-def accuracy(model: deepinside.Classifier, entries: list[dict], root: Path, batch: int = 25) -> tuple[float, float]:
+def accuracy(
+    model: deepinside.Classifier, entries: list[dict], root: Path, batch: int = 25
+) -> tuple[float, float]:
     top1 = top5 = 0
     for i in range(0, len(entries), batch):
         chunk = entries[i : i + batch]
@@ -44,8 +46,17 @@ def main() -> None:
         model.preprocessing = dataclasses.replace(model.preprocessing, resize=resize, crop_fraction=crop)
         start = time.perf_counter()
         top1, top5 = accuracy(model, entries, args.data)
-        rows.append({"model": args.model, "resize": resize, "crop_fraction": crop, "images": len(entries),
-                     "top1": top1, "top5": top5, "seconds": time.perf_counter() - start})
+        rows.append(
+            {
+                "model": args.model,
+                "resize": resize,
+                "crop_fraction": crop,
+                "images": len(entries),
+                "top1": top1,
+                "top5": top5,
+                "seconds": time.perf_counter() - start,
+            }
+        )
     print(f"{'model':<20} {'resize':<22} {'images':>6} {'top-1':>7} {'top-5':>7}")
     for r in rows:
         label = r["resize"] + (f" ({r['crop_fraction']:.3f})" if r["resize"] == "center-crop" else "")

@@ -41,7 +41,10 @@ def main() -> None:
         with torch.no_grad():
             t = model(x).argmax(1)
         ref = reference_maps(model64, x, t)
-        maps = {"deepinside": deepinside.saliency(model, x, t), "captum": captum.attribute(x, target=t, abs=True).amax(1)}
+        maps = {
+            "deepinside": deepinside.saliency(model, x, t),
+            "captum": captum.attribute(x, target=t, abs=True).amax(1),
+        }
         for name, m in maps.items():
             for a, b in zip(m.double(), ref):
                 rel = (a - b).abs() / b.max()
@@ -50,18 +53,25 @@ def main() -> None:
     rows = []
     for name, values in stats.items():
         worst = sorted(v[0] for v in values)
-        rows.append({
-            "method": name, "images": len(values),
-            "median_max_diff": worst[len(worst) // 2],
-            "images_all_pixels_within_1pct": sum(v <= 0.01 for v in worst) / len(values),
-            "worst_pixels_within_1pct": min(v[1] for v in values),
-            "worst_correlation": min(v[2] for v in values),
-        })
+        rows.append(
+            {
+                "method": name,
+                "images": len(values),
+                "median_max_diff": worst[len(worst) // 2],
+                "images_all_pixels_within_1pct": sum(v <= 0.01 for v in worst) / len(values),
+                "worst_pixels_within_1pct": min(v[1] for v in values),
+                "worst_correlation": min(v[2] for v in values),
+            }
+        )
     print(f"float32 maps vs a float64 reference, EfficientNet-Lite0, {len(entries)} dev photos")
-    print(f"{'':<11} {'median max diff':>16} {'images all within 1%':>21} {'worst pixels within 1%':>23} {'worst corr':>11}")
+    print(
+        f"{'':<11} {'median max diff':>16} {'images all within 1%':>21} {'worst pixels within 1%':>23} {'worst corr':>11}"
+    )
     for r in rows:
-        print(f"{r['method']:<11} {r['median_max_diff']:>16.3%} {r['images_all_pixels_within_1pct']:>21.0%} "
-              f"{r['worst_pixels_within_1pct']:>23.2%} {r['worst_correlation']:>11.6f}")
+        print(
+            f"{r['method']:<11} {r['median_max_diff']:>16.3%} {r['images_all_pixels_within_1pct']:>21.0%} "
+            f"{r['worst_pixels_within_1pct']:>23.2%} {r['worst_correlation']:>11.6f}"
+        )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=2))
 

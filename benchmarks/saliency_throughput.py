@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from _timing import median_seconds
 from captum.attr import Saliency
 from PIL import Image
 from skimage import data
 
 import deepinside
-from _timing import median_seconds
 from deepinside.attribution import saliency
 
 
@@ -39,7 +38,9 @@ def agreement(ours: torch.Tensor, ref: torch.Tensor) -> tuple[float, float, floa
     """Worst per-image max |diff| / max, worst per-image fraction of pixels within
     1% of the max, and the worst per-image correlation."""
     rel = (ours - ref).abs().flatten(1) / ref.abs().flatten(1).amax(1, keepdim=True)
-    corr = min(float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1]) for a, b in zip(ours, ref))
+    corr = min(
+        float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()]))[0, 1]) for a, b in zip(ours, ref)
+    )
     return float(rel.amax()), float((rel <= 0.01).float().mean(1).min()), corr
 
 
@@ -77,7 +78,9 @@ def main() -> None:
             }
         )
     header = f"{'batch':>5} {'deepinside':>11} {'captum':>8} {'floor':>8} {'vs captum':>10} {'vs floor':>9} {'max diff':>9} {'within 1%':>10} {'corr':>9}"
-    print(f"EfficientNet-Lite0 at 224 px, images/s, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(
+        f"EfficientNet-Lite0 at 224 px, images/s, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+    )
     print(header)
     for r in rows:
         print(
@@ -86,7 +89,11 @@ def main() -> None:
             f"{r['max_diff_rel_to_max']:>8.2%} {r['pixels_within_1pct']:>9.3%} {r['correlation']:>9.6f}"
         )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": platform.platform(), "threads": torch.get_num_threads(), "rows": rows}, indent=2))
+    args.json.write_text(
+        json.dumps(
+            {"machine": platform.platform(), "threads": torch.get_num_threads(), "rows": rows}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ def model() -> deepinside.Classifier:
 @pytest.fixture(scope="session")
 def photos() -> dict[str, Image.Image]:
     """Real photos shipped inside scikit-image."""
-    return {n: Image.fromarray(getattr(data, n)()).convert("RGB") for n in ("chelsea", "coffee", "astronaut", "rocket")}
+    return {
+        n: Image.fromarray(getattr(data, n)()).convert("RGB")
+        for n in ("chelsea", "coffee", "astronaut", "rocket")
+    }
 
 
 @pytest.fixture(scope="session")

@@ -30,7 +30,9 @@ def _page_faults_with_memory_kept() -> int:
     return int(out.stdout.split()[-1])
 
 
-@pytest.mark.skipif(not (sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION")), reason="glibc only")
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION")), reason="glibc only"
+)
 def test_freed_memory_is_reused_not_faulted_in_again():
     # 20 steps of 3 x 5120 pages. glibc's own adaptive thresholds fault in
     # anywhere from 1 to 14 steps' worth here (measured), so the check is on

@@ -21,7 +21,9 @@ from torch import nn
 import deepinside
 from deepinside.cli import classmodel_cmd
 from deepinside.errors import DeepInsideError
-from deepinside.visualization import Preset, objectives as O, param, presets, transforms as T, visualize_class
+from deepinside.visualization import Preset, param, presets, visualize_class
+from deepinside.visualization import objectives as O
+from deepinside.visualization import transforms as T
 from deepinside.visualization.optim import Adam, GradientAscent, scheduled
 from deepinside.visualization.render import EarlyStop, _octave_sizes, _seen
 from deepinside.visualization.render import render as render_loop
@@ -39,7 +41,12 @@ def linear_model(classes: int = 5, seed: int = 0) -> nn.Module:
 def conv_model(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(24, 4)
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(24, 4),
     )
 
 
@@ -63,7 +70,9 @@ def test_objectives_by_hand_and_their_algebra():
     assert torch.allclose(O.class_logit(1)(s), torch.tensor([2.0, 0.0], dtype=torch.float64))
     p0 = math.exp(3) / (math.exp(1) + math.exp(2) + math.exp(3))
     assert torch.allclose(O.class_probability()(s), torch.tensor([p0, 1 / 4], dtype=torch.float64))
-    assert torch.allclose(O.class_log_probability()(s), torch.tensor([math.log(p0), math.log(1 / 4)], dtype=torch.float64))
+    assert torch.allclose(
+        O.class_log_probability()(s), torch.tensor([math.log(p0), math.log(1 / 4)], dtype=torch.float64)
+    )
     assert torch.allclose(O.l2()(s), torch.tensor([1 + 4 + 16, 9.0], dtype=torch.float64))
     assert torch.allclose(O.l1()(s), torch.tensor([7.0, 3.0], dtype=torch.float64))
     assert torch.allclose(O.total_variation()(s), torch.tensor([1.0 + 9.0, 0.0], dtype=torch.float64))
@@ -106,7 +115,9 @@ def test_paper_steps_are_the_hand_computed_gradient_ascent():
     # The log: S_c and the objective before each step (step 1 is the zero image).
     assert out.log.scores[0, 0] == pytest.approx(b, abs=1e-5)
     assert out.log.scores[0, 1] == pytest.approx(float((w * i1).sum()) + b, rel=1e-5)
-    assert out.log.objective[0, 1] == pytest.approx(float((w * i1).sum()) + b - lam * float(i1.pow(2).sum()), rel=1e-5)
+    assert out.log.objective[0, 1] == pytest.approx(
+        float((w * i1).sum()) + b - lam * float(i1.pow(2).sum()), rel=1e-5
+    )
     assert out.log.objective_name == "class_logit - 0.05 * l2"
 
 
@@ -117,7 +128,9 @@ def test_paper_preset_raises_the_class_score_of_the_builtin_model(model):
     assert out.log.scores[:, 0].float() == pytest.approx(zero.double().float(), abs=1e-3)  # starts from zero
     assert bool((out.log.scores[:, -1] > out.log.scores[:, 0] + 4).all())  # before the last step
     assert bool((out.final_scores > zero.double() + 1).all())  # after it, clipped to valid pixels
-    assert out.images.shape == (2, 3, 96, 96) and 0 <= float(out.images.min()) and float(out.images.max()) <= 1
+    assert (
+        out.images.shape == (2, 3, 96, 96) and 0 <= float(out.images.min()) and float(out.images.max()) <= 1
+    )
 
 
 # ------------------------------------------------------- parts of the recipe
@@ -125,7 +138,9 @@ def test_paper_preset_raises_the_class_score_of_the_builtin_model(model):
 
 def test_transforms_resample_exactly_where_they_should():
     x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float64).view(2, 3, 6, 6)
-    quarter = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64).expand(2, 3, 3)
+    quarter = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], dtype=torch.float64).expand(
+        2, 3, 3
+    )
     assert torch.allclose(T.resample(x, quarter, (6, 6)), torch.rot90(x, 1, dims=(-2, -1)), atol=1e-9)
     gens = [torch.Generator().manual_seed(i) for i in range(2)]
     ctx = T.TransformContext(0, gens, (6, 6))
@@ -135,7 +150,11 @@ def test_transforms_resample_exactly_where_they_should():
     assert half.shape == (2, 3, 3, 3)
     # A transform after the last affine one sees the step's size: the affine run resampled straight to it.
     seen = []
-    T.apply([T.random_crop(), lambda y, c: seen.append(tuple(y.shape[-2:])) or y], x, T.TransformContext(0, gens, (4, 4)))
+    T.apply(
+        [T.random_crop(), lambda y, c: seen.append(tuple(y.shape[-2:])) or y],
+        x,
+        T.TransformContext(0, gens, (4, 4)),
+    )
     assert seen == [(4, 4)]
     # The sampling grid is torch's affine_grid, built more cheaply.
     m = torch.randn(3, 3, 3, dtype=torch.float64)
@@ -144,7 +163,9 @@ def test_transforms_resample_exactly_where_they_should():
         assert torch.allclose(T.affine_grid(m, size), want, atol=1e-12)
     # Between-step blur keeps a constant image and frozen images.
     const = torch.full((2, 3, 8, 8), 0.7)
-    T.gaussian_blur(1.0, every=1)(const, T.StepContext(0, torch.zeros_like(const), torch.tensor([True, False])))
+    T.gaussian_blur(1.0, every=1)(
+        const, T.StepContext(0, torch.zeros_like(const), torch.tensor([True, False]))
+    )
     assert torch.allclose(const, torch.full_like(const, 0.7))
 
 
@@ -163,7 +184,14 @@ def test_windows_stay_inside_or_overhang_by_what_was_asked():
 
 
 def test_fft_parameterisation_starts_grey_is_band_limited_and_makes_rows_alone():
-    spec = param.ParamSpec(2, (16, 20), HALF, [torch.Generator().manual_seed(i) for i in range(2)], torch.device("cpu"), torch.float32)
+    spec = param.ParamSpec(
+        2,
+        (16, 20),
+        HALF,
+        [torch.Generator().manual_seed(i) for i in range(2)],
+        torch.device("cpu"),
+        torch.float32,
+    )
     grey = param.fft(sd=0.0)(spec)
     assert torch.allclose(HALF.denormalize(grey.image_fn()), torch.full((2, 3, 16, 20), 0.5))
     noisy = param.fft(sd=0.01)(spec)
@@ -202,9 +230,13 @@ def test_translations_are_found_and_measured():
     seen = T.resample(ramps, crop, (70, 70))
     assert torch.allclose(seen[:, :, 0, 0], shifts, atol=1e-9)
     assert torch.allclose(seen[:, :, 5, 9], shifts + torch.tensor([9.0, 5.0], dtype=torch.float64), atol=1e-9)
-    assert torch.allclose(T.translations(_moves(shifts, (100, 100), (70, 70)), (100, 100), (70, 70))[0], shifts)
+    assert torch.allclose(
+        T.translations(_moves(shifts, (100, 100), (70, 70)), (100, 100), (70, 70))[0], shifts
+    )
     for warp in (T.random_scale(0.9, 1.1), T.random_rotate(5)):
-        assert not bool(T.translations(T.fused([warp, T.random_crop()], shape, ctx), (100, 100), (70, 70))[1].any())
+        assert not bool(
+            T.translations(T.fused([warp, T.random_crop()], shape, ctx), (100, 100), (70, 70))[1].any()
+        )
     # A window larger than the image (an octave above 1) is never cut out of it.
     assert not bool(T.translations(_moves(shifts, (100, 100), (120, 120)), (100, 100), (120, 120))[1].any())
     assert T.fused([], shape, ctx) is None and T.fused([T.jitter(1), lambda x, c: x], shape, ctx) is None
@@ -212,7 +244,9 @@ def test_translations_are_found_and_measured():
 
 def test_random_apply_applies_to_a_whole_step_with_its_probability():
     def ctx(step: int, shared: torch.Generator | None = None) -> T.TransformContext:
-        return T.TransformContext(step, [torch.Generator().manual_seed(i) for i in range(4)], (32, 32), shared)
+        return T.TransformContext(
+            step, [torch.Generator().manual_seed(i) for i in range(4)], (32, 32), shared
+        )
 
     shape = (4, 3, 32, 32)
     chain = (T.random_scale(0.8, 1.2), T.random_rotate(20))
@@ -230,7 +264,9 @@ def test_random_apply_applies_to_a_whole_step_with_its_probability():
     assert 0.2 < sum(applied) / 300 < 0.4
     # Without a shared generator, the step seeds the draw.
     assert torch.equal(some.matrix(shape, ctx(7)), some.matrix(shape, ctx(7)))
-    assert bool(T.translations(T.random_apply(chain, p=0.0).matrix(shape, ctx(0)), (32, 32), (32, 32))[1].all())
+    assert bool(
+        T.translations(T.random_apply(chain, p=0.0).matrix(shape, ctx(0)), (32, 32), (32, 32))[1].all()
+    )
     assert repr(T.random_apply(chain)) == "random_apply([random_scale(0.8, 1.2), random_rotate(20)], p=0.5)"
     with pytest.raises(DeepInsideError, match="probability"):
         T.random_apply(chain, p=1.5)
@@ -250,7 +286,9 @@ def test_fourier_window_is_the_periodic_picture_moved_bilinearly_before_its_sigm
         return torch.logit(HALF.denormalize(x))
 
     periodic = logit(prm.image()).repeat(1, 1, 3, 3)
-    want = T.resample(periodic, _moves(shifts + torch.tensor([18.0, 24.0], dtype=torch.float64), (72, 54), win), win)
+    want = T.resample(
+        periodic, _moves(shifts + torch.tensor([18.0, 24.0], dtype=torch.float64), (72, 54), win), win
+    )
     assert torch.allclose(logit(prm.window(None, shifts, win)), want, atol=1e-10)
     whole = torch.tensor([[2.0, 3.0]], dtype=torch.float64).expand(2, 2)
     rows = torch.tensor([3, 1])
@@ -262,11 +300,17 @@ def test_fourier_window_is_the_periodic_picture_moved_bilinearly_before_its_sigm
 
 
 def test_moved_images_are_cut_from_the_picture_and_the_others_resampled():
-    spec = param.ParamSpec(4, (32, 32), HALF, [torch.Generator() for _ in range(4)], torch.device("cpu"), torch.float64)
+    spec = param.ParamSpec(
+        4, (32, 32), HALF, [torch.Generator() for _ in range(4)], torch.device("cpu"), torch.float64
+    )
     prm = param.fft(sd=0.5)(spec)
     rows = torch.tensor([0, 2, 3, 1])
     each = rows.repeat_interleave(2)  # two views of each
-    for chain, moves in (([T.jitter(2), T.random_crop()], True), ([T.random_rotate(9), T.random_crop()], False)):
+    for chain, moves in (
+        ([T.jitter(2), T.random_crop()], True),
+        ([T.random_rotate(9), T.random_crop()], False),
+    ):
+
         def ctx() -> T.TransformContext:
             return T.TransformContext(0, [torch.Generator().manual_seed(i) for i in range(8)], (20, 20))
 
@@ -279,7 +323,9 @@ def test_moved_images_are_cut_from_the_picture_and_the_others_resampled():
         assert torch.equal(pictures(), prm.image(each)) and pictures() is pictures()
     # Objectives read the whole pictures, made only when asked.
     asked = []
-    state = O.State(torch.zeros(8, 2), lambda: asked.append(1) or pictures(), torch.zeros(8, dtype=torch.long))
+    state = O.State(
+        torch.zeros(8, 2), lambda: asked.append(1) or pictures(), torch.zeros(8, dtype=torch.long)
+    )
     assert not asked and torch.equal(O.l2()(state), O.l2()(O.State(state.scores, pictures(), state.targets)))
     assert asked == [1]
 
@@ -295,7 +341,9 @@ def test_octaves_schedule_and_learning_rate():
 
 def test_interleaved_octaves_take_turns_in_proportion():
     three = ((0.5, 1), (0.7, 1), (1.0, 1))
-    assert _octave_sizes(three, (100, 100), 7, interleave=True) == [(50, 50), (70, 70), (100, 100)] * 2 + [(50, 50)]
+    assert _octave_sizes(three, (100, 100), 7, interleave=True) == [(50, 50), (70, 70), (100, 100)] * 2 + [
+        (50, 50)
+    ]
     uneven = _octave_sizes(((0.5, 3), (1.0, 1)), (100, 100), 8, interleave=True)
     assert uneven.count((100, 100)) == 2 and uneven.index((100, 100)) in (2, 3)
     assert _octave_sizes(((0.5, 1), (1.0, 0)), (100, 100), 4, interleave=True) == [(50, 50)] * 4
@@ -333,23 +381,31 @@ def test_fixed_order_resampling_is_grid_sample_with_its_gradient(padding):
     m[:, :2, :2] += 0.6 * torch.randn(3, 2, 2, dtype=torch.float64, generator=gen)
     m[:, :2, 2] = 1.5 * torch.randn(3, 2, dtype=torch.float64, generator=gen)
     grid = T.affine_grid(m, (11, 29))
-    want = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
+    want = torch.nn.functional.grid_sample(
+        x, grid, mode="bilinear", padding_mode=padding, align_corners=False
+    )
     got = T.sample_bilinear(x, grid, padding)
     u = torch.randn(want.shape, dtype=torch.float64, generator=gen)
     (g_want,) = torch.autograd.grad((want * u).sum(), x)
     (g_got,) = torch.autograd.grad((got * u).sum(), x)
     torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
     torch.testing.assert_close(g_got, g_want, rtol=0, atol=1e-12)
-    assert torch.autograd.gradcheck(lambda y: T.sample_bilinear(y, grid[:1, :3, :4], padding), (x[:1].detach().requires_grad_(),))
+    assert torch.autograd.gradcheck(
+        lambda y: T.sample_bilinear(y, grid[:1, :3, :4], padding), (x[:1].detach().requires_grad_(),)
+    )
     # One-pixel-wide images, points on the edges, and half precision (coordinates in float32).
     for shape in ((2, 3, 1, 5), (2, 3, 4, 1)):
         y = torch.randn(shape, dtype=torch.float64, generator=gen)
         edges = torch.tensor([-1.0, 1.0, 0.3, -3.2], dtype=torch.float64)
         g = torch.stack(torch.meshgrid(edges, edges, indexing="xy"), -1).expand(2, 4, 4, 2)
-        want = torch.nn.functional.grid_sample(y, g, mode="bilinear", padding_mode=padding, align_corners=False)
+        want = torch.nn.functional.grid_sample(
+            y, g, mode="bilinear", padding_mode=padding, align_corners=False
+        )
         torch.testing.assert_close(T.sample_bilinear(y, g, padding), want, rtol=0, atol=1e-12)
     half = T.sample_bilinear(x.detach().half(), grid.half(), padding)
-    want = torch.nn.functional.grid_sample(x.detach().float(), grid.half().float(), padding_mode=padding, align_corners=False)
+    want = torch.nn.functional.grid_sample(
+        x.detach().float(), grid.half().float(), padding_mode=padding, align_corners=False
+    )
     torch.testing.assert_close(half.float(), want, rtol=0, atol=2e-2)
     # A NaN point samples a pixel rather than indexing out of bounds (fatal on a GPU).
     assert T.sample_bilinear(x.detach(), torch.full_like(grid, float("nan")), padding).isfinite().all()
@@ -424,7 +480,9 @@ def test_views_average_the_objective_over_random_transforms():
     model = conv_model()
     still = dataclasses.replace(presets.default(), steps=4, transforms=())
     one = visualize_class(model, [0, 3], preset=still, preprocessing=HALF, size=16, seed=1)
-    three = visualize_class(model, [0, 3], preset=dataclasses.replace(still, views=3), preprocessing=HALF, size=16, seed=1)
+    three = visualize_class(
+        model, [0, 3], preset=dataclasses.replace(still, views=3), preprocessing=HALF, size=16, seed=1
+    )
     # Identical views: the mean is the single view's objective, so the same run.
     assert torch.allclose(one.images, three.images, atol=1e-5)
     assert torch.allclose(one.log.scores, three.log.scores, atol=1e-4)
@@ -432,8 +490,11 @@ def test_views_average_the_objective_over_random_transforms():
     both = visualize_class(model, [0, 3], preset=moving, preprocessing=HALF, size=16, seed=1)
     alone = visualize_class(model, [3], preset=moving, preprocessing=HALF, size=16, seed=1, batch_size=1)
     assert torch.allclose(alone.images[0], both.images[1], atol=1e-4)
-    assert not torch.allclose(both.images, visualize_class(model, [0, 3], preset=tiny_default(), preprocessing=HALF,
-                                                           size=16, seed=1).images, atol=1e-3)
+    assert not torch.allclose(
+        both.images,
+        visualize_class(model, [0, 3], preset=tiny_default(), preprocessing=HALF, size=16, seed=1).images,
+        atol=1e-3,
+    )
     with pytest.raises(DeepInsideError, match="views"):
         visualize_class(model, [0], preset=dataclasses.replace(still, views=0), preprocessing=HALF, size=16)
 
@@ -453,11 +514,14 @@ def test_average_of_the_second_half_by_hand():
     ascent = Preset(name="t", param=param.pixels(), optimizer=GradientAscent(1e-3), steps=1)
     one = visualize_class(model, [2], preset=ascent, preprocessing=HALF, size=16)
     d = (one.images - 0.5) / 0.5
-    averaged = visualize_class(model, [2], preset=dataclasses.replace(ascent, steps=6, average=0.5),
-                               preprocessing=HALF, size=16)
+    averaged = visualize_class(
+        model, [2], preset=dataclasses.replace(ascent, steps=6, average=0.5), preprocessing=HALF, size=16
+    )
     assert torch.allclose(averaged.images, 0.5 + 0.5 * 5.25 * d, atol=1e-6)
     with pytest.raises(DeepInsideError, match="average"):
-        visualize_class(model, [2], preset=dataclasses.replace(ascent, average=1.0), preprocessing=HALF, size=16)
+        visualize_class(
+            model, [2], preset=dataclasses.replace(ascent, average=1.0), preprocessing=HALF, size=16
+        )
 
 
 def _model_state(model: nn.Module) -> dict[str, object]:
@@ -466,7 +530,10 @@ def _model_state(model: nn.Module) -> dict[str, object]:
         "grads": [p.grad for p in model.parameters()],
         "requires_grad": [p.requires_grad for p in model.parameters()],
         "weights": [t.detach().clone() for t in [*model.parameters(), *model.buffers()]],
-        "hooks": [len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules()],
+        "hooks": [
+            len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+            for m in model.modules()
+        ],
     }
 
 
@@ -496,7 +563,11 @@ def test_nan_stops_that_class_only_and_says_so():
     climb = Preset("climb", param.pixels(), Adam(0.1), steps=10)
     with pytest.warns(RuntimeWarning, match="class 0"):
         out = visualize_class(NanAbove(), [0, 1], preset=climb, preprocessing=HALF, size=16)
-    assert list(out.failures) == [0] and "became NaN or infinite" in out.failures[0] and "class 0" in out.failures[0]
+    assert (
+        list(out.failures) == [0]
+        and "became NaN or infinite" in out.failures[0]
+        and "class 0" in out.failures[0]
+    )
     assert 1 <= int(out.log.steps_run[0]) < 10 and int(out.log.steps_run[1]) == 10
     assert bool(out.images.isfinite().all())
     assert float(out.log.scores[1, -1]) > 0.5  # the other class (score -m) went on to the end
@@ -521,19 +592,36 @@ def test_early_stop_ends_a_sure_class_with_the_picture_of_that_many_steps():
     assert float(out.final_probabilities[0]) >= 0.9 and bool(out.log.probabilities[0, stopped:].isnan().all())
     # The same pictures as runs of exactly that many steps, each class alone.
     for k, steps in ((0, stopped), (1, 12)):
-        fixed = visualize_class(SureOfZero(), [[0, 2][k]], preset=dataclasses.replace(climb, steps=steps),
-                                early_stop=False, preprocessing=HALF, size=16)
+        fixed = visualize_class(
+            SureOfZero(),
+            [[0, 2][k]],
+            preset=dataclasses.replace(climb, steps=steps),
+            early_stop=False,
+            preprocessing=HALF,
+            size=16,
+        )
         torch.testing.assert_close(out.images[k], fixed.images[0], rtol=0, atol=1e-6)
     if stopped > 4:  # not sure at the check before
         earlier = dataclasses.replace(climb, steps=stopped - 2)
-        assert float(visualize_class(SureOfZero(), [0], preset=earlier, early_stop=False, preprocessing=HALF,
-                                     size=16).final_probabilities[0]) < 0.9
-    assert visualize_class(SureOfZero(), [0], preset=climb, early_stop=False, preprocessing=HALF,
-                           size=16).log.steps_run.tolist() == [12]
+        assert (
+            float(
+                visualize_class(
+                    SureOfZero(), [0], preset=earlier, early_stop=False, preprocessing=HALF, size=16
+                ).final_probabilities[0]
+            )
+            < 0.9
+        )
+    assert visualize_class(
+        SureOfZero(), [0], preset=climb, early_stop=False, preprocessing=HALF, size=16
+    ).log.steps_run.tolist() == [12]
 
 
-@pytest.mark.parametrize("model, targets", [(SureOfZero(), [0, 2]), (NanAbove(), [0, 1])], ids=["early-stop", "nan"])
-def test_whole_batch_mode_gives_the_pictures_logs_and_failures_of_the_running_rows(monkeypatch, model, targets):
+@pytest.mark.parametrize(
+    "model, targets", [(SureOfZero(), [0, 2]), (NanAbove(), [0, 1])], ids=["early-stop", "nan"]
+)
+def test_whole_batch_mode_gives_the_pictures_logs_and_failures_of_the_running_rows(
+    monkeypatch, model, targets
+):
     """On a GPU every class of a batch goes through the network at every step
     (one shape for cuDNN); stopped and failed classes must change nothing."""
     render_module = sys.modules["deepinside.visualization.render"]
@@ -624,11 +712,26 @@ def test_classes_are_checked_before_any_batch_runs(monkeypatch):
         visualize_class(model, [0, 1, 7], preset=tiny_default(3), preprocessing=HALF, size=16, batch_size=1)
     assert not chunks, "not when the class's batch comes"
     with pytest.raises(DeepInsideError, match="class -1 is out of range"):
-        render_loop(model, [0, -1], presets.paper().objective(), param.pixels(), steps=1,
-                    optimizer=GradientAscent(1.0), preprocessing=HALF)
+        render_loop(
+            model,
+            [0, -1],
+            presets.paper().objective(),
+            param.pixels(),
+            steps=1,
+            optimizer=GradientAscent(1.0),
+            preprocessing=HALF,
+        )
     with pytest.raises(DeepInsideError, match="2 labels for 1 classes"):
-        render_loop(linear_model(), [0], presets.paper().objective(), param.pixels(), steps=1,
-                    optimizer=GradientAscent(1.0), preprocessing=HALF, labels=["a", "b"])
+        render_loop(
+            linear_model(),
+            [0],
+            presets.paper().objective(),
+            param.pixels(),
+            steps=1,
+            optimizer=GradientAscent(1.0),
+            preprocessing=HALF,
+            labels=["a", "b"],
+        )
 
 
 def test_out_of_memory_says_so_and_not_to_enlarge():
@@ -649,8 +752,14 @@ def test_out_of_memory_says_so_and_not_to_enlarge():
 
 
 def test_probability_objective_is_logged(tmp_path):
-    out = visualize_class(linear_model(), [1, 2], preset=presets.paper(steps=3), objective="probability",
-                          preprocessing=HALF, size=16)
+    out = visualize_class(
+        linear_model(),
+        [1, 2],
+        preset=presets.paper(steps=3),
+        objective="probability",
+        preprocessing=HALF,
+        size=16,
+    )
     assert out.log.objective_name == "class_probability - 0.001 * l2"
     p = out.log.probabilities
     assert bool(((p > 0) & (p < 1)).all()) and bool((p[:, -1] > p[:, 0]).all())
@@ -668,7 +777,9 @@ def _cli(argv: list[str]) -> int:
 
 def test_command_line_writes_pictures_logs_and_a_contact_sheet(tmp_path, capsys):
     out = tmp_path / "out"
-    code = _cli(["classmodel", "goldfish", "812", "--steps", "2", "--size", "64", "--out", str(out), "--seed", "1"])
+    code = _cli(
+        ["classmodel", "goldfish", "812", "--steps", "2", "--size", "64", "--out", str(out), "--seed", "1"]
+    )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
     assert [c["class_index"] for c in summary["classes"]] == [1, 812]
@@ -684,8 +795,11 @@ def test_command_line_writes_pictures_logs_and_a_contact_sheet(tmp_path, capsys)
 
 
 def test_command_line_early_stop_is_the_presets_unless_told(tmp_path):
-    for flag, expected in (([], presets.default().early_stop), (["--early-stop", "off"], None),
-                           (["--early-stop", "0.5"], dataclasses.replace(presets.default().early_stop, probability=0.5))):
+    for flag, expected in (
+        ([], presets.default().early_stop),
+        (["--early-stop", "off"], None),
+        (["--early-stop", "0.5"], dataclasses.replace(presets.default().early_stop, probability=0.5)),
+    ):
         out = tmp_path / f"out{len(flag)}{flag[-1] if flag else ''}"
         assert _cli(["classmodel", "goldfish", "--steps", "1", "--size", "64", "--out", str(out), *flag]) == 0
         summary = json.loads((out / "summary.json").read_text())

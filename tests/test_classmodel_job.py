@@ -62,8 +62,12 @@ def test_a_stopped_run_goes_on_where_it_stopped(tmp_path, capsys, monkeypatch):
 def test_a_folder_keeps_one_set_of_settings(tmp_path):
     out = tmp_path / "out"
     assert _cli(["classmodel", "goldfish", *QUICK, "--out", str(out)]) == 0
-    with pytest.raises(DeepInsideError, match=r"other settings \(steps 2 there, 3 now\).*--out .*out-default-3-seed0"):
-        _cli(["classmodel", "goldfish", "--steps", "3", "--size", "64", "--batch-size", "1", "--out", str(out)])
+    with pytest.raises(
+        DeepInsideError, match=r"other settings \(steps 2 there, 3 now\).*--out .*out-default-3-seed0"
+    ):
+        _cli(
+            ["classmodel", "goldfish", "--steps", "3", "--size", "64", "--batch-size", "1", "--out", str(out)]
+        )
     # More classes with the same settings join the folder.
     assert _cli(["classmodel", "tabby", *QUICK, "--out", str(out)]) == 0
     assert (out / "0001-goldfish.png").exists() and (out / "0281-tabby.png").exists()
@@ -99,8 +103,12 @@ def test_job_refuses_what_it_cannot_run(tmp_path, model):
         ClassModelJob.for_model(model, [1], tmp_path / "x", steps=0)
     with pytest.raises(DeepInsideError, match="by name"):  # its name would not say it was changed
         ClassModelJob.for_model(model, [1], tmp_path / "x", preset=presets.default(steps=5))  # type: ignore[arg-type]
-    for bad, message in ((dict(objective="loss"), "unknown objective"), (dict(preset="pretty"), "unknown preset"),
-                         (dict(seed=True), "seed must be"), (dict(size=(0, 64)), "out of range")):
+    for bad, message in (
+        (dict(objective="loss"), "unknown objective"),
+        (dict(preset="pretty"), "unknown preset"),
+        (dict(seed=True), "seed must be"),
+        (dict(size=(0, 64)), "out of range"),
+    ):
         with pytest.raises(DeepInsideError, match=message):
             ClassModelJob(tmp_path / "x", (1,), ("goldfish",), "m", **bad).start()
     assert not (tmp_path / "x").exists(), "a job refused never claims its folder"
@@ -115,7 +123,9 @@ def test_a_folder_refuses_the_same_model_name_with_other_weights(tmp_path, model
     assert retrained.name == model.name and retrained.digest() != model.digest()
     with pytest.raises(DeepInsideError, match="model_digest"):
         ClassModelJob.for_model(retrained, [1], tmp_path, steps=1, size=32).start()
-    ClassModelJob.for_model(deepinside.load_model(), [1], tmp_path, steps=1, size=32).start()  # the same model
+    ClassModelJob.for_model(
+        deepinside.load_model(), [1], tmp_path, steps=1, size=32
+    ).start()  # the same model
 
 
 def test_the_folder_named_dot_gets_a_usable_suggestion(tmp_path, monkeypatch, model):

@@ -49,7 +49,10 @@ def test_folder_of_mixed_files(tmp_path, photo_dir, capsys):
 
 def test_named_targets_and_top_k(tmp_path, photo_dir, capsys):
     out_dir = tmp_path / "out"
-    code, _, _ = _run(["saliency", photo_dir / "cat.jpg", "--target", "tabby", "--target", "n02124075", "--out", out_dir], capsys)
+    code, _, _ = _run(
+        ["saliency", photo_dir / "cat.jpg", "--target", "tabby", "--target", "n02124075", "--out", out_dir],
+        capsys,
+    )
     assert code == 0
     maps = json.loads((out_dir / "cat.json").read_text())["maps"]
     assert [m["class_index"] for m in maps] == [281, 285]
@@ -98,14 +101,27 @@ def test_demo_writes_the_figure(tmp_path, capsys):
     assert code == 0
     figure = Image.open(tmp_path / "saliency_figure.png")
     assert figure.width > 600 and figure.height > 600
-    assert json.loads((tmp_path / "saliency" / "chelsea.json").read_text())["predictions"][0]["class_index"] == 285
+    assert (
+        json.loads((tmp_path / "saliency" / "chelsea.json").read_text())["predictions"][0]["class_index"]
+        == 285
+    )
 
 
 def test_installed_command_prints_no_traceback(tmp_path):
     (tmp_path / "x.jpg").write_bytes(b"")
     run = subprocess.run(
-        [sys.executable, "-m", "deepinside", "saliency", str(tmp_path / "x.jpg"), "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "deepinside",
+            "saliency",
+            str(tmp_path / "x.jpg"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert run.returncode == 1
     assert "x.jpg: empty file" in run.stderr and "Traceback" not in run.stderr
@@ -133,20 +149,44 @@ def annotated(tmp_path, photos):
     photos["coffee"].save(tmp_path / "coffee.jpg")
     entries = [
         {"image": "cat.jpg", "class_index": 285, "width": 451, "height": 300, "boxes": [[60, 0, 420, 300]]},
-        {"image": "coffee.jpg", "class_index": 967, "width": 400, "height": 400, "boxes": [[40, 20, 380, 300]]},
+        {
+            "image": "coffee.jpg",
+            "class_index": 967,
+            "width": 400,
+            "height": 400,
+            "boxes": [[40, 20, 380, 300]],
+        },
     ]
     (tmp_path / "ann.json").write_text(json.dumps(entries))
     return tmp_path / "ann.json"
 
 
 def test_evaluate_faithfulness_and_pointing(tmp_path, annotated, capsys):
-    code, out, _ = _run(["evaluate", "faithfulness", "--annotations", annotated, "--methods", "gradient", "grad-cam",
-                         "--steps", "4", "--json", tmp_path / "f.json"], capsys)
+    code, out, _ = _run(
+        [
+            "evaluate",
+            "faithfulness",
+            "--annotations",
+            annotated,
+            "--methods",
+            "gradient",
+            "grad-cam",
+            "--steps",
+            "4",
+            "--json",
+            tmp_path / "f.json",
+        ],
+        capsys,
+    )
     assert code == 0
     assert [l.split()[0] for l in out.splitlines()[1:]] == ["gradient", "grad-cam", "random"]
     rows = json.loads((tmp_path / "f.json").read_text())["rows"]
-    assert all(0 <= r["deletion_auc"] <= 1 and 0 <= r["insertion_auc"] <= 1 and r["images"] == 2 for r in rows)
-    code, out, _ = _run(["evaluate", "pointing-game", "--annotations", annotated, "--methods", "grad-cam"], capsys)
+    assert all(
+        0 <= r["deletion_auc"] <= 1 and 0 <= r["insertion_auc"] <= 1 and r["images"] == 2 for r in rows
+    )
+    code, out, _ = _run(
+        ["evaluate", "pointing-game", "--annotations", annotated, "--methods", "grad-cam"], capsys
+    )
     assert code == 0 and "grad-cam" in out and "centre" in out
 
 
@@ -156,7 +196,10 @@ def test_evaluate_needs_boxes_for_the_pointing_game(photo_dir, capsys):
 
 
 def test_evaluate_with_images_that_do_not_match_the_annotations(annotated, photo_dir, capsys):
-    code, _, err = _run(["evaluate", "faithfulness", "--annotations", annotated, "--images", photo_dir / "coffee_grey.png"], capsys)
+    code, _, err = _run(
+        ["evaluate", "faithfulness", "--annotations", annotated, "--images", photo_dir / "coffee_grey.png"],
+        capsys,
+    )
     assert code == 2 and "coffee_grey.png: has no entry" in err
 
 
@@ -168,19 +211,40 @@ def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, photo_dir
 
 
 def test_evaluate_leaves_out_unreadable_photos_and_goes_on(tmp_path, photo_dir, capsys):
-    code, out, err = _run(["evaluate", "faithfulness", "--images", photo_dir, "--methods", "gradient", "--steps", "2",
-                           "--json", tmp_path / "f.json"], capsys)
+    code, out, err = _run(
+        [
+            "evaluate",
+            "faithfulness",
+            "--images",
+            photo_dir,
+            "--methods",
+            "gradient",
+            "--steps",
+            "2",
+            "--json",
+            tmp_path / "f.json",
+        ],
+        capsys,
+    )
     assert code == 1 and "skipped" in err and "broken.jpg" in err and "2 of 4 photos could not be read" in err
     result = json.loads((tmp_path / "f.json").read_text())
     assert result["rows"][0]["images"] == 2 and len(result["skipped"]) == 2
 
 
-@pytest.mark.parametrize(("device", "says"), [
-    ("cuda:banana", "is not a device"),
-    ("xpu", "unsupported device type"),
-    pytest.param("cuda", "sees no CUDA GPU", marks=pytest.mark.skipif(
-        __import__("torch").cuda.is_available(), reason="this machine has a GPU")),
-])
+@pytest.mark.parametrize(
+    ("device", "says"),
+    [
+        ("cuda:banana", "is not a device"),
+        ("xpu", "unsupported device type"),
+        pytest.param(
+            "cuda",
+            "sees no CUDA GPU",
+            marks=pytest.mark.skipif(
+                __import__("torch").cuda.is_available(), reason="this machine has a GPU"
+            ),
+        ),
+    ],
+)
 def test_device_this_machine_lacks_is_refused_in_one_line(photo_dir, capsys, device, says):
     for command in (["saliency", str(photo_dir / "cat.jpg")], ["classmodel", "goldfish"], ["demo"]):
         with pytest.raises(SystemExit) as stop:
@@ -208,7 +272,9 @@ def test_explicit_cpu_device_and_one_worker_on_a_gpu(tmp_path, capsys):
 
     from deepinside.cli.classmodel_cmd import _default_workers
 
-    code, _, err = _run(["classmodel", "goldfish", "--device", "cpu", "--steps", "2", "--out", tmp_path / "cm"], capsys)
+    code, _, err = _run(
+        ["classmodel", "goldfish", "--device", "cpu", "--steps", "2", "--out", tmp_path / "cm"], capsys
+    )
     assert code == 0 and (tmp_path / "cm" / "0001-goldfish.png").is_file(), err
     assert _default_workers(torch.device("cuda")) == 1
     assert _default_workers(torch.device("cpu")) == torch.get_num_threads()

@@ -36,12 +36,18 @@ def test_spearman_matches_scipy():
 def test_ssim_matches_scikit_image():
     g = torch.Generator().manual_seed(1)
     a = torch.rand(2, 32, 40, generator=g, dtype=torch.float64)
-    b = (a + 0.3 * torch.rand(2, 32, 40, generator=g, dtype=torch.float64))
+    b = a + 0.3 * torch.rand(2, 32, 40, generator=g, dtype=torch.float64)
     ours = ssim(a, b)
     for i in range(2):
         unit = lambda t: ((t - t.min()) / (t.max() - t.min())).numpy()
-        ref = structural_similarity(unit(a[i]), unit(b[i]), data_range=1.0, gaussian_weights=True, sigma=1.5,
-                                    use_sample_covariance=False)
+        ref = structural_similarity(
+            unit(a[i]),
+            unit(b[i]),
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
         assert float(ours[i]) == pytest.approx(ref, abs=1e-6)
     assert float(ssim(a, a).min()) == pytest.approx(1.0)
 
@@ -96,8 +102,15 @@ def test_pointing_game_tolerance():
 
 def test_sanity_check_on_a_small_network_leaves_it_unchanged():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    )
     before = [p.detach().clone() for p in net.parameters()]
     x = torch.randn(2, 3, 16, 16)
     result = cascading_randomization(net, x, torch.tensor([1, 2]), "gradient", checkpoints=3)
@@ -144,7 +157,10 @@ def _write(tmp_path, entries):
     "entry, message",
     [
         ({"image": "a.jpg", "class_index": 1000, "boxes": []}, r"entry 0 \(a.jpg\): class_index 1000"),
-        ({"image": "a.jpg", "class_index": 1, "width": 10, "height": 10, "boxes": [[0, 0, 30, 5]]}, "outside the 10x10"),
+        (
+            {"image": "a.jpg", "class_index": 1, "width": 10, "height": 10, "boxes": [[0, 0, 30, 5]]},
+            "outside the 10x10",
+        ),
         ({"image": "a.jpg", "class_index": 1, "boxes": [[5, 5, 1, 9]]}, "empty or inverted"),
         ({"class_index": 1}, "needs 'image'"),
     ],
@@ -155,7 +171,9 @@ def test_bad_annotation_entries_are_named(tmp_path, entry, message):
 
 
 def test_annotations_must_cover_the_images(tmp_path):
-    entries = load_annotations(_write(tmp_path, [{"image": "a.jpg", "class_index": 3, "boxes": [[0, 0, 2, 2]]}]))
+    entries = load_annotations(
+        _write(tmp_path, [{"image": "a.jpg", "class_index": 3, "boxes": [[0, 0, 2, 2]]}])
+    )
     assert match_images(entries, [tmp_path / "a.jpg"])[0].class_index == 3
     with pytest.raises(deepinside.DeepInsideError, match="b.jpg: has no entry"):
         match_images(entries, [tmp_path / "b.jpg"])

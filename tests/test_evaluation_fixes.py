@@ -22,7 +22,9 @@ from .test_evaluation import _CornerDetector
 
 def test_ranks_average_ties():
     ranks = _ranks(torch.tensor([[3.0, 1, 1, 2, 3, 3], [0, 0, 0, 0, 0, 0]]))
-    torch.testing.assert_close(ranks, torch.tensor([[4.0, 0.5, 0.5, 2, 4, 4], [2.5] * 6], dtype=torch.float64))
+    torch.testing.assert_close(
+        ranks, torch.tensor([[4.0, 0.5, 0.5, 2, 4, 4], [2.5] * 6], dtype=torch.float64)
+    )
 
 
 def test_spearman_with_ties_by_hand():
@@ -61,22 +63,35 @@ def test_deletion_insertion_takes_maps_of_another_dtype():
     truth[0, :4, :4] = 1.0
     x = truth[:, None].expand(1, 3, 8, 8).clone()
     same = deletion_insertion(_CornerDetector(), x, truth, torch.tensor([0]), steps=4, blur_sigma=1.0)
-    other = deletion_insertion(_CornerDetector(), x, truth.double(), torch.tensor([0]), steps=4, blur_sigma=1.0)
+    other = deletion_insertion(
+        _CornerDetector(), x, truth.double(), torch.tensor([0]), steps=4, blur_sigma=1.0
+    )
     torch.testing.assert_close(other.deletion, same.deletion)
     torch.testing.assert_close(other.insertion, same.insertion)
 
 
 def _tiny(classes: int = 3) -> deepinside.Classifier:
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, classes))
-    return deepinside.Classifier(net, deepinside.Preprocessing(input_size=(24, 24), resize="stretch"), name="tiny")
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, classes),
+    )
+    return deepinside.Classifier(
+        net, deepinside.Preprocessing(input_size=(24, 24), resize="stretch"), name="tiny"
+    )
 
 
 def _samples(n: int, classes: bool = False) -> list[run.Sample]:
     rng = np.random.default_rng(0)
     photos = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(n)]
-    return [run.Sample(f"p{i}", p, (i % 3) if classes else None, ((4.0, 4.0, 24.0, 24.0),)) for i, p in enumerate(photos)]
+    return [
+        run.Sample(f"p{i}", p, (i % 3) if classes else None, ((4.0, 4.0, 24.0, 24.0),))
+        for i, p in enumerate(photos)
+    ]
 
 
 def test_random_baseline_is_made_on_the_inputs_device(monkeypatch):
@@ -111,7 +126,9 @@ def test_evaluation_leaves_a_train_mode_model_as_it_was():
 
 
 def test_localization_with_fewer_than_five_classes():
-    rows = localization(_tiny(classes=2), _samples(2), [LocalizationConfig("t", segmentation="threshold", work_side=16)])
+    rows = localization(
+        _tiny(classes=2), _samples(2), [LocalizationConfig("t", segmentation="threshold", work_side=16)]
+    )
     assert [r["config"] for r in rows] == ["t", "whole image", "centred box"]
     assert all(r["images"] == 2 for r in rows)
 
@@ -137,8 +154,9 @@ def test_reduce_and_batch_size_reach_the_methods(monkeypatch):
     assert reductions == ["sum", "l2"]
     reductions.clear()
     progress = []
-    (rows,) = run.sanity(model, samples, methods, checkpoints=2, progress=progress.append, reduce="sum-abs",
-                         batch_size=2)
+    (rows,) = run.sanity(
+        model, samples, methods, checkpoints=2, progress=progress.append, reduce="sum-abs", batch_size=2
+    )
     assert reductions == ["sum-abs"] * 3 and batch_sizes == [2, 2, 1] and progress == [2, 2, 1]
     assert rows["images"] == 5 and len(rows["spearman"]) == 2
     # The cascade is seeded: batch by batch gives what one batch of all photos gives.
@@ -166,7 +184,9 @@ def test_evaluation_on_a_gpu():
     truth[0, :4, :4] = 1.0
     x = truth[:, None].expand(1, 3, 8, 8).clone()
     on_cpu = deletion_insertion(_CornerDetector(), x, truth, torch.tensor([0]), steps=4, blur_sigma=1.0)
-    on_gpu = deletion_insertion(_CornerDetector(), x.cuda(), truth, torch.tensor([0]), steps=4, blur_sigma=1.0)
+    on_gpu = deletion_insertion(
+        _CornerDetector(), x.cuda(), truth, torch.tensor([0]), steps=4, blur_sigma=1.0
+    )
     torch.testing.assert_close(on_gpu.deletion.cpu(), on_cpu.deletion)
     model, methods = _tiny(classes=6).cuda().train(), [method_from_name("gradient")]
     samples = _samples(3)
@@ -186,7 +206,9 @@ def test_a_signed_map_shows_zero_in_the_middle_and_keeps_its_sign():
     signed[0, 0], signed[1, 1], signed[2, 2] = 2.0, -4.0, 1.0  # e.g. the sum reduction
     v = pictures.normalize(signed)
     assert v[3, 3] == 0.5 and v[1, 1] == 0.0 and v[0, 0] == 0.75 and v[2, 2] == 0.625
-    np.testing.assert_allclose(pictures.normalize(-signed), 1 - v)  # the sign flips the picture, not the scale
+    np.testing.assert_allclose(
+        pictures.normalize(-signed), 1 - v
+    )  # the sign flips the picture, not the scale
     grey = np.asarray(pictures.grey_map(signed, percentile=100))
     assert grey[3, 3] == 128 and grey[1, 1] == 0
     heat = np.asarray(pictures.heatmap(signed))
@@ -194,14 +216,18 @@ def test_a_signed_map_shows_zero_in_the_middle_and_keeps_its_sign():
     photo = Image.new("RGB", (6, 4), (10, 200, 30))
     shown = np.asarray(pictures.overlay(photo, signed, opacity=1.0, percentile=100))
     assert tuple(shown[3, 3]) == (10, 200, 30)  # zero: the photo as it is
-    assert tuple(shown[1, 1]) == (0, 0, 255) and shown[0, 0, 0] > shown[0, 0, 2]  # negative blue, positive red
+    assert (
+        tuple(shown[1, 1]) == (0, 0, 255) and shown[0, 0, 0] > shown[0, 0, 2]
+    )  # negative blue, positive red
     # Maps without negative values are shown as before: their minimum is black,
     # also with round-off below zero, infinities or NaN in them.
     assert pictures.normalize(np.abs(signed))[3, 3] == 0.0
     odd = np.abs(signed)
     odd[3, 0], odd[3, 1], odd[3, 2] = -1e-7, -np.inf, np.nan
     np.testing.assert_allclose(pictures.normalize(odd)[3], 0.0, atol=1e-6)
-    assert tuple(np.asarray(pictures.heatmap(odd))[3, 1]) == tuple(np.asarray(pictures.heatmap(np.abs(signed)))[3, 1])
+    assert tuple(np.asarray(pictures.heatmap(odd))[3, 1]) == tuple(
+        np.asarray(pictures.heatmap(np.abs(signed)))[3, 1]
+    )
 
 
 def test_a_flat_map_is_not_rewarded_for_the_raster_order_of_its_ties():
@@ -213,12 +239,31 @@ def test_a_flat_map_is_not_rewarded_for_the_raster_order_of_its_ties():
     x = truth[:, None].expand(1, 3, 16, 16).clone()
     flat = torch.zeros(1, 16, 16)
     model = _CornerDetector()
-    ties = [float(deletion_insertion(model, x, flat, torch.tensor([0]), steps=16, blur_sigma=1.0, seed=s).deletion_auc)
-            for s in range(20)]
-    noise = [float(deletion_insertion(model, x, torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(s)),
-                                      torch.tensor([0]), steps=16, blur_sigma=1.0).deletion_auc) for s in range(20)]
+    ties = [
+        float(
+            deletion_insertion(
+                model, x, flat, torch.tensor([0]), steps=16, blur_sigma=1.0, seed=s
+            ).deletion_auc
+        )
+        for s in range(20)
+    ]
+    noise = [
+        float(
+            deletion_insertion(
+                model,
+                x,
+                torch.rand(1, 16, 16, generator=torch.Generator().manual_seed(s)),
+                torch.tensor([0]),
+                steps=16,
+                blur_sigma=1.0,
+            ).deletion_auc
+        )
+        for s in range(20)
+    ]
     order = torch.arange(256).float().flip(0).view(1, 16, 16)  # the raster order, spelt out
-    raster = float(deletion_insertion(model, x, order, torch.tensor([0]), steps=16, blur_sigma=1.0).deletion_auc)
+    raster = float(
+        deletion_insertion(model, x, order, torch.tensor([0]), steps=16, blur_sigma=1.0).deletion_auc
+    )
     assert sum(ties) / 20 == pytest.approx(sum(noise) / 20, abs=0.03)  # a flat map ranks like a random one
     assert raster < sum(ties) / 20 - 0.1
     same = deletion_insertion(model, x, flat, torch.tensor([0]), steps=16, blur_sigma=1.0, seed=3)

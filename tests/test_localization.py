@@ -51,7 +51,9 @@ def test_segmentation_fallbacks_are_reported(monkeypatch):
     assert "constant" in graphcut(photo, np.zeros((30, 30), np.float32)).note
     assert "under 8 px" in graphcut(photo[:4, :4], np.random.rand(4, 4).astype(np.float32)).note
     assert "constant" in threshold(np.ones((5, 5)), 0.2).note
-    monkeypatch.setattr(cv2, "grabCut", lambda img, mask, *a: mask.fill(cv2.GC_BGD) if mask.shape[0] > 1 else None)
+    monkeypatch.setattr(
+        cv2, "grabCut", lambda img, mask, *a: mask.fill(cv2.GC_BGD) if mask.shape[0] > 1 else None
+    )
     seg = graphcut(photo, np.random.default_rng(1).random((30, 30)).astype(np.float32))
     assert "no foreground" in seg.note and seg.mask.sum() == int(np.ceil(30 * 30 * 0.05))
 
@@ -76,7 +78,9 @@ def test_localize_finds_the_cat(model, cat_in_a_corner, config):
     for b in found.boxes:
         x0, y0, x1, y1 = b.box
         assert 0 <= x0 < x1 <= 448 and 0 <= y0 < y1 <= 448
-        assert b.saliency.shape == b.mask.shape and b.saliency.dtype == np.float32  # the map the mask came from
+        assert (
+            b.saliency.shape == b.mask.shape and b.saliency.dtype == np.float32
+        )  # the map the mask came from
     assert found.predictions[0].class_index == 285
     if config == "default":
         assert iou(found.boxes[0].box, (224, 224, 448, 448)) > 0.5
@@ -86,18 +90,32 @@ def test_localize_command(tmp_path, photos, capsys):
     photos["coffee"].save(tmp_path / "coffee.jpg")
     (tmp_path / "junk.jpg").write_bytes(b"not a jpeg")
     out = tmp_path / "out"
-    code = main(["localize", str(tmp_path / "coffee.jpg"), str(tmp_path / "junk.jpg"), "--top-k", "2", "--out", str(out)])
+    code = main(
+        [
+            "localize",
+            str(tmp_path / "coffee.jpg"),
+            str(tmp_path / "junk.jpg"),
+            "--top-k",
+            "2",
+            "--out",
+            str(out),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1 and "junk.jpg" in err and "Traceback" not in err
     record = json.loads((out / "coffee.json").read_text())
     assert set(record) >= {"image", "width", "height", "model", "predictions", "boxes"}
-    assert [b["class_index"] for b in record["boxes"]] == [p["class_index"] for p in record["predictions"][:2]]
+    assert [b["class_index"] for b in record["boxes"]] == [
+        p["class_index"] for p in record["predictions"][:2]
+    ]
     assert set(record["boxes"][0]) >= {"class_index", "wnid", "label", "box"}
     assert Image.open(out / "coffee.mask.png").size == photos["coffee"].size
     assert Image.open(out / "coffee.boxes.png").size == photos["coffee"].size
 
 
-@pytest.mark.parametrize("extra, message", [(["--top-k", "0"], "--top-k must be"), (["--method", "nope"], "unknown method")])
+@pytest.mark.parametrize(
+    "extra, message", [(["--top-k", "0"], "--top-k must be"), (["--method", "nope"], "unknown method")]
+)
 def test_localize_bad_options(tmp_path, photos, capsys, extra, message):
     photos["coffee"].save(tmp_path / "c.jpg")
     assert main(["localize", str(tmp_path / "c.jpg"), "--out", str(tmp_path / "o"), *extra]) == 2
@@ -107,9 +125,29 @@ def test_localize_bad_options(tmp_path, photos, capsys, extra, message):
 
 def test_evaluate_localization(tmp_path, photos, capsys):
     photos["chelsea"].save(tmp_path / "cat.jpg")
-    (tmp_path / "ann.json").write_text(json.dumps(
-        [{"image": "cat.jpg", "class_index": 285, "width": 451, "height": 300, "boxes": [[40, 0, 420, 300]]}]))
-    code = main(["evaluate", "localization", "--annotations", str(tmp_path / "ann.json"), "--json", str(tmp_path / "r.json")])
+    (tmp_path / "ann.json").write_text(
+        json.dumps(
+            [
+                {
+                    "image": "cat.jpg",
+                    "class_index": 285,
+                    "width": 451,
+                    "height": 300,
+                    "boxes": [[40, 0, 420, 300]],
+                }
+            ]
+        )
+    )
+    code = main(
+        [
+            "evaluate",
+            "localization",
+            "--annotations",
+            str(tmp_path / "ann.json"),
+            "--json",
+            str(tmp_path / "r.json"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "GT-known" in out
     rows = {r["config"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
@@ -122,7 +160,10 @@ def _fixed_size_classifier() -> deepinside.Classifier:
     """A network that takes 16x16 inputs only (a Flatten + Linear head, like VGG's)."""
     torch.manual_seed(0)
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(4 * 16 * 16, 6)
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 16 * 16, 6),
     )
     prep = Preprocessing(input_size=(16, 16), resize="stretch")
     return deepinside.Classifier(net, prep, deepinside.models.with_default_classes(6), feature_layer="1")
@@ -163,8 +204,18 @@ def test_localize_a_users_model_with_its_feature_layer(tmp_path, photos, capsys,
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     photos["coffee"].save(tmp_path / "coffee.jpg")
-    run = ["localize", str(tmp_path / "coffee.jpg"), "--model", "mymodel:make", "--input-size", "32", "--top-k", "1",
-           "--out", str(tmp_path / "out")]
+    run = [
+        "localize",
+        str(tmp_path / "coffee.jpg"),
+        "--model",
+        "mymodel:make",
+        "--input-size",
+        "32",
+        "--top-k",
+        "1",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert main(run) == 2 and "Grad-CAM needs" in capsys.readouterr().err
     assert main([*run, "--feature-layer", "1"]) == 0
     assert json.loads((tmp_path / "out" / "coffee.json").read_text())["boxes"]

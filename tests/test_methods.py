@@ -29,8 +29,11 @@ from .conftest import agreement
 def _conv_relu_pool(relu: bool = True) -> nn.Sequential:
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(2, 3, 3, padding=1), nn.ReLU() if relu else nn.Identity(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(3 * 3 * 3, 4),
+        nn.Conv2d(2, 3, 3, padding=1),
+        nn.ReLU() if relu else nn.Identity(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(3 * 3 * 3, 4),
     ).double()
 
 
@@ -50,7 +53,9 @@ def _by_hand(net: nn.Sequential, x: torch.Tensor, c: int, rule: str) -> torch.Te
     return F.conv_transpose2d(g, conv.weight, padding=1).detach()
 
 
-@pytest.mark.parametrize("rule, method", [("gradient", "gradient"), ("deconvnet", "deconvnet"), ("guided", "guided-backprop")])
+@pytest.mark.parametrize(
+    "rule, method", [("gradient", "gradient"), ("deconvnet", "deconvnet"), ("guided", "guided-backprop")]
+)
 def test_section4_gradient_deconvnet_guided_by_hand(rule, method):
     net = _conv_relu_pool()
     x = torch.randn(1, 2, 6, 6, dtype=torch.float64)
@@ -69,7 +74,9 @@ def test_section4_without_rectifiers_the_three_coincide():
     torch.testing.assert_close(maps[0], maps[2], rtol=0, atol=0)
     # ...and with them they differ.
     net = _conv_relu_pool()
-    assert not torch.allclose(attribute(net, x, 1, "gradient").raw, attribute(net, x, 1, "guided-backprop").raw)
+    assert not torch.allclose(
+        attribute(net, x, 1, "gradient").raw, attribute(net, x, 1, "guided-backprop").raw
+    )
 
 
 class _FunctionalRelus(nn.Module):
@@ -88,15 +95,26 @@ class _FunctionalRelus(nn.Module):
         return self.fc(torch.clamp(F.adaptive_avg_pool2d(x, 2), min=0).flatten(1))
 
 
-@pytest.mark.parametrize("method, captum", [("guided-backprop", GuidedBackprop), ("deconvnet", Deconvolution)])
+@pytest.mark.parametrize(
+    "method, captum", [("guided-backprop", GuidedBackprop), ("deconvnet", Deconvolution)]
+)
 def test_rules_hold_for_functional_inplace_relu6_and_clamp(method, captum):
     torch.manual_seed(1)
     ref = nn.Sequential(
-        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 3),
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(2),
+        nn.Flatten(),
+        nn.Linear(16, 3),
     )
     ref = nn.Sequential(*ref[:6], ref[6], nn.ReLU(), *ref[7:])  # clamp after pooling in the functional twin
-    functional = _FunctionalRelus(nn.Sequential(ref[0], ref[1], ref[2], ref[3], ref[4], ref[5], ref[6], ref[9]))
+    functional = _FunctionalRelus(
+        nn.Sequential(ref[0], ref[1], ref[2], ref[3], ref[4], ref[5], ref[6], ref[9])
+    )
     x = torch.randn(2, 3, 12, 12)
     expected = captum(ref).attribute(x, target=[0, 2])
     torch.testing.assert_close(attribute(functional, x, [0, 2], method).raw, expected, rtol=1e-4, atol=1e-6)
@@ -125,7 +143,9 @@ def _assert_agrees(ours: torch.Tensor, ref: torch.Tensor) -> None:
         assert within > 0.999 and corr > 0.9999
 
 
-@pytest.mark.parametrize("method, oracle", [("guided-backprop", GuidedBackprop), ("deconvnet", Deconvolution)])
+@pytest.mark.parametrize(
+    "method, oracle", [("guided-backprop", GuidedBackprop), ("deconvnet", Deconvolution)]
+)
 def test_guided_and_deconvnet_match_captum_on_the_full_architecture(model, photo_batch, method, oracle):
     x, t = photo_batch
     twin = _relu_variant(model)
@@ -143,7 +163,9 @@ def test_guided_backprop_sees_the_builtin_relu6_where_captum_does_not(model, pho
 
 def test_gradient_x_input_matches_captum(model, photo_batch):
     x, t = photo_batch
-    _assert_agrees(attribute(model, x, t, "gradient-x-input").raw, InputXGradient(model).attribute(x, target=t))
+    _assert_agrees(
+        attribute(model, x, t, "gradient-x-input").raw, InputXGradient(model).attribute(x, target=t)
+    )
 
 
 def test_integrated_gradients_matches_captum_and_reports_completeness(model, photo_batch):
@@ -153,7 +175,9 @@ def test_integrated_gradients_matches_captum_and_reports_completeness(model, pho
     _assert_agrees(ours.raw, ref)
     with torch.no_grad():
         gap = model(x).gather(1, t[:, None])[:, 0] - model(torch.zeros_like(x)).gather(1, t[:, None])[:, 0]
-    torch.testing.assert_close(ours.completeness_error, (ours.raw.flatten(1).sum(1) - gap).abs(), rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(
+        ours.completeness_error, (ours.raw.flatten(1).sum(1) - gap).abs(), rtol=1e-3, atol=1e-3
+    )
 
 
 def test_integrated_gradients_is_complete_on_a_linear_model():
@@ -166,7 +190,9 @@ def test_integrated_gradients_is_complete_on_a_linear_model():
     torch.testing.assert_close(trapezoid.raw, found.raw)
 
 
-@pytest.mark.parametrize("variant, nt_type", [("mean", "smoothgrad"), ("squared", "smoothgrad_sq"), ("vargrad", "vargrad")])
+@pytest.mark.parametrize(
+    "variant, nt_type", [("mean", "smoothgrad"), ("squared", "smoothgrad_sq"), ("vargrad", "vargrad")]
+)
 def test_smoothgrad_variants_match_captum_with_the_same_noise(model, photo_batch, variant, nt_type):
     x, t = photo_batch[0][:1], photo_batch[1][:1]
     span = float(x.max() - x.min())
@@ -189,7 +215,11 @@ def test_smoothgrad_does_not_depend_on_the_chunk_size(model, photo_batch):
 def test_grad_cam_and_guided_grad_cam_match_captum(model, photo_batch):
     x, t = photo_batch
     cam = attribute(model, x, t, "grad-cam")
-    ref = LayerAttribution.interpolate(LayerGradCam(model, model.net.features).attribute(x, target=t, relu_attributions=True), (224, 224), "bilinear")
+    ref = LayerAttribution.interpolate(
+        LayerGradCam(model, model.net.features).attribute(x, target=t, relu_attributions=True),
+        (224, 224),
+        "bilinear",
+    )
     assert cam.raw.shape == (2, 1, 224, 224)
     _assert_agrees(cam.raw, ref)
     twin = _relu_variant(model)
@@ -199,17 +229,28 @@ def test_grad_cam_and_guided_grad_cam_match_captum(model, photo_batch):
 
 def test_grad_cam_on_a_named_layer_of_a_plain_module():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    ).eval()
     x = torch.randn(1, 3, 10, 10)
     cam = attribute(net, x, 1, "grad-cam", layer="0").raw  # the conv, before its batch norm
-    ref = LayerAttribution.interpolate(LayerGradCam(net, net[0]).attribute(x, target=1, relu_attributions=True), (10, 10), "bilinear")
+    ref = LayerAttribution.interpolate(
+        LayerGradCam(net, net[0]).attribute(x, target=1, relu_attributions=True), (10, 10), "bilinear"
+    )
     torch.testing.assert_close(cam, ref, rtol=1e-4, atol=1e-6)
 
 
 def test_every_method_gives_raw_and_reduced_maps_for_several_classes(model, photo_batch):
     x, _ = photo_batch
     for name in METHODS:
-        options = {"samples": 2} if name == "smoothgrad" else {"steps": 2} if name == "integrated-gradients" else {}
+        options = (
+            {"samples": 2} if name == "smoothgrad" else {"steps": 2} if name == "integrated-gradients" else {}
+        )
         found = attribute(model, x, [[285, 281]] * 2, name, **options)
         assert found.map.shape == (2, 2, 224, 224), name
         assert found.raw.shape[:2] == (2, 2) and found.raw.shape[-2:] == (224, 224), name
@@ -221,7 +262,7 @@ def test_channel_reductions():
     assert reduce_channels(raw, "max-abs").item() == 3.0
     assert reduce_channels(raw, "sum-abs").item() == 6.0
     assert reduce_channels(raw, "sum").item() == 0.0
-    assert reduce_channels(raw, "l2").item() == pytest.approx(14 ** 0.5)
+    assert reduce_channels(raw, "l2").item() == pytest.approx(14**0.5)
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,9 @@ def test_builtin_model_knows_its_preprocessing_classes_and_features(model):
     assert model.preprocessing.mean == pytest.approx((127 / 255,) * 3)
     assert len(model.classes) == 1000
     feats = {}
-    handle = model.net.get_submodule(model.feature_layer).register_forward_hook(lambda m, i, o: feats.update(o=o))
+    handle = model.net.get_submodule(model.feature_layer).register_forward_hook(
+        lambda m, i, o: feats.update(o=o)
+    )
     try:
         with torch.no_grad():
             out = model(torch.zeros(1, 3, 224, 224))
@@ -82,7 +84,9 @@ def test_saliency_on_a_raw_softmax_model_uses_the_logits():
 
 def test_batch_norm_folding_keeps_the_function():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 5, 3), nn.BatchNorm2d(5), nn.ReLU(), nn.Conv2d(5, 2, 1, bias=False), nn.BatchNorm2d(2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 5, 3), nn.BatchNorm2d(5), nn.ReLU(), nn.Conv2d(5, 2, 1, bias=False), nn.BatchNorm2d(2)
+    )
     for bn in (net[1], net[4]):
         bn.running_mean.uniform_(-1, 1)
         bn.running_var.uniform_(0.5, 2)
@@ -103,7 +107,9 @@ class _SamePadConv(nn.Conv2d):
         self.static_padding = nn.ZeroPad2d(pad)
 
     def forward(self, x):
-        return F.conv2d(self.static_padding(x), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(
+            self.static_padding(x), self.weight, self.bias, self.stride, 0, self.dilation, self.groups
+        )
 
 
 def test_symmetric_own_padding_moves_into_the_convolution():
@@ -112,7 +118,8 @@ def test_symmetric_own_padding_moves_into_the_convolution():
         _SamePadConv(3, 4, 3, 1, (1, 1, 1, 1)),  # symmetric: becomes a plain padded Conv2d
         nn.BatchNorm2d(4).eval(),
         _SamePadConv(4, 4, 3, 2, (0, 1, 0, 1)),  # dense, one side more: stays as it is
-        nn.Flatten(), nn.Linear(4 * 5 * 5, 3),
+        nn.Flatten(),
+        nn.Linear(4 * 5 * 5, 3),
     )
     x = torch.randn(2, 3, 10, 10)
     expected = net(x)
@@ -159,12 +166,14 @@ def test_lopsided_padding_stays_where_zero_taps_would_not_read_the_same_pixels_c
 
 @pytest.fixture
 def user_module(tmp_path, monkeypatch):
-    (tmp_path / "my_nets.py").write_text(textwrap.dedent("""
+    (tmp_path / "my_nets.py").write_text(
+        textwrap.dedent("""
         from torch import nn
         def small():
             return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                                  nn.Flatten(), nn.Linear(4, 10))
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     yield "my_nets:small"
     sys.modules.pop("my_nets", None)
@@ -192,10 +201,14 @@ def test_state_dict_with_pickled_code_is_refused(tmp_path, user_module):
 
 def test_torchscript_file(tmp_path):
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1000)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1000)
+    ).eval()
     path = tmp_path / "net.pt"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is deprecated in torch 2.13, still in use
+        warnings.simplefilter(
+            "ignore", DeprecationWarning
+        )  # TorchScript is deprecated in torch 2.13, still in use
         torch.jit.script(net).save(str(path))
     model = load_model(str(path), input_size=[40, 48])
     assert model.preprocessing.input_size == (40, 48)
@@ -244,7 +257,9 @@ def test_preprocessing_round_trip_and_checks():
 
 def test_torch_export_program(tmp_path):
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)
+    ).eval()
     path = tmp_path / "net.pt2"
     torch.export.save(torch.export.export(net, (torch.randn(1, 3, 16, 16),)), str(path))
     model = load_model(str(path), input_size=16)
@@ -253,7 +268,7 @@ def test_torch_export_program(tmp_path):
     assert saliency(model, x, 2).shape == (1, 16, 16)
 
 
-_USER_MODELS = '''
+_USER_MODELS = """
 import torch
 from torch import nn
 
@@ -287,7 +302,7 @@ def needs_arg(n):
 
 def broken():
     raise RuntimeError("boom")
-'''
+"""
 
 
 @pytest.fixture
@@ -329,7 +344,9 @@ def test_a_bad_export_archive_logs_nothing(tmp_path, capfd):
 
 def test_scores_are_eval_mode_and_leave_each_module_as_it_was():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    )
     model = deepinside.Classifier(net.eval(), Preprocessing(input_size=(8, 8)))
     net[1].train()  # mixed modes: the wrapper and one layer training, the rest not
     stats = net[1].running_mean.clone()

@@ -13,7 +13,9 @@ from deepinside.io import expand_paths, load_photo
 @pytest.fixture
 def rgb() -> Image.Image:
     gradient = np.linspace(0, 255, 64, dtype=np.uint8)
-    a = np.stack([np.tile(gradient, (48, 1)), np.tile(gradient[::-1], (48, 1)), np.full((48, 64), 90, np.uint8)], -1)
+    a = np.stack(
+        [np.tile(gradient, (48, 1)), np.tile(gradient[::-1], (48, 1)), np.full((48, 64), 90, np.uint8)], -1
+    )
     return Image.fromarray(a, "RGB")
 
 
@@ -69,7 +71,11 @@ def test_exif_orientation_is_respected(tmp_path, rgb):
 
 @pytest.mark.parametrize(
     "content, message",
-    [(b"", "empty file"), (b"hello, not an image\n", "not an image"), (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "damaged|not an image")],
+    [
+        (b"", "empty file"),
+        (b"hello, not an image\n", "not an image"),
+        (b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "damaged|not an image"),
+    ],
 )
 def test_unreadable_files(tmp_path, content, message):
     path = tmp_path / "bad.jpg"
@@ -100,7 +106,9 @@ def _png_header_claiming(width: int, height: int) -> bytes:
     import zlib
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        return (
+            struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", b"\0" * 16) + chunk(b"IEND", b"")

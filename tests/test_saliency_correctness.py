@@ -41,10 +41,18 @@ def test_linear_model_map_is_the_weight_magnitude():
 
 def test_float64_matches_finite_differences_on_a_conv_net():
     torch.manual_seed(1)
-    net = nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(4 * 4 * 4, 3),
-    ).double().eval()
+    net = (
+        nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(4 * 4 * 4, 3),
+        )
+        .double()
+        .eval()
+    )
     net[1].running_mean.uniform_(-0.5, 0.5)
     net[1].running_var.uniform_(0.5, 2.0)
     x = torch.randn(1, 3, 8, 8, dtype=torch.float64)
@@ -119,7 +127,12 @@ def test_the_cat_map_lies_on_the_cat(model, photos, corner):
 
 @pytest.mark.parametrize(
     "target, message",
-    [(1000, "out of range"), ("not a class", "unknown class"), ([1, 2, 3], "for 2 images"), ([[1], [2, 3]], "same")],
+    [
+        (1000, "out of range"),
+        ("not a class", "unknown class"),
+        ([1, 2, 3], "for 2 images"),
+        ([[1], [2, 3]], "same"),
+    ],
 )
 def test_bad_targets(model, batch, target, message):
     with pytest.raises(deepinside.DeepInsideError, match=message):

@@ -11,7 +11,9 @@ from deepinside import saliency
 
 def _hook_counts(model: nn.Module) -> list[int]:
     return [
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
         + len(getattr(m, "_backward_pre_hooks", {}))
         for m in model.modules()
     ]
@@ -113,7 +115,9 @@ def test_users_hooks_are_neither_removed_nor_added(model, batch):
 
 def test_view_is_rebuilt_when_weights_change():
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)).eval()
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 2)
+    ).eval()
     x = torch.randn(1, 3, 8, 8)
     first = saliency(net, x, 0)
     with torch.no_grad():

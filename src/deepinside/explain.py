@@ -17,12 +17,12 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .attribution import Method, attribute
+from .attribution.methods import Reduction, method_from_name
 from .errors import DeepInsideError, ImageError
 from .io.photos import DEFAULT_MAX_PIXELS, load_photo, to_rgb
 from .models.classifier import Classifier, Prediction
 from .models.preprocessing import Placement
-from .attribution import Method, attribute
-from .attribution.methods import Reduction, method_from_name
 
 
 @dataclass
@@ -73,7 +73,9 @@ def explain_photos(
     method = method_from_name(method)
     num_classes = len(model.classes)
     if not 1 <= top_k <= num_classes:
-        raise DeepInsideError(f"--top-k must be between 1 and {num_classes} (the model's classes), got {top_k}")
+        raise DeepInsideError(
+            f"--top-k must be between 1 and {num_classes} (the model's classes), got {top_k}"
+        )
     if batch_size < 1:
         raise DeepInsideError(f"--batch-size must be at least 1, got {batch_size}")
     for part in read_batches(photos, batch_size, max_pixels):

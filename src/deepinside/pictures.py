@@ -15,7 +15,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 
 def _as_array(saliency_map: torch.Tensor | np.ndarray) -> np.ndarray:
-    a = saliency_map.detach().float().cpu().numpy() if isinstance(saliency_map, torch.Tensor) else np.asarray(saliency_map, dtype=np.float32)
+    a = (
+        saliency_map.detach().float().cpu().numpy()
+        if isinstance(saliency_map, torch.Tensor)
+        else np.asarray(saliency_map, dtype=np.float32)
+    )
     if a.ndim != 2:
         raise ValueError(f"a map must be 2-D (H, W), got shape {a.shape}")
     return np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
@@ -77,7 +81,11 @@ def _colormap_bwr(v: np.ndarray) -> np.ndarray:
 
 
 _COLORMAPS = {
-    "jet": _colormap_jet, "hot": _colormap_hot, "grey": _colormap_grey, "gray": _colormap_grey, "bwr": _colormap_bwr,
+    "jet": _colormap_jet,
+    "hot": _colormap_hot,
+    "grey": _colormap_grey,
+    "gray": _colormap_grey,
+    "bwr": _colormap_bwr,
 }
 
 
@@ -89,7 +97,9 @@ def colorize(values: np.ndarray, cmap: str = "jet") -> np.ndarray:
     try:
         import matplotlib  # optional
     except ImportError:
-        raise ValueError(f"unknown colour map {cmap!r}: use one of {', '.join(_COLORMAPS)} or install matplotlib") from None
+        raise ValueError(
+            f"unknown colour map {cmap!r}: use one of {', '.join(_COLORMAPS)} or install matplotlib"
+        ) from None
     try:
         return np.asarray(matplotlib.colormaps[cmap](values))[..., :3]
     except KeyError:
@@ -105,7 +115,9 @@ def grey_map(saliency_map: torch.Tensor | np.ndarray, percentile: float = 99.0) 
     return Image.fromarray(np.round(normalize(saliency_map, percentile) * 255).astype(np.uint8), mode="L")
 
 
-def heatmap(saliency_map: torch.Tensor | np.ndarray, cmap: str | None = None, percentile: float = 100.0) -> Image.Image:
+def heatmap(
+    saliency_map: torch.Tensor | np.ndarray, cmap: str | None = None, percentile: float = 100.0
+) -> Image.Image:
     """The normalised map through a colour map, as an RGB image (default:
     ``jet``; ``bwr`` for a signed map, white at zero)."""
     a = _as_array(saliency_map)
@@ -149,7 +161,9 @@ def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def figure(rows: Sequence[Sequence[Image.Image]], captions: Sequence[str], cell: int = 224, title: str = "") -> Image.Image:
+def figure(
+    rows: Sequence[Sequence[Image.Image]], captions: Sequence[str], cell: int = 224, title: str = ""
+) -> Image.Image:
     """A grid: one row per entry, its pictures side by side (each fitted in a
     ``cell`` square), a caption under each row, like the paper's Figure 2."""
     thumbs = [[_thumbnail(p, cell) for p in row] for row in rows]
@@ -163,7 +177,9 @@ def figure(rows: Sequence[Sequence[Image.Image]], captions: Sequence[str], cell:
     y = title_h + pad
     for row, height, caption in zip(thumbs, heights, captions):
         for c, thumb in enumerate(row):
-            sheet.paste(thumb, (pad + c * (cell + pad) + (cell - thumb.width) // 2, y + (height - thumb.height) // 2))
+            sheet.paste(
+                thumb, (pad + c * (cell + pad) + (cell - thumb.width) // 2, y + (height - thumb.height) // 2)
+            )
         draw.text((pad, y + height + 3), caption, fill="black", font=font(15))
         y += height + text_h + pad
     return sheet
@@ -172,13 +188,17 @@ def figure(rows: Sequence[Sequence[Image.Image]], captions: Sequence[str], cell:
 def _thumbnail(picture: Image.Image, cell: int) -> Image.Image:
     thumb = picture.convert("RGB")
     scale = cell / max(thumb.size)
-    return thumb.resize((max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))), Image.Resampling.LANCZOS)
+    return thumb.resize(
+        (max(1, round(thumb.width * scale)), max(1, round(thumb.height * scale))), Image.Resampling.LANCZOS
+    )
 
 
 _BOX_COLOURS = ((255, 40, 40), (40, 200, 40), (40, 120, 255), (255, 180, 0), (200, 60, 220))
 
 
-def draw_boxes(photo: Image.Image, boxes: Sequence[tuple[tuple[float, float, float, float], str]], width: int = 0) -> Image.Image:
+def draw_boxes(
+    photo: Image.Image, boxes: Sequence[tuple[tuple[float, float, float, float], str]], width: int = 0
+) -> Image.Image:
     """The photo with labelled boxes ``((x0, y0, x1, y1), label)``, the first
     drawn last (on top); colours cycle through five."""
     out = photo.convert("RGB").copy()

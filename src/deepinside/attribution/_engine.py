@@ -168,7 +168,9 @@ def scoring(
 @contextmanager
 def capturing(
     model: nn.Module, example: torch.Tensor, layer: str
-) -> Iterator[tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor], list[torch.Tensor]]]:
+) -> Iterator[
+    tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor], list[torch.Tensor]]
+]:
     """Like :func:`scoring`, and also yields a list that receives the output of
     ``layer`` (a submodule name of ``model``) at each call of ``score``. The
     layer is kept out of batch-norm folding; its hook is removed on exit."""
@@ -320,5 +322,3 @@ def require_eager(model: nn.Module, method: str, needs: str) -> None:
             "cannot act; use gradient, gradient-x-input, smoothgrad or integrated-gradients (plain "
             "gradients, no modified backward rules), or load the model as a Python nn.Module"
         )
-
-

@@ -74,15 +74,27 @@ def attribute(
     targets = resolve_targets(model, target, batch)
     if targets is None or targets.dim() == 1:
         result = chosen.compute(model, images, targets)
-        return Attribution(chosen.name, result.raw, reduce_channels(result.raw, reduce), result.scores,
-                           result.targets, result.completeness_error)
+        return Attribution(
+            chosen.name,
+            result.raw,
+            reduce_channels(result.raw, reduce),
+            result.scores,
+            result.targets,
+            result.completeness_error,
+        )
     k = targets.shape[1]
     # Per-image options (an integrated-gradients baseline) repeat with the images.
     result = chosen.repeated(batch, k).compute(model, images.repeat_interleave(k, dim=0), targets.reshape(-1))
     raw = result.raw.reshape(batch, k, *result.raw.shape[1:])
     error = None if result.completeness_error is None else result.completeness_error.reshape(batch, k)
-    return Attribution(chosen.name, raw, reduce_channels(raw, reduce), result.scores.reshape(batch, k, -1)[:, 0],
-                       result.targets.reshape(batch, k), error)
+    return Attribution(
+        chosen.name,
+        raw,
+        reduce_channels(raw, reduce),
+        result.scores.reshape(batch, k, -1)[:, 0],
+        result.targets.reshape(batch, k),
+        error,
+    )
 
 
 def saliency(

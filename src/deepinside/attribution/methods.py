@@ -106,7 +106,9 @@ class GradientXInput(Method):
         return MethodResult(grad * x, scores, used)
 
 
-def _top_targets(model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None, chunk: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _top_targets(
+    model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Scores ``(N, classes)`` at the images, and the targets (top-1 where None)."""
     with scoring(model, x) as (score, layout), torch.no_grad():
         scores = torch.cat([score(layout(x[i : i + chunk])) for i in range(0, x.shape[0], chunk)])
@@ -134,9 +136,13 @@ class SmoothGrad(Method):
         _at_least_one("samples", self.samples)
         _at_least_one("chunk", self.chunk)
         if not 0 <= self.noise <= 10:
-            raise DeepInsideError(f"smoothgrad noise is a fraction of the input range (e.g. 0.15), got {self.noise}")
+            raise DeepInsideError(
+                f"smoothgrad noise is a fraction of the input range (e.g. 0.15), got {self.noise}"
+            )
         if self.variant not in ("mean", "squared", "vargrad"):
-            raise DeepInsideError(f"smoothgrad variant must be mean, squared or vargrad, got {self.variant!r}")
+            raise DeepInsideError(
+                f"smoothgrad variant must be mean, squared or vargrad, got {self.variant!r}"
+            )
 
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
         scores, targets = _top_targets(model, x, targets, self.chunk)
@@ -230,7 +236,9 @@ class IntegratedGradients(Method):
             a = torch.tensor(alphas[start : start + rows_per_image], dtype=x.dtype, device=x.device)
             w = torch.tensor(weights[start : start + rows_per_image], dtype=x.dtype, device=x.device)
             path = baseline[None] + a.view(-1, 1, 1, 1, 1) * (x - baseline)[None]
-            grad, _, _ = input_gradient(model, path.reshape(-1, *x.shape[1:]), targets.repeat(len(a)), chunk=self.chunk)
+            grad, _, _ = input_gradient(
+                model, path.reshape(-1, *x.shape[1:]), targets.repeat(len(a)), chunk=self.chunk
+            )
             total += (grad.view(len(a), *x.shape) * w.view(-1, 1, 1, 1, 1)).sum(0)
         raw = (x - baseline) * total
         gap = scores.gather(1, targets[:, None]) - base_scores.gather(1, targets[:, None])
@@ -262,12 +270,20 @@ class GradCam(Method):
                 # The input requires grad only so that autograd records the graph.
                 scores = score(layout(x[lo : lo + self.chunk]).requires_grad_(True))
                 if len(outputs) != 1 or not isinstance(outputs[0], torch.Tensor) or outputs[0].dim() != 4:
-                    raise DeepInsideError(f"layer {layer!r} must give one feature map (B, K, h, w) per call for Grad-CAM")
+                    raise DeepInsideError(
+                        f"layer {layer!r} must give one feature map (B, K, h, w) per call for Grad-CAM"
+                    )
                 features = outputs[0]
-                t = scores.detach().argmax(1) if targets is None else checked_targets(targets[lo : lo + self.chunk], scores)
+                t = (
+                    scores.detach().argmax(1)
+                    if targets is None
+                    else checked_targets(targets[lo : lo + self.chunk], scores)
+                )
                 (grad,) = torch.autograd.grad(scores.gather(1, t[:, None]).sum(), features)
                 cam = F.relu((grad.mean(dim=(2, 3), keepdim=True) * features).sum(1, keepdim=True))
-                cams.append(F.interpolate(cam.detach(), size=x.shape[-2:], mode="bilinear", align_corners=False))
+                cams.append(
+                    F.interpolate(cam.detach(), size=x.shape[-2:], mode="bilinear", align_corners=False)
+                )
                 all_scores.append(scores.detach())
                 used.append(t)
         return MethodResult(torch.cat(cams).contiguous(), torch.cat(all_scores), torch.cat(used))
@@ -316,7 +332,16 @@ def _at_least_one(option: str, value: int) -> None:
 
 METHODS: dict[str, type[Method]] = {
     m.name: m
-    for m in (Gradient, DeconvNet, GuidedBackprop, SmoothGrad, IntegratedGradients, GradientXInput, GradCam, GuidedGradCam)
+    for m in (
+        Gradient,
+        DeconvNet,
+        GuidedBackprop,
+        SmoothGrad,
+        IntegratedGradients,
+        GradientXInput,
+        GradCam,
+        GuidedGradCam,
+    )
 }
 
 

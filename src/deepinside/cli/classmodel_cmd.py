@@ -30,17 +30,23 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("targets", nargs="*", metavar="TARGET", help="classes: index, WordNet id or name")
     p.add_argument("--all", action="store_true", help="every class of the model (1000 for ImageNet)")
     p.add_argument(
-        "--preset", choices=sorted(presets.PRESETS), default="default",
+        "--preset",
+        choices=sorted(presets.PRESETS),
+        default="default",
         help="default: recognisable pictures; paper: the paper's recipe (default: %(default)s)",
     )
     p.add_argument(
-        "--objective", choices=list(OBJECTIVES), default="logit",
+        "--objective",
+        choices=list(OBJECTIVES),
+        default="logit",
         help="the class term: logit (S_c, the paper's), probability (P_c) or log-probability (log P_c) "
         "(default: %(default)s)",
     )
     p.add_argument("--steps", type=positive_int, help="updates per class, at most (default: the preset's)")
     p.add_argument(
-        "--early-stop", type=_stop_probability, metavar="P|off",
+        "--early-stop",
+        type=_stop_probability,
+        metavar="P|off",
         help="stop a class once the model gives its picture, shrunk to half and enlarged back, a "
         "probability of at least P; checked at step 96 and every 32 after (default: the preset's: "
         "0.95 for default, off for paper; off: every class runs all --steps)",
@@ -51,13 +57,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seed", type=int, default=0, help="same seed, same pictures (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="classes optimised at once (default 8)")
     p.add_argument(
-        "--workers", type=positive_int,
+        "--workers",
+        type=positive_int,
         help="processes rendering batches side by side, sharing the torch threads (default on the CPU: one per "
         "thread when there is more than one batch, measured 1.3x the classes per hour of one process on 2 cores; "
         "on a GPU: one)",
     )
-    p.add_argument("--columns", type=positive_int, help="columns of the contact sheet (default: about sqrt(K))")
-    p.add_argument("--out", type=Path, default=Path("deepinside-classmodel"), help="output folder (default %(default)s)")
+    p.add_argument(
+        "--columns", type=positive_int, help="columns of the contact sheet (default: about sqrt(K))"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("deepinside-classmodel"), help="output folder (default %(default)s)"
+    )
     add_model_args(p)
     p.set_defaults(run=run)
 
@@ -70,16 +81,28 @@ def run(args: argparse.Namespace) -> int:
     model = model_from_args(args)
     targets = list(range(len(model.classes))) if args.all else model.classes.resolve_many(args.targets)
     job = ClassModelJob.for_model(
-        model, targets, args.out, preset=args.preset, objective=args.objective, steps=args.steps,
+        model,
+        targets,
+        args.out,
+        preset=args.preset,
+        objective=args.objective,
+        steps=args.steps,
         early_stop=args.early_stop,
-        size=args.size, seed=args.seed, batch_size=args.batch_size,
+        size=args.size,
+        seed=args.seed,
+        batch_size=args.batch_size,
     )
     batches = job.start()
     report = _Report(len(job.targets), len(job.targets) - sum(map(len, batches)), bar=len(batches) > 1)
     with report:
         rendered = run_job(
-            job, model, batches=batches, workers=args.workers or _default_workers(args.device),
-            model_factory=functools.partial(model_from_args, args), on_batch=report, progress=None,
+            job,
+            model,
+            batches=batches,
+            workers=args.workers or _default_workers(args.device),
+            model_factory=functools.partial(model_from_args, args),
+            on_batch=report,
+            progress=None,
         )
     records = job.finish(args.columns, seconds=round(report.seconds(), 1), rendered_now=rendered)
     failed = [r for r in records if r["stopped"]]
@@ -104,7 +127,9 @@ class _Report:
         self.total, self.done, self.rendered = total, done, 0
         self.start = time.perf_counter()
         self.terminal = sys.stderr.isatty()
-        self.bar = tqdm(total=total, initial=done, unit="class", desc="classes", disable=not (bar and self.terminal))
+        self.bar = tqdm(
+            total=total, initial=done, unit="class", desc="classes", disable=not (bar and self.terminal)
+        )
 
     def __enter__(self) -> _Report:
         return self
@@ -129,7 +154,8 @@ class _Report:
         print(
             f"classmodel: {self.done}/{self.total} classes, {_clock(self.seconds())} so far, "
             f"about {_clock(left)} left ({status})",
-            file=sys.stderr, flush=True,
+            file=sys.stderr,
+            flush=True,
         )
 
 

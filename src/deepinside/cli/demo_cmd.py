@@ -26,8 +26,12 @@ PARTS = ("saliency", "localization", "classmodel")
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("demo", help="run the paper's methods on bundled photos and draw its figures")
-    p.add_argument("--out", type=Path, default=Path("deepinside-demo"), help="output folder (default %(default)s)")
-    p.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="figures to draw (default: all)")
+    p.add_argument(
+        "--out", type=Path, default=Path("deepinside-demo"), help="output folder (default %(default)s)"
+    )
+    p.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=list(PARTS), help="figures to draw (default: all)"
+    )
     add_device_arg(p)
     p.set_defaults(run=run)
 
@@ -37,7 +41,9 @@ def bundled_photos() -> list[Image.Image]:
     try:
         from skimage import data
     except ImportError:
-        raise DeepInsideError("the demo photos come from scikit-image: pip install 'deepinside[demo]'") from None
+        raise DeepInsideError(
+            "the demo photos come from scikit-image: pip install 'deepinside[demo]'"
+        ) from None
     photos = []
     for name in DEMO_PHOTOS:
         photo = Image.fromarray(getattr(data, name)()).convert("RGB")
@@ -50,7 +56,9 @@ def run(args: argparse.Namespace) -> int:
     model = load_model().to(args.device)
     photos = bundled_photos() if {"saliency", "localization"} & set(args.parts) else []
     if "saliency" in args.parts:
-        path = write_png(args.out / "saliency_figure.png", saliency_figure(model, photos, args.out / "saliency"))
+        path = write_png(
+            args.out / "saliency_figure.png", saliency_figure(model, photos, args.out / "saliency")
+        )
         print(f"wrote {path} and per-photo maps in {args.out / 'saliency'}", file=sys.stderr)
     if "localization" in args.parts:
         path = write_png(args.out / "localization_figure.png", localization_figure(model, photos))
@@ -79,8 +87,9 @@ def saliency_figure(model: Classifier, photos: list[Image.Image], out: Path) -> 
 def classmodel_figure(model: Classifier) -> Image.Image:
     """Like the paper's Figure 1: a few classes, the paper's preset beside the default."""
     results = [visualize_class(model, DEMO_CLASSES, preset=p, progress=None) for p in ("paper", "default")]
-    return comparison_figure(results, ["paper", "default"],
-                             title="Class models (paper sec. 2): paper | default")
+    return comparison_figure(
+        results, ["paper", "default"], title="Class models (paper sec. 2): paper | default"
+    )
 
 
 def localization_figure(model: Classifier, photos: list[Image.Image]) -> Image.Image:
@@ -91,10 +100,18 @@ def localization_figure(model: Classifier, photos: list[Image.Image]) -> Image.I
     for i, photo in enumerate(photos):
         paper, default = columns["paper"][i].boxes[0], columns["default"][i].boxes[0]
         boxed = pictures.draw_boxes(photo, [(paper.box, "paper"), (default.box, "default")])
-        rows.append([
-            boxed,
-            pictures.grey_map(paper.saliency), pictures.mask_image(paper.mask),
-            pictures.heatmap(default.saliency), pictures.mask_image(default.mask),
-        ])
-        captions.append(f"{paper.prediction.label}: paper (gradient, GraphCut) map + mask; default ({PRESETS['default'].method}) map + mask")
-    return pictures.figure(rows, captions, cell=200, title="Localisation for free (Simonyan et al. 2013, section 3.1)")
+        rows.append(
+            [
+                boxed,
+                pictures.grey_map(paper.saliency),
+                pictures.mask_image(paper.mask),
+                pictures.heatmap(default.saliency),
+                pictures.mask_image(default.mask),
+            ]
+        )
+        captions.append(
+            f"{paper.prediction.label}: paper (gradient, GraphCut) map + mask; default ({PRESETS['default'].method}) map + mask"
+        )
+    return pictures.figure(
+        rows, captions, cell=200, title="Localisation for free (Simonyan et al. 2013, section 3.1)"
+    )

@@ -13,8 +13,8 @@ from ..evaluation import load_annotations, match_images
 from ..evaluation import run as evaluation
 from ..evaluation.localization import localization
 from ..io.files import write_json
-from ..localization import PRESETS, config_named
 from ..io.photos import expand_paths, load_photo
+from ..localization import PRESETS, config_named
 from ._common import add_method_args, add_model_args, methods_from_args, model_from_args, positive_int
 
 METRICS = ("faithfulness", "pointing-game", "sanity-check", "localization")
@@ -31,14 +31,34 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "boxes from saliency (paper section 3.1) against the true boxes (needs --annotations).",
     )
     p.add_argument("metric", choices=METRICS, help="what to measure")
-    p.add_argument("--images", nargs="+", metavar="IMAGE", help="photos or folders (default: all annotated photos)")
-    p.add_argument("--annotations", type=Path, help="JSON with class_index and boxes per image (imagenet-val-loc-dev format)")
+    p.add_argument(
+        "--images", nargs="+", metavar="IMAGE", help="photos or folders (default: all annotated photos)"
+    )
+    p.add_argument(
+        "--annotations",
+        type=Path,
+        help="JSON with class_index and boxes per image (imagenet-val-loc-dev format)",
+    )
     p.add_argument("--limit", type=positive_int, help="use only the first N photos")
-    p.add_argument("--steps", type=positive_int, default=50, help="faithfulness: deletion/insertion steps (default 50)")
-    p.add_argument("--tolerance", type=float, default=15.0, help="pointing game: pixels of slack (default 15)")
-    p.add_argument("--checkpoints", type=positive_int, default=8, help="sanity check: points along the cascade (default 8)")
-    p.add_argument("--config", nargs="+", choices=list(PRESETS), default=list(PRESETS),
-                   help="localization: configurations to compare (default: all)")
+    p.add_argument(
+        "--steps", type=positive_int, default=50, help="faithfulness: deletion/insertion steps (default 50)"
+    )
+    p.add_argument(
+        "--tolerance", type=float, default=15.0, help="pointing game: pixels of slack (default 15)"
+    )
+    p.add_argument(
+        "--checkpoints",
+        type=positive_int,
+        default=8,
+        help="sanity check: points along the cascade (default 8)",
+    )
+    p.add_argument(
+        "--config",
+        nargs="+",
+        choices=list(PRESETS),
+        default=list(PRESETS),
+        help="localization: configurations to compare (default: all)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
     p.add_argument("--json", type=Path, help="also write the table as JSON here")
     add_method_args(p, many=True)
@@ -89,41 +109,62 @@ def run(args: argparse.Namespace) -> int:
             rows = localization(model, samples, configs, args.batch_size, bar.update)
         else:
             rows = evaluation.sanity(
-                model, samples, methods, args.checkpoints, bar.update, reduce=args.reduce,
+                model,
+                samples,
+                methods,
+                args.checkpoints,
+                bar.update,
+                reduce=args.reduce,
                 batch_size=args.batch_size,
             )
     print(format_table(args.metric, rows))
     if args.json:
         write_json(args.json, {"metric": args.metric, "model": model.name, "rows": rows, "skipped": skipped})
     if skipped:
-        print(f"deepinside: {len(skipped)} of {len(paths)} photos could not be read and were left out", file=sys.stderr)
+        print(
+            f"deepinside: {len(skipped)} of {len(paths)} photos could not be read and were left out",
+            file=sys.stderr,
+        )
     return 1 if skipped else 0
 
 
 def format_table(metric: str, rows: list[dict[str, object]]) -> str:
     if metric == "faithfulness":
-        lines = [f"{'method':<22} {'images':>6} {'deletion AUC (lower better)':>28} {'insertion AUC (higher better)':>30}"]
-        lines += [f"{r['method']:<22} {r['images']:>6} {r['deletion_auc']:>28.4f} {r['insertion_auc']:>30.4f}" for r in rows]
+        lines = [
+            f"{'method':<22} {'images':>6} {'deletion AUC (lower better)':>28} {'insertion AUC (higher better)':>30}"
+        ]
+        lines += [
+            f"{r['method']:<22} {r['images']:>6} {r['deletion_auc']:>28.4f} {r['insertion_auc']:>30.4f}"
+            for r in rows
+        ]
     elif metric == "localization":
-        lines = [f"{'config':<14} {'images':>6} {'GT-known':>9} {'top-1 loc':>10} {'top-5 err':>10} "
-                 f"{'MaxBoxAcc .3':>13} {'.5':>6} {'.7':>6} {'s/image':>8}"]
+        lines = [
+            f"{'config':<14} {'images':>6} {'GT-known':>9} {'top-1 loc':>10} {'top-5 err':>10} "
+            f"{'MaxBoxAcc .3':>13} {'.5':>6} {'.7':>6} {'s/image':>8}"
+        ]
         for r in rows:
             seconds = f"{r['seconds_per_image']:>8.2f}" if "seconds_per_image" in r else f"{'-':>8}"
-            extra = f"{r['maxboxacc_0.3']:>13.1%} {r['maxboxacc_0.5']:>6.1%} {r['maxboxacc_0.7']:>6.1%} {seconds}"
-            lines.append(f"{r['config']:<14} {r['images']:>6} {r['gt_known_loc']:>9.1%} {r['top1_loc']:>10.1%} "
-                         f"{r['top5_loc_error']:>10.1%} {extra}")
+            extra = (
+                f"{r['maxboxacc_0.3']:>13.1%} {r['maxboxacc_0.5']:>6.1%} {r['maxboxacc_0.7']:>6.1%} {seconds}"
+            )
+            lines.append(
+                f"{r['config']:<14} {r['images']:>6} {r['gt_known_loc']:>9.1%} {r['top1_loc']:>10.1%} "
+                f"{r['top5_loc_error']:>10.1%} {extra}"
+            )
     elif metric == "pointing-game":
         lines = [f"{'method':<22} {'images':>6} {'accuracy':>9}"]
         lines += [f"{r['method']:<22} {r['images']:>6} {r['accuracy']:>9.1%}" for r in rows]
     else:
         marks = len(rows[0]["spearman"])  # type: ignore[arg-type]
         head = " ".join(f"{'r' + str(i + 1):>6}" for i in range(marks))
-        lines = [f"{'method':<22} {head} {'mean r':>7} {'final SSIM':>10}  verdict",
-                 "(rank correlation with the original map as layers are randomised from the top)"]
+        lines = [
+            f"{'method':<22} {head} {'mean r':>7} {'final SSIM':>10}  verdict",
+            "(rank correlation with the original map as layers are randomised from the top)",
+        ]
         for r in rows:
             cells = " ".join(f"{v:>6.2f}" for v in r["spearman"])  # type: ignore[union-attr]
-            lines.append(f"{r['method']:<22} {cells} {r['survival']:>7.2f} {r['final_ssim']:>10.2f}  {r['verdict']}")
+            lines.append(
+                f"{r['method']:<22} {cells} {r['survival']:>7.2f} {r['final_ssim']:>10.2f}  {r['verdict']}"
+            )
         lines.append("last layer randomised at each point: " + ", ".join(rows[0]["layers"]))  # type: ignore[arg-type]
     return "\n".join(lines)
-
-

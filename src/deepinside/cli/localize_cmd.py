@@ -29,11 +29,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "top-1 first), an overlay with the boxes, and the top-1 foreground mask.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photos or folders of photos")
-    p.add_argument("--top-k", type=int, default=5, help="boxes for the K best classes (default 5, as the paper)")
-    p.add_argument("--config", choices=list(PRESETS), default="default",
-                   help="paper: the paper's gradient map + GraphCut; default: measured best (see README)")
-    p.add_argument("--method", help="override the config's saliency method (e.g. gradient, smoothgrad, grad-cam)")
-    p.add_argument("--out", type=Path, default=Path("deepinside-out"), help="output folder (default %(default)s)")
+    p.add_argument(
+        "--top-k", type=int, default=5, help="boxes for the K best classes (default 5, as the paper)"
+    )
+    p.add_argument(
+        "--config",
+        choices=list(PRESETS),
+        default="default",
+        help="paper: the paper's gradient map + GraphCut; default: measured best (see README)",
+    )
+    p.add_argument(
+        "--method", help="override the config's saliency method (e.g. gradient, smoothgrad, grad-cam)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("deepinside-out"), help="output folder (default %(default)s)"
+    )
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
     add_model_args(p)
     p.set_defaults(run=run)
@@ -44,10 +54,14 @@ def run(args: argparse.Namespace) -> int:
     config = config_named(args.config)
     if args.method:
         method_from_name(args.method)  # an unknown name fails before any work
-        config = dataclasses.replace(config, name=f"{config.name}, method {args.method}", method=args.method,
-                                     method_options=())
+        config = dataclasses.replace(
+            config, name=f"{config.name}, method {args.method}", method=args.method, method_options=()
+        )
     if not 1 <= args.top_k <= len(model.classes):
-        print(f"deepinside: error: --top-k must be between 1 and {len(model.classes)}, got {args.top_k}", file=sys.stderr)
+        print(
+            f"deepinside: error: --top-k must be between 1 and {len(model.classes)}, got {args.top_k}",
+            file=sys.stderr,
+        )
         return 2
     paths = list(expand_paths(args.images))
     if not paths:
@@ -61,20 +75,31 @@ def run(args: argparse.Namespace) -> int:
                 bar.update()
                 tqdm.write(f"deepinside: skipped {part.reason}", file=sys.stderr)
                 continue
-            for (source, photo), found in zip(part, localize(model, [p for _, p in part], args.top_k, config, args.batch_size)):
+            for (source, photo), found in zip(
+                part, localize(model, [p for _, p in part], args.top_k, config, args.batch_size)
+            ):
                 _save(args.out, stems.next(source), source, photo, found, model.name, config.name)
                 bar.update()
     print(f"{len(paths) - failures} of {len(paths)} images localised; results in {args.out}", file=sys.stderr)
     return 1 if failures else 0
 
 
-def _save(out: Path, stem: str, source: str, photo: Image.Image, found: PhotoBoxes, model: str, config: str) -> None:
+def _save(
+    out: Path, stem: str, source: str, photo: Image.Image, found: PhotoBoxes, model: str, config: str
+) -> None:
     labelled = [(b.box, f"{b.prediction.label} {b.prediction.probability:.0%}") for b in found.boxes]
     write_png(out / f"{stem}.boxes.png", pictures.draw_boxes(photo, labelled))
     write_png(out / f"{stem}.mask.png", pictures.mask_image(found.boxes[0].mask, photo.size))
-    write_json(out / f"{stem}.json", {
-        "image": source, "width": found.width, "height": found.height, "model": model, "config": config,
-        "predictions": [p.as_dict() for p in found.predictions],
-        "boxes": [b.as_dict() for b in found.boxes],
-        "files": {"overlay": f"{stem}.boxes.png", "mask": f"{stem}.mask.png"},
-    })
+    write_json(
+        out / f"{stem}.json",
+        {
+            "image": source,
+            "width": found.width,
+            "height": found.height,
+            "model": model,
+            "config": config,
+            "predictions": [p.as_dict() for p in found.predictions],
+            "boxes": [b.as_dict() for b in found.boxes],
+            "files": {"overlay": f"{stem}.boxes.png", "mask": f"{stem}.mask.png"},
+        },
+    )

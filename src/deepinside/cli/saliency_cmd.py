@@ -23,11 +23,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="photos or folders of photos")
     p.add_argument(
-        "--target", action="append", metavar="CLASS",
+        "--target",
+        action="append",
+        metavar="CLASS",
         help="class to explain: index, WordNet id or name (repeatable; default: the top predictions)",
     )
-    p.add_argument("--top-k", type=int, default=1, help="explain the K best classes of each photo (default 1)")
-    p.add_argument("--out", type=Path, default=Path("deepinside-out"), help="output folder (default %(default)s)")
+    p.add_argument(
+        "--top-k", type=int, default=1, help="explain the K best classes of each photo (default 1)"
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("deepinside-out"), help="output folder (default %(default)s)"
+    )
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
     add_method_args(p)
     add_model_args(p)
@@ -43,8 +49,14 @@ def run(args: argparse.Namespace) -> int:
         print("deepinside: error: no files found in the folders given", file=sys.stderr)
         return 2
     results = explain_photos(
-        model, paths, targets=targets, top_k=args.top_k, batch_size=args.batch_size, max_pixels=args.max_pixels,
-        method=method, reduce=args.reduce,
+        model,
+        paths,
+        targets=targets,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        max_pixels=args.max_pixels,
+        method=method,
+        reduce=args.reduce,
     )
     failures, stems = 0, UniqueStems()
     with tqdm(total=len(paths), unit="image", desc="saliency", file=sys.stderr, disable=None) as bar:

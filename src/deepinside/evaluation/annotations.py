@@ -46,7 +46,9 @@ def _entry(path: Path, i: int, e: object, num_classes: int) -> Annotated:
     where = f"{path}: entry {i} ({e['image']})"
     cls = e["class_index"]
     if not isinstance(cls, int) or isinstance(cls, bool) or not 0 <= cls < num_classes:
-        raise DeepInsideError(f"{where}: class_index {cls!r} is not a class of this model (0 to {num_classes - 1})")
+        raise DeepInsideError(
+            f"{where}: class_index {cls!r} is not a class of this model (0 to {num_classes - 1})"
+        )
     size = None
     if "width" in e and "height" in e:
         size = (int(e["width"]), int(e["height"]))
@@ -78,6 +80,8 @@ def match_images(annotations: list[Annotated], images: list[Path] | None) -> lis
         if entry is None and len(by_name.get(p.name, [])) == 1:
             entry = by_name[p.name][0]
         if entry is None:
-            raise DeepInsideError(f"{p}: has no entry in the annotations file; give the matching file or drop --annotations")
+            raise DeepInsideError(
+                f"{p}: has no entry in the annotations file; give the matching file or drop --annotations"
+            )
         matched.append(entry)
     return matched

@@ -36,15 +36,22 @@ def _box_hits(map_: np.ndarray, truths: Sequence[Box], scale: tuple[float, float
     sx, sy = scale
     for i, t in enumerate(THRESHOLDS):
         found = components(unit >= t)
-        best = max((best_iou((b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy), truths) for _, b in found), default=0.0)
+        best = max(
+            (best_iou((b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy), truths) for _, b in found), default=0.0
+        )
         hits[i] = [best >= d for d in MAXBOX_IOUS]
     return hits
 
 
 def _summary(name: str, known: list[bool], in_top1: list[bool], in_top5: list[bool]) -> dict[str, object]:
     k, t1, t5 = np.array(known), np.array(in_top1), np.array(in_top5)
-    return {"config": name, "images": len(k), "gt_known_loc": float(k.mean()),
-            "top1_loc": float((k & t1).mean()), "top5_loc_error": float(1 - (k & t5).mean())}
+    return {
+        "config": name,
+        "images": len(k),
+        "gt_known_loc": float(k.mean()),
+        "top1_loc": float((k & t1).mean()),
+        "top5_loc_error": float(1 - (k & t5).mean()),
+    }
 
 
 def localization(

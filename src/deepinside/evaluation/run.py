@@ -49,7 +49,9 @@ def batches(
             targets = torch.tensor([s.class_index for s in chunk])
         else:
             top = model.scores(inputs).argmax(1).cpu()
-            targets = torch.tensor([top[i] if s.class_index is None else s.class_index for i, s in enumerate(chunk)])
+            targets = torch.tensor(
+                [top[i] if s.class_index is None else s.class_index for i, s in enumerate(chunk)]
+            )
         yield chunk, inputs, placements, targets
 
 
@@ -77,8 +79,14 @@ def faithfulness(
     rows = []
     for name, parts in totals.items():
         both = torch.cat(parts)
-        rows.append({"method": name, "images": len(both), "deletion_auc": float(both[:, 0].mean()),
-                     "insertion_auc": float(both[:, 1].mean())})
+        rows.append(
+            {
+                "method": name,
+                "images": len(both),
+                "deletion_auc": float(both[:, 0].mean()),
+                "insertion_auc": float(both[:, 1].mean()),
+            }
+        )
     return rows
 
 
@@ -130,20 +138,34 @@ def sanity(
     rows = []
     for m in methods:
         done = parts[m.name]
-        result = SanityResult(done[0].method, done[0].layers, torch.cat([r.spearman for r in done], 1),
-                              torch.cat([r.ssim for r in done], 1))
-        rows.append({
-            "method": m.name, "images": result.spearman.shape[1], "layers": result.layers,
-            "spearman": result.spearman.mean(1).tolist(), "ssim": result.ssim.mean(1).tolist(),
-            "final_spearman": result.final_spearman, "final_ssim": float(result.ssim[-1].mean()),
-            "survival": result.survival,
-            "verdict": "pass" if result.passed else f"FAIL: map survives randomisation (mean rank corr > {FAIL_ABOVE})",
-        })
+        result = SanityResult(
+            done[0].method,
+            done[0].layers,
+            torch.cat([r.spearman for r in done], 1),
+            torch.cat([r.ssim for r in done], 1),
+        )
+        rows.append(
+            {
+                "method": m.name,
+                "images": result.spearman.shape[1],
+                "layers": result.layers,
+                "spearman": result.spearman.mean(1).tolist(),
+                "ssim": result.ssim.mean(1).tolist(),
+                "final_spearman": result.final_spearman,
+                "final_ssim": float(result.ssim[-1].mean()),
+                "survival": result.survival,
+                "verdict": "pass"
+                if result.passed
+                else f"FAIL: map survives randomisation (mean rank corr > {FAIL_ABOVE})",
+            }
+        )
     return rows
 
 
 def samples_from(
-    paths: Sequence[Path], load: Callable[[Path], Image.Image], entries: Sequence[object] | None,
+    paths: Sequence[Path],
+    load: Callable[[Path], Image.Image],
+    entries: Sequence[object] | None,
     on_skip: Callable[[ImageError], None] | None = None,
 ) -> list[Sample]:
     """Samples for photo paths, with class and boxes from annotation entries

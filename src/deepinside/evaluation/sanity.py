@@ -62,9 +62,11 @@ def parametric_layers(model: nn.Module, example: torch.Tensor | None = None) -> 
     handles = []
     try:
         for name in defined:
-            handles.append(model.get_submodule(name).register_forward_hook(
-                lambda _m, _i, _o, name=name: called.append(name) if name not in called else None
-            ))
+            handles.append(
+                model.get_submodule(name).register_forward_hook(
+                    lambda _m, _i, _o, name=name: called.append(name) if name not in called else None
+                )
+            )
         with torch.no_grad(), eval_mode(model):
             model(example)
     except RuntimeError:

@@ -14,7 +14,6 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image
 
-
 #: Ends the name of a file being written (``.NAME.XXXX.tmp`` beside ``NAME``).
 TEMPORARY_SUFFIX = ".tmp"
 

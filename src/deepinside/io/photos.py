@@ -116,7 +116,8 @@ def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
             yield p
             continue
         files = sorted(
-            f for f in p.rglob("*")
+            f
+            for f in p.rglob("*")
             if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
         )
         # Image suffixes first; the other files are still tried, so that a

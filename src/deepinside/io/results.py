@@ -31,7 +31,9 @@ def save_saliency(result: PhotoSaliency, out_dir: Path, stem: str, model_name: s
             "overlay": write_png(out_dir / f"{base}.overlay.png", pictures.overlay(result.photo, on_photo)),
             "raw": write_npy(out_dir / f"{base}.npy", on_photo),
         }
-        maps.append({**p.as_dict(), "max": float(on_photo.max()), "files": {k: v.name for k, v in files.items()}})
+        maps.append(
+            {**p.as_dict(), "max": float(on_photo.max()), "files": {k: v.name for k, v in files.items()}}
+        )
     record = {
         "image": result.source,
         "width": result.photo.width,

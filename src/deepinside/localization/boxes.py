@@ -27,8 +27,7 @@ def components(mask: np.ndarray) -> list[tuple[int, Box]]:
     """Connected foreground components (8-connected) as ``(area, box)``, largest first."""
     count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     found = [
-        (int(area), (float(x), float(y), float(x + w), float(y + h)))
-        for x, y, w, h, area in stats[1:count]
+        (int(area), (float(x), float(y), float(x + w), float(y + h))) for x, y, w, h, area in stats[1:count]
     ]
     return sorted(found, key=lambda c: -c[0])
 
@@ -46,7 +45,12 @@ def union_box(mask: np.ndarray, min_fraction: float = 0.0) -> Box | None:
     if not found:
         return None
     kept = [box for area, box in found if area >= min_fraction * found[0][0]]
-    return (min(b[0] for b in kept), min(b[1] for b in kept), max(b[2] for b in kept), max(b[3] for b in kept))
+    return (
+        min(b[0] for b in kept),
+        min(b[1] for b in kept),
+        max(b[2] for b in kept),
+        max(b[3] for b in kept),
+    )
 
 
 def whole_image_box(width: int, height: int) -> Box:

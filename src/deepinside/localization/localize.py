@@ -69,7 +69,9 @@ class LocalizationConfig:
             ys, xs = np.mgrid[0:h, 0:w]
             prior = np.exp(-(((xs + 0.5) / w - 0.5) ** 2 + ((ys + 0.5) / h - 0.5) ** 2) / (2 * 0.25**2))
             peak = max(float(saliency_map.max()), 1e-12)
-            saliency_map = (1 - self.centre_prior) * saliency_map / peak + self.centre_prior * prior.astype(np.float32)
+            saliency_map = (1 - self.centre_prior) * saliency_map / peak + self.centre_prior * prior.astype(
+                np.float32
+            )
         if self.smoothing > 0:
             sigma = self.smoothing * min(saliency_map.shape)
             saliency_map = cv2.GaussianBlur(saliency_map, (0, 0), sigma)
@@ -88,8 +90,14 @@ PRESETS: dict[str, LocalizationConfig] = {
     # Measured on imagenet-val-loc-dev (benchmarks/localization.py, README):
     # Grad-CAM alone tops out near 66% GT-known at any threshold; averaging the
     # maps of the input at 1x, 1.5x and 2x (finer feature grids) gives 70%.
-    "default": LocalizationConfig("default", method="grad-cam", scales=(1.0, 1.5, 2.0), segmentation="threshold",
-                                  threshold=0.2, box="largest"),
+    "default": LocalizationConfig(
+        "default",
+        method="grad-cam",
+        scales=(1.0, 1.5, 2.0),
+        segmentation="threshold",
+        threshold=0.2,
+        box="largest",
+    ),
 }
 
 
@@ -111,8 +119,10 @@ class ClassBox:
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
-            "class_index": self.prediction.class_index, "wnid": self.prediction.wnid,
-            "label": self.prediction.label, "box": [round(v, 2) for v in self.box],
+            "class_index": self.prediction.class_index,
+            "wnid": self.prediction.wnid,
+            "label": self.prediction.label,
+            "box": [round(v, 2) for v in self.box],
         }
         if self.note:
             out["fallback"] = self.note
@@ -132,12 +142,16 @@ def working_size(width: int, height: int, side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def explain_maps(model: Classifier, inputs: torch.Tensor, targets: torch.Tensor, config: LocalizationConfig) -> torch.Tensor:
+def explain_maps(
+    model: Classifier, inputs: torch.Tensor, targets: torch.Tensor, config: LocalizationConfig
+) -> torch.Tensor:
     """Maps ``(B, K, H, W)`` for targets ``(B, K)``. With several views (the
     config's ``scales``, and mirrored with ``flip``), each view's maps are
     brought back onto the input, divided by their peak and averaged."""
     options = dict(config.method_options)
-    views = [(scale, flip) for scale in config.scales for flip in ((False, True) if config.flip else (False,))]
+    views = [
+        (scale, flip) for scale in config.scales for flip in ((False, True) if config.flip else (False,))
+    ]
     total = None
     for scale, flip in views:
         x = inputs.flip(-1) if flip else inputs
@@ -145,7 +159,7 @@ def explain_maps(model: Classifier, inputs: torch.Tensor, targets: torch.Tensor,
             x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
         try:
             maps = attribute(model, x, targets, config.method, **options).map
-        except RuntimeError as err:  # typically a network that takes one input size only
+        except RuntimeError:  # typically a network that takes one input size only
             if scale == 1.0:
                 raise
             h, w = x.shape[-2:]
@@ -167,7 +181,10 @@ def _peak(maps: torch.Tensor) -> torch.Tensor:
 
 
 def boxes_for(
-    photo: Image.Image, placement: Placement, maps: torch.Tensor, predictions: Sequence[Prediction],
+    photo: Image.Image,
+    placement: Placement,
+    maps: torch.Tensor,
+    predictions: Sequence[Prediction],
     config: LocalizationConfig,
 ) -> list[ClassBox]:
     """One box per map ``(K, H, W)`` (on the model input), in photo pixels."""
@@ -209,11 +226,11 @@ def localize(
         scores = model.scores(inputs)
         top = model.predictions(scores, max(top_k, 5))
         # The classes the boxes are labelled with (one top-k, so ties cannot differ).
-        targets = torch.tensor([[p.class_index for p in preds[:top_k]] for preds in top], device=inputs.device)
+        targets = torch.tensor(
+            [[p.class_index for p in preds[:top_k]] for preds in top], device=inputs.device
+        )
         maps = explain_maps(model, inputs, targets, config)
         for photo, placement, m, preds in zip(chunk, placements, maps, top):
             boxes = boxes_for(photo, placement, m, preds[:top_k], config)
             results.append(PhotoBoxes(photo.width, photo.height, preds, boxes))
     return results
-
-

@@ -33,8 +33,9 @@ class Segmentation:
     note: str = ""  # why a fallback rule was used, if one was
 
 
-def graphcut(photo: np.ndarray, saliency_map: np.ndarray, fg_quantile: float = 0.95,
-             bg_quantile: float = 0.30) -> Segmentation:
+def graphcut(
+    photo: np.ndarray, saliency_map: np.ndarray, fg_quantile: float = 0.95, bg_quantile: float = 0.30
+) -> Segmentation:
     """The paper's segmentation of ``photo`` ``(H, W, 3)`` uint8 RGB from its
     saliency map ``(H, W)``. Falls back to the foreground seeds themselves when
     GrabCut keeps no foreground, and says so in ``note``."""
@@ -56,8 +57,9 @@ def graphcut(photo: np.ndarray, saliency_map: np.ndarray, fg_quantile: float = 0
         # 1. Colour models from the seed pixels alone (a one-row image of them).
         bg = seeds == cv2.GC_BGD
         seed_pixels = np.ascontiguousarray(np.concatenate([bgr[fg], bgr[bg]])[None])
-        seed_labels = np.concatenate([np.full(int(fg.sum()), cv2.GC_FGD, np.uint8),
-                                      np.full(int(bg.sum()), cv2.GC_BGD, np.uint8)])[None]
+        seed_labels = np.concatenate(
+            [np.full(int(fg.sum()), cv2.GC_FGD, np.uint8), np.full(int(bg.sum()), cv2.GC_BGD, np.uint8)]
+        )[None]
         cv2.grabCut(seed_pixels, seed_labels, None, bgd, fgd, 0, cv2.GC_INIT_WITH_MASK)
         # 2. One graph cut over the photo with those models fixed.
         cv2.grabCut(bgr, seeds, None, bgd, fgd, 1, cv2.GC_EVAL_FREEZE_MODEL)

@@ -82,8 +82,9 @@ def load_model(
         raise DeepInsideError(
             f"model {name!r} is not a classifier: its output has shape {tuple(out.shape)}, expected (batch, classes)"
         )
-    return Classifier(net, prep, with_default_classes(out.shape[1]), feature_layer, name=os.path.basename(name))
-
+    return Classifier(
+        net, prep, with_default_classes(out.shape[1]), feature_layer, name=os.path.basename(name)
+    )
 
 
 __all__ = [

@@ -96,7 +96,9 @@ def strip_softmax(module: nn.Module) -> tuple[nn.Module, str | None]:
     output.args = (last.args[0],)
     gm.graph.eliminate_dead_code()
     gm.recompile()
-    return gm, str(last.target if last.op != "call_module" else type(gm.get_submodule(str(last.target))).__name__)
+    return gm, str(
+        last.target if last.op != "call_module" else type(gm.get_submodule(str(last.target))).__name__
+    )
 
 
 def simplify(module: nn.Module, keep: frozenset[str] = frozenset()) -> nn.Module | None:
@@ -168,10 +170,18 @@ def _absorb_padding(gm: fx.GraphModule, keep: frozenset[str]) -> None:
         # Zero taps in front where that side pads less, behind where the other does.
         weight = F.pad(conv.weight.detach(), (x - left, x - right, y - top, y - bottom))
         plain = nn.Conv2d(
-            conv.in_channels, conv.out_channels, tuple(weight.shape[-2:]), conv.stride, (y, x),
-            conv.dilation, conv.groups, conv.bias is not None,
+            conv.in_channels,
+            conv.out_channels,
+            tuple(weight.shape[-2:]),
+            conv.stride,
+            (y, x),
+            conv.dilation,
+            conv.groups,
+            conv.bias is not None,
         )
-        plain.weight = conv.weight if symmetric else nn.Parameter(weight, requires_grad=conv.weight.requires_grad)
+        plain.weight = (
+            conv.weight if symmetric else nn.Parameter(weight, requires_grad=conv.weight.requires_grad)
+        )
         plain.bias = conv.bias
         parent, _, name = str(node.target).rpartition(".")
         setattr(gm.get_submodule(parent), name, plain)
@@ -199,7 +209,9 @@ def _own_zero_padding(conv: nn.Module) -> nn.ZeroPad2d | None:
 
 @torch.no_grad()
 def _fold_into(conv: nn.Module, bn: nn.Module) -> None:
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else torch.rsqrt(bn.running_var + bn.eps)
+    scale = (
+        bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else torch.rsqrt(bn.running_var + bn.eps)
+    )
     shift = bn.bias if bn.affine else torch.zeros_like(scale)
     bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
     shape = (-1,) + (1,) * (conv.weight.dim() - 1)

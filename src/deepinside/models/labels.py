@@ -94,9 +94,7 @@ class ClassIndex:
         if found is None:
             close = self.suggest(key)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise DeepInsideError(
-                f"unknown class {name!r}{hint} (search with: deepinside classes WORD)"
-            )
+            raise DeepInsideError(f"unknown class {name!r}{hint} (search with: deepinside classes WORD)")
         if len(found) > 1:
             options = " or ".join(f"{i} ({self._describe(i)})" for i in found)
             raise DeepInsideError(
@@ -117,11 +115,7 @@ class ClassIndex:
         q = query.strip().lower()
         if q.isdigit() and int(q) < len(self):
             return [self.classes[int(q)]]
-        hits = [
-            c
-            for c in self.classes
-            if q in c.wnid.lower() or any(q in n.lower() for n in c.names)
-        ]
+        hits = [c for c in self.classes if q in c.wnid.lower() or any(q in n.lower() for n in c.names)]
         if hits:
             return hits
         indices: dict[int, None] = {}

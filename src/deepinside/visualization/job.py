@@ -89,10 +89,18 @@ class ClassModelJob:
 
     @classmethod
     def for_model(
-        cls, model: Classifier, targets: Sequence[int], out: str | Path, *, preset: str = "default",
-        objective: str = "logit", steps: int | None = None,
+        cls,
+        model: Classifier,
+        targets: Sequence[int],
+        out: str | Path,
+        *,
+        preset: str = "default",
+        objective: str = "logit",
+        steps: int | None = None,
         early_stop: EarlyStop | bool | float | None = None,
-        size: int | None = None, seed: int = 0, batch_size: int = 8,
+        size: int | None = None,
+        seed: int = 0,
+        batch_size: int = 8,
     ) -> ClassModelJob:
         """A job for ``model`` with the preset (by name) and its steps and early
         stop unless told (``early_stop``: see :meth:`Preset.stop_rule`)."""
@@ -104,22 +112,33 @@ class ClassModelJob:
         recipe = presets.get(preset)
         unique = tuple(dict.fromkeys(int(t) for t in targets))
         return cls(
-            out=Path(out), targets=unique, labels=tuple(model.classes[t].label for t in unique), model=model.name,
-            model_digest=model.digest(), preset=recipe.name, objective=objective,
+            out=Path(out),
+            targets=unique,
+            labels=tuple(model.classes[t].label for t in unique),
+            model=model.name,
+            model_digest=model.digest(),
+            preset=recipe.name,
+            objective=objective,
             steps=recipe.steps if steps is None else steps,
             early_stop=recipe.stop_rule(early_stop),
-            size=check_size(model.preprocessing.input_size if size is None else size), seed=seed,
+            size=check_size(model.preprocessing.input_size if size is None else size),
+            seed=seed,
             batch_size=batch_size,
         )
 
     def settings(self) -> dict[str, object]:
         """What decides the pictures, as JSON."""
         return {
-            "model": self.model, "model_digest": self.model_digest, "preset": self.preset,
+            "model": self.model,
+            "model_digest": self.model_digest,
+            "preset": self.preset,
             "recipe": presets.get(self.preset).description,  # a preset's name outlives its recipe
-            "objective": self.objective, "steps": self.steps,
+            "objective": self.objective,
+            "steps": self.steps,
             "early_stop": dataclasses.asdict(self.early_stop) if self.early_stop else None,
-            "size": list(self.size), "seed": self.seed, "batch_size": self.batch_size,
+            "size": list(self.size),
+            "seed": self.seed,
+            "batch_size": self.batch_size,
         }
 
     def stems(self) -> dict[int, str]:
@@ -157,8 +176,15 @@ class ClassModelJob:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             result = visualize_class(
-                model, list(batch), preset=self.preset, objective=self.objective, steps=self.steps,
-                early_stop=self.early_stop or False, size=self.size, seed=self.seed, batch_size=self.batch_size,
+                model,
+                list(batch),
+                preset=self.preset,
+                objective=self.objective,
+                steps=self.steps,
+                early_stop=self.early_stop or False,
+                size=self.size,
+                seed=self.seed,
+                batch_size=self.batch_size,
                 progress=progress,
             )
         stems = self.stems()
@@ -171,7 +197,9 @@ class ClassModelJob:
         records = [read_record(self.out, stems[t]) for t in self.targets]
         missing = [self.labels[i] for i, r in enumerate(records) if r is None]
         if missing:
-            raise DeepInsideError(f"{len(missing)} classes are not done yet (first: {missing[0]}): run the job again")
+            raise DeepInsideError(
+                f"{len(missing)} classes are not done yet (first: {missing[0]}): run the job again"
+            )
         save_overview(self.out, records, {**self.settings(), **extra}, columns)  # type: ignore[arg-type]
         return records  # type: ignore[return-value]
 
@@ -213,7 +241,9 @@ def run_job(
         raise DeepInsideError("worker processes need a model_factory to build their own model")
     threads = max(1, torch.get_num_threads() // workers)
     pool = cf.ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+        workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
         initargs=(model_factory, threads),
     )
     try:

@@ -99,7 +99,9 @@ def _paren(name: str) -> str:
 
 def _as_objective(other: object) -> Objective:
     if not isinstance(other, Objective):
-        raise TypeError(f"objectives combine with objectives and numbers (k * objective), not {type(other).__name__}")
+        raise TypeError(
+            f"objectives combine with objectives and numbers (k * objective), not {type(other).__name__}"
+        )
     return other
 
 
@@ -123,7 +125,9 @@ def class_probability(target: int | None = None) -> Objective:
     classes down; the paper found it gives worse pictures than S_c."""
 
     def fn(s: State) -> torch.Tensor:
-        return s.scores.float().softmax(dim=1).gather(1, _selected(s, target)[:, None])[:, 0].to(s.scores.dtype)
+        return (
+            s.scores.float().softmax(dim=1).gather(1, _selected(s, target)[:, None])[:, 0].to(s.scores.dtype)
+        )
 
     return Objective(fn, "class_probability")
 

@@ -42,8 +42,13 @@ class GradientAscent:
         return [{} for _ in params]
 
     def step(
-        self, params: list[torch.Tensor], grads: list[torch.Tensor], state: list[dict[str, torch.Tensor]],
-        step: int, steps: int, moving: torch.Tensor | None = None,
+        self,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        state: list[dict[str, torch.Tensor]],
+        step: int,
+        steps: int,
+        moving: torch.Tensor | None = None,
     ) -> None:
         """Move ``params`` in place (only the rows of ``moving`` ``(B,)`` where given)."""
         lr = scheduled(self.lr, self.schedule, step, steps)
@@ -68,24 +73,43 @@ class Adam:
     def init(self, params: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         # The fused kernel wants its step counts beside the parameters, the others on the CPU.
         return [
-            {"m": torch.zeros_like(p), "v": torch.zeros_like(p),
-             "step": torch.zeros((), dtype=torch.float32, device=p.device if _fusable(params) else "cpu")}
+            {
+                "m": torch.zeros_like(p),
+                "v": torch.zeros_like(p),
+                "step": torch.zeros((), dtype=torch.float32, device=p.device if _fusable(params) else "cpu"),
+            }
             for p in params
         ]
 
     @torch.no_grad()
     def step(
-        self, params: list[torch.Tensor], grads: list[torch.Tensor], state: list[dict[str, torch.Tensor]],
-        step: int, steps: int, moving: torch.Tensor | None = None,
+        self,
+        params: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        state: list[dict[str, torch.Tensor]],
+        step: int,
+        steps: int,
+        moving: torch.Tensor | None = None,
     ) -> None:
         """Move ``params`` in place (only the rows of ``moving`` ``(B,)`` where given)."""
         frozen = None if moving is None else [p[~moving] for p in params]
         for s in state:
             s["step"].fill_(step)  # the bias corrections of update step + 1
         adam(
-            params, grads, [s["m"] for s in state], [s["v"] for s in state], [], [s["step"] for s in state],
-            fused=_fusable(params) or None, amsgrad=False, beta1=self.betas[0], beta2=self.betas[1],
-            lr=scheduled(self.lr, self.schedule, step, steps), weight_decay=0.0, eps=self.eps, maximize=True,
+            params,
+            grads,
+            [s["m"] for s in state],
+            [s["v"] for s in state],
+            [],
+            [s["step"] for s in state],
+            fused=_fusable(params) or None,
+            amsgrad=False,
+            beta1=self.betas[0],
+            beta2=self.betas[1],
+            lr=scheduled(self.lr, self.schedule, step, steps),
+            weight_decay=0.0,
+            eps=self.eps,
+            maximize=True,
         )
         if frozen is not None:
             for p, kept in zip(params, frozen):

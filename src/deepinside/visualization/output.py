@@ -95,7 +95,9 @@ def caption(record: dict[str, object]) -> str:
     return f"{record['label']}  S {record['final_score']:.1f}  P {record['final_probability']:.0%}{mark}"
 
 
-def save_classes(result: ClassModels, out: str | Path, stems: Sequence[str] | None = None) -> list[dict[str, object]]:
+def save_classes(
+    result: ClassModels, out: str | Path, stems: Sequence[str] | None = None
+) -> list[dict[str, object]]:
     """Write each class's PNG, its objective log as CSV and then as JSON
     (``STEM.log.json`` last: it marks the class as done) into ``out``.
     Returns each class's record (what ``summary.json`` lists)."""
@@ -140,7 +142,10 @@ def read_record(out: str | Path, stem: str) -> dict[str, object] | None:
 
 
 def save_overview(
-    out: str | Path, records: Sequence[dict[str, object]], settings: dict[str, object], columns: int | None = None,
+    out: str | Path,
+    records: Sequence[dict[str, object]],
+    settings: dict[str, object],
+    columns: int | None = None,
 ) -> list[Path]:
     """``contact_sheet.png`` (from the PNGs in ``out``) and ``summary.json``
     (``settings`` and the records) for the classes of ``records``."""
@@ -157,7 +162,9 @@ def save_overview(
     ]
 
 
-def save(result: ClassModels, out: str | Path, settings: dict[str, object], columns: int | None = None) -> list[Path]:
+def save(
+    result: ClassModels, out: str | Path, settings: dict[str, object], columns: int | None = None
+) -> list[Path]:
     """Write one PNG and an objective log (``.json`` and ``.csv``) per class,
     ``contact_sheet.png`` and ``summary.json`` into ``out``. Returns the paths."""
     out = Path(out)
@@ -170,7 +177,9 @@ def save(result: ClassModels, out: str | Path, settings: dict[str, object], colu
 
 def _write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=["step", "size", "score", "probability", "objective"], lineterminator="\n")
+    writer = csv.DictWriter(
+        text, fieldnames=["step", "size", "score", "probability", "objective"], lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
@@ -179,21 +188,30 @@ def _write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
     return path
 
 
-def comparison_figure(rows: Sequence[ClassModels], names: Sequence[str], title: str = "", cell: int = 224) -> Image.Image:
+def comparison_figure(
+    rows: Sequence[ClassModels], names: Sequence[str], title: str = "", cell: int = 224
+) -> Image.Image:
     """Several results for the same classes side by side (one column per
     result, one row per class), e.g. the paper's preset beside the default."""
     first = rows[0]
     pictures = [[to_picture(r.images[k]) for r in rows] for k in range(len(first.labels))]
     caps = [
-        f"{first.labels[k]}: " + ", ".join(
-            f"{n} P {float(r.final_probabilities[k]):.0%}" for n, r in zip(names, rows)
-        )
+        f"{first.labels[k]}: "
+        + ", ".join(f"{n} P {float(r.final_probabilities[k]):.0%}" for n, r in zip(names, rows))
         for k in range(len(first.labels))
     ]
     return figure(pictures, caps, cell=cell, title=title)
 
 
 __all__ = [
-    "caption", "class_files", "comparison_figure", "contact_sheet", "file_stems", "read_record", "save", "save_classes",
-    "save_overview", "to_picture",
+    "caption",
+    "class_files",
+    "comparison_figure",
+    "contact_sheet",
+    "file_stems",
+    "read_record",
+    "save",
+    "save_classes",
+    "save_overview",
+    "to_picture",
 ]

@@ -98,10 +98,9 @@ ParamFactory = Callable[[ParamSpec], Param]
 def _normal(spec: ParamSpec, shape: Sequence[int], sd: float) -> torch.Tensor:
     """Per-image standard normal draws scaled by ``sd``, each from its image's generator."""
     rows = [
-        torch.randn(tuple(shape), generator=g, device=g.device, dtype=torch.float32)
-        for g in spec.generators
+        torch.randn(tuple(shape), generator=g, device=g.device, dtype=torch.float32) for g in spec.generators
     ]
-    return (torch.stack(rows).to(spec.device, spec.dtype) * sd)
+    return torch.stack(rows).to(spec.device, spec.dtype) * sd
 
 
 def pixels(sd: float = 0.0) -> ParamFactory:
@@ -112,8 +111,10 @@ def pixels(sd: float = 0.0) -> ParamFactory:
 
     def build(spec: ParamSpec) -> Param:
         h, w = spec.size
-        x = _normal(spec, (3, h, w), sd) if sd > 0 else torch.zeros(
-            spec.batch, 3, h, w, device=spec.device, dtype=spec.dtype
+        x = (
+            _normal(spec, (3, h, w), sd)
+            if sd > 0
+            else torch.zeros(spec.batch, 3, h, w, device=spec.device, dtype=spec.dtype)
         )
         x.requires_grad_(True)
         return Param([x], lambda tensors: tensors[0], pixels=x)
@@ -155,8 +156,10 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
         # Lucent divides the image by a "magic" 4 (unit-variance spectrum after 1/f scaling).
         scale = 1.0 / freqs.clamp_min(1.0 / max(h, w)) ** decay_power / 4.0
         scale = scale.to(spec.device, spec.dtype)[None, None]
-        spectrum = _normal(spec, (3, *freqs.shape, 2), sd) if sd > 0 else torch.zeros(
-            spec.batch, 3, *freqs.shape, 2, device=spec.device, dtype=spec.dtype
+        spectrum = (
+            _normal(spec, (3, *freqs.shape, 2), sd)
+            if sd > 0
+            else torch.zeros(spec.batch, 3, *freqs.shape, 2, device=spec.device, dtype=spec.dtype)
         )
         spectrum.requires_grad_(True)
         colour = color_correlation(spec.device, spec.dtype)
@@ -224,4 +227,13 @@ def check_size(size: int | Sequence[int]) -> tuple[int, int]:
     return h, w
 
 
-__all__ = ["Param", "ParamFactory", "ParamSpec", "check_size", "color_correlation", "fft", "fft_frequencies", "pixels"]
+__all__ = [
+    "Param",
+    "ParamFactory",
+    "ParamSpec",
+    "check_size",
+    "color_correlation",
+    "fft",
+    "fft_frequencies",
+    "pixels",
+]

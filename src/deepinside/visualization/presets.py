@@ -9,8 +9,8 @@ runs one; ``dataclasses.replace(preset, steps=...)`` varies one.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..errors import DeepInsideError

@@ -38,7 +38,14 @@ from .objectives import Objective, State
 from .optim import Optimizer
 from .param import Param, ParamFactory, ParamSpec, check_size
 from .transforms import (
-    BetweenSteps, StepContext, Transform, TransformContext, apply, fused, resample, translations,
+    BetweenSteps,
+    StepContext,
+    Transform,
+    TransformContext,
+    apply,
+    fused,
+    resample,
+    translations,
 )
 
 #: A class named by index, or (with a :class:`Classifier`) by WordNet id or name.
@@ -88,12 +95,17 @@ class EarlyStop:
 
     @torch.no_grad()
     def sure(
-        self, score: Callable[[torch.Tensor], torch.Tensor], pixels: torch.Tensor, targets: torch.Tensor,
+        self,
+        score: Callable[[torch.Tensor], torch.Tensor],
+        pixels: torch.Tensor,
+        targets: torch.Tensor,
         preprocessing: Preprocessing,
     ) -> torch.Tensor:
         """``(K,)``: whether the model gives each picture (pixels ``(K, 3, H, W)``
         in [0, 1]) at least ``probability`` for its target after the blur."""
-        small = F.interpolate(pixels, scale_factor=self.scale, mode="bilinear", antialias=True, align_corners=False)
+        small = F.interpolate(
+            pixels, scale_factor=self.scale, mode="bilinear", antialias=True, align_corners=False
+        )
         blurred = F.interpolate(small, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
         scores = score(preprocessing.normalize(blurred).contiguous(memory_format=torch.channels_last))
         return _probability(scores, targets) >= self.probability
@@ -191,18 +203,26 @@ def _label(model: nn.Module, index: int) -> str:
     return f"class {index}"
 
 
-def _placement(model: nn.Module, device: torch.device | str | None, dtype: torch.dtype | None) -> tuple[torch.device, torch.dtype]:
+def _placement(
+    model: nn.Module, device: torch.device | str | None, dtype: torch.dtype | None
+) -> tuple[torch.device, torch.dtype]:
     first = next(iter(model.parameters()), None)
     model_device = first.device if first is not None else torch.device("cpu")
     model_dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
     device = torch.device(device) if device is not None else model_device
     dtype = dtype or model_dtype
-    if first is not None and (device.type != model_device.type or (device.index or 0) != (model_device.index or 0)):
-        raise DeepInsideError(f"the model is on {model_device}, not {device}: move it with model.to({str(device)!r})")
+    if first is not None and (
+        device.type != model_device.type or (device.index or 0) != (model_device.index or 0)
+    ):
+        raise DeepInsideError(
+            f"the model is on {model_device}, not {device}: move it with model.to({str(device)!r})"
+        )
     if not dtype.is_floating_point:
         raise DeepInsideError(f"images need a floating-point dtype, got {dtype}")
     if first is not None and dtype != model_dtype:
-        raise DeepInsideError(f"the model's weights are {model_dtype}, not {dtype}: convert it with model.to({dtype})")
+        raise DeepInsideError(
+            f"the model's weights are {model_dtype}, not {dtype}: convert it with model.to({dtype})"
+        )
     return device, dtype
 
 
@@ -352,21 +372,40 @@ def render(
         bad = [t for t in targets if not 0 <= t < classes]
         if bad:
             raise DeepInsideError(f"class {bad[0]} is out of range: the model has classes 0 to {classes - 1}")
-        bar = stack.enter_context(tqdm(
-            total=chunks * steps, desc="classmodel", unit="step", disable=(None if progress is None else not progress),
-            leave=False,
-        ))
+        bar = stack.enter_context(
+            tqdm(
+                total=chunks * steps,
+                desc="classmodel",
+                unit="step",
+                disable=(None if progress is None else not progress),
+                leave=False,
+            )
+        )
         for first in range(0, k_all, batch_size):
             rows = slice(first, min(first + batch_size, k_all))
             chunk_targets = targets[rows]
             out = _render_chunk(
-                score, chunk_targets, objective, param, steps=steps, optimizer=optimizer, transforms=transforms,
-                between_steps=between_steps, sizes=sizes, views=views, average=average, early_stop=early_stop,
+                score,
+                chunk_targets,
+                objective,
+                param,
+                steps=steps,
+                optimizer=optimizer,
+                transforms=transforms,
+                between_steps=between_steps,
+                sizes=sizes,
+                views=views,
+                average=average,
+                early_stop=early_stop,
                 size=hw,
                 preprocessing=preprocessing,
-                generators=[_generator(base, t) for t in chunk_targets], shared=_generator(base, -1),
-                device=device, dtype=dtype,
-                bar=bar, done=first, total=k_all,
+                generators=[_generator(base, t) for t in chunk_targets],
+                shared=_generator(base, -1),
+                device=device,
+                dtype=dtype,
+                bar=bar,
+                done=first,
+                total=k_all,
             )
             images[rows], run[rows] = out.pixels, out.steps_run
             final_s[rows], final_p[rows] = out.final_s, out.final_p
@@ -474,7 +513,11 @@ def _render_chunk(
             s_c = scores.gather(1, t_views[:, None])[:, 0].view(n, views).mean(1)[live]
             p_c = _probability(scores, t_views).view(n, views).mean(1)[live]
             kept = rows[live]
-            log_s[kept, step], log_p[kept, step], log_o[kept, step] = s_c.double(), p_c.double(), values[live].double()
+            log_s[kept, step], log_p[kept, step], log_o[kept, step] = (
+                s_c.double(),
+                p_c.double(),
+                values[live].double(),
+            )
             finite = values.isfinite() & scores.isfinite().all(1).view(n, views).all(1)
         total_value = torch.where(finite & live, values, torch.zeros_like(values)).sum()
         grads = list(torch.autograd.grad(total_value, prm.params))
@@ -505,14 +548,17 @@ def _render_chunk(
             if early_stop is not None and step < steps - 1 and early_stop.due(step) and bool(active.any()):
                 now = active.nonzero()[:, 0] if every_row is None else every_row
                 sure = torch.zeros_like(active)
-                sure[now] = early_stop.sure(score, _picture(prm, averaged, preprocessing)[now], t[now], preprocessing)
+                sure[now] = early_stop.sure(
+                    score, _picture(prm, averaged, preprocessing)[now], t[now], preprocessing
+                )
                 sure &= active
                 done_at[sure.cpu()] = step + 1
                 active &= ~sure
         bar.update()
         if not bar.disable and (bar.n % 4 == 0 or step == steps - 1):
             bar.set_postfix_str(
-                f"classes {done}/{total} S_c {float(s_c.mean()):.3g} P_c {float(p_c.mean()):.2f}", refresh=False
+                f"classes {done}/{total} S_c {float(s_c.mean()):.3g} P_c {float(p_c.mean()):.2f}",
+                refresh=False,
             )
         if not bool(active.any()):
             bar.update(steps - step - 1)
@@ -529,7 +575,11 @@ def _render_chunk(
 
 
 def _seen(
-    prm: Param, rows: torch.Tensor | None, views: int, transforms: Sequence[Transform], ctx: TransformContext,
+    prm: Param,
+    rows: torch.Tensor | None,
+    views: int,
+    transforms: Sequence[Transform],
+    ctx: TransformContext,
     size: tuple[int, int],
 ) -> tuple[torch.Tensor, Callable[[], torch.Tensor]]:
     """What the model sees at this step of the images of parameter ``rows``
@@ -569,7 +619,9 @@ def _picture(prm: Param, averaged: list[torch.Tensor], preprocessing: Preprocess
     return preprocessing.denormalize(image).nan_to_num(0.5).clamp(0, 1)
 
 
-def _update_average(averaged: list[torch.Tensor], params: list[torch.Tensor], decay: float, active: torch.Tensor) -> None:
+def _update_average(
+    averaged: list[torch.Tensor], params: list[torch.Tensor], decay: float, active: torch.Tensor
+) -> None:
     if not averaged:
         averaged.extend(p.detach().clone() for p in params)
         return

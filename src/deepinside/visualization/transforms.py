@@ -217,7 +217,9 @@ def random_apply(transforms: Sequence[Affine], p: float = 0.5) -> Affine:
     return RandomApply(transforms, p)
 
 
-def resample(x: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int], padding: str = "reflection") -> torch.Tensor:
+def resample(
+    x: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int], padding: str = "reflection"
+) -> torch.Tensor:
     """Sample ``x`` ``(B, C, H, W)`` at the affine ``matrix`` ``(B, 3, 3)`` onto ``size``, bilinearly.
     On CUDA the gradient is added up in a fixed order (:func:`sample_bilinear`)."""
     grid = affine_grid(matrix.to(device=x.device, dtype=x.dtype), size)
