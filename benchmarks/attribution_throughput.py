@@ -174,12 +174,14 @@ def main() -> None:
         f"{torch.get_num_threads()} threads, {platform.machine()}"
     )
     print(
-        f"{'method':<22} {'deepinside img/s':>16} {'captum img/s':>13} {'speedup':>8} {'peak MB ours':>13} {'peak MB captum':>15} {'map corr':>9}"
+        f"{'method':<22} {'deepinside img/s':>16} {'captum img/s':>13} {'speedup':>8} "
+        f"{'peak MB ours':>13} {'peak MB captum':>15} {'map corr':>9}"
     )
     for r in rows:
         print(
-            f"{r['method']:<22} {r['deepinside_images_per_s']:>16.2f} {r['captum_images_per_s']:>13.2f} {r['speedup']:>7.2f}x "
-            f"{r['deepinside_peak_rss_mb']:>13.0f} {r['captum_peak_rss_mb']:>15.0f} {r['map_correlation']:>9.5f}"
+            f"{r['method']:<22} {r['deepinside_images_per_s']:>16.2f} {r['captum_images_per_s']:>13.2f} "
+            f"{r['speedup']:>7.2f}x {r['deepinside_peak_rss_mb']:>13.0f} {r['captum_peak_rss_mb']:>15.0f} "
+            f"{r['map_correlation']:>9.5f}"
         )
     args.json.write_text(
         json.dumps(

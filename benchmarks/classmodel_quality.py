@@ -355,7 +355,8 @@ def step_timing(model: deepinside.Classifier, batch: int, repeats: int) -> list[
         summary[name] = summary[step_key] / summary[floor_key] - 1
     rows.append(summary)
     print(
-        f"  the preset's schedule: step {summary['step_ms']:.0f} ms, floor {summary['floor_view_ms']:.0f} ms: "
+        f"  the preset's schedule: step {summary['step_ms']:.0f} ms, "
+        f"floor {summary['floor_view_ms']:.0f} ms: "
         f"overhead {summary['overhead_vs_floor']:+.1%} (medians: {summary['overhead_of_medians']:+.1%})",
         flush=True,
     )
@@ -576,7 +577,8 @@ def main() -> None:
     judge = deepinside.load_model("efficientnet_lite1")
     size = model.preprocessing.input_size[0]
     results: dict[str, object] = {
-        "machine": f"{platform.machine()} ({os.cpu_count()} cores, shared), {torch.get_num_threads()} torch threads, "
+        "machine": f"{platform.machine()} ({os.cpu_count()} cores, shared), "
+        f"{torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}",
         "classes": targets,
         "size": size,
@@ -699,7 +701,8 @@ def main() -> None:
                 r["time_fraction_of_lucent_itself"] = r["time_fraction"] / itself["ratio"]
                 bound = "< " if r["bound_only"] else ""
                 print(
-                    f"  {r['method']} ({r['steps']:.0f} steps): {bound}{r['time_fraction_of_lucent_itself']:.2f} "
+                    f"  {r['method']} ({r['steps']:.0f} steps): "
+                    f"{bound}{r['time_fraction_of_lucent_itself']:.2f} "
                     "of the time of Lucent's recipe as Lucent runs it (estimated)",
                     flush=True,
                 )

@@ -47,7 +47,8 @@ def saliency_check(model: deepinside.Classifier) -> None:
         gap = float(((a.cpu() - on_cpu).abs().amax((1, 2)) / on_cpu.abs().amax((1, 2))).max())
         print(
             f"  {method}: twice on the GPU bit for bit {torch.equal(a, b)}; "
-            f"largest difference from the CPU {gap:.1e} of the map's maximum; {took:.2f} s for {len(inputs)} photos",
+            f"largest difference from the CPU {gap:.1e} of the map's maximum; "
+            f"{took:.2f} s for {len(inputs)} photos",
             flush=True,
         )
 
@@ -57,9 +58,10 @@ def classmodel_check(model: deepinside.Classifier, judge: deepinside.Classifier,
     classes16 = list(range(0, 1000, 10))[:16]
     a, took = seconds(lambda: visualize_class(gpu, classes16, device="cuda", seed=0))
     b = visualize_class(gpu, classes16, device="cuda", seed=0)
+    largest = float((a.images - b.images).abs().max())
     print(
         f"  16 classes, batch 8, first run: {took:.1f} s; same seed twice bit for bit "
-        f"{torch.equal(a.images, b.images)} (largest pixel difference {float((a.images - b.images).abs().max()):.2e}, "
+        f"{torch.equal(a.images, b.images)} (largest pixel difference {largest:.2e}, "
         f"early stops equal {torch.equal(a.log.steps_run, b.log.steps_run)})",
         flush=True,
     )

@@ -65,7 +65,8 @@ def main() -> None:
         )
     print(f"float32 maps vs a float64 reference, EfficientNet-Lite0, {len(entries)} dev photos")
     print(
-        f"{'':<11} {'median max diff':>16} {'images all within 1%':>21} {'worst pixels within 1%':>23} {'worst corr':>11}"
+        f"{'':<11} {'median max diff':>16} {'images all within 1%':>21} "
+        f"{'worst pixels within 1%':>23} {'worst corr':>11}"
     )
     for r in rows:
         print(

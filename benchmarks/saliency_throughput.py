@@ -77,9 +77,13 @@ def main() -> None:
                 "correlation": corr,
             }
         )
-    header = f"{'batch':>5} {'deepinside':>11} {'captum':>8} {'floor':>8} {'vs captum':>10} {'vs floor':>9} {'max diff':>9} {'within 1%':>10} {'corr':>9}"
+    header = (
+        f"{'batch':>5} {'deepinside':>11} {'captum':>8} {'floor':>8} {'vs captum':>10} {'vs floor':>9} "
+        f"{'max diff':>9} {'within 1%':>10} {'corr':>9}"
+    )
     print(
-        f"EfficientNet-Lite0 at 224 px, images/s, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}"
+        f"EfficientNet-Lite0 at 224 px, images/s, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}"
     )
     print(header)
     for r in rows:

@@ -33,8 +33,9 @@ def test_folder_of_mixed_files(tmp_path, photo_dir, capsys):
     out_dir = tmp_path / "out"
     code, _, err = _run(["saliency", photo_dir, "--out", out_dir], capsys)
     assert code == 1  # some files failed
-    lines = [l for l in err.splitlines() if l.startswith("deepinside:")]
-    assert len(lines) == 2 and any("broken.jpg" in l for l in lines) and any("notes.txt" in l for l in lines)
+    lines = [line for line in err.splitlines() if line.startswith("deepinside:")]
+    assert len(lines) == 2
+    assert any("broken.jpg" in line for line in lines) and any("notes.txt" in line for line in lines)
     assert "Traceback" not in err
     record = json.loads((out_dir / "cat.json").read_text())
     assert record["width"] == 451 and record["height"] == 300 and record["model"] == "efficientnet_lite0"
@@ -179,7 +180,7 @@ def test_evaluate_faithfulness_and_pointing(tmp_path, annotated, capsys):
         capsys,
     )
     assert code == 0
-    assert [l.split()[0] for l in out.splitlines()[1:]] == ["gradient", "grad-cam", "random"]
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["gradient", "grad-cam", "random"]
     rows = json.loads((tmp_path / "f.json").read_text())["rows"]
     assert all(
         0 <= r["deletion_auc"] <= 1 and 0 <= r["insertion_auc"] <= 1 and r["images"] == 2 for r in rows

@@ -38,8 +38,11 @@ def test_ssim_matches_scikit_image():
     a = torch.rand(2, 32, 40, generator=g, dtype=torch.float64)
     b = a + 0.3 * torch.rand(2, 32, 40, generator=g, dtype=torch.float64)
     ours = ssim(a, b)
+
+    def unit(t):
+        return ((t - t.min()) / (t.max() - t.min())).numpy()
+
     for i in range(2):
-        unit = lambda t: ((t - t.min()) / (t.max() - t.min())).numpy()
         ref = structural_similarity(
             unit(a[i]),
             unit(b[i]),

@@ -200,7 +200,9 @@ def test_localize_a_users_model_with_its_feature_layer(tmp_path, photos, capsys,
     (tmp_path / "mymodel.py").write_text(
         "from torch import nn\n"
         "def make():\n"
-        "    return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 6))\n"
+        "    return nn.Sequential(\n"
+        "        nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 6)\n"
+        "    )\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     photos["coffee"].save(tmp_path / "coffee.jpg")

@@ -41,7 +41,7 @@ def _by_hand(net: nn.Sequential, x: torch.Tensor, c: int, rule: str) -> torch.Te
     """Backward written out as the paper's section 4 describes it: the linear
     layer's transpose, the max-pool 'switches', the rectifier rule, then
     convolution with the flipped kernel (a transposed convolution)."""
-    conv, pool, fc = net[0], net[2], net[4]
+    conv, fc = net[0], net[4]
     pre = conv(x)
     _, switches = F.max_pool2d(pre.clamp(min=0), 2, return_indices=True)
     g = fc.weight[c].view(1, 3, 3, 3)

@@ -2,12 +2,10 @@
 
 glibc gives blocks above its mmap threshold back to the system when they are
 freed, and trims the free top of its heap. A render step allocates and frees
-the same tens of megabytes every step, so each step faulted its memory in
-again: on this project's machine a 16-class, 48-step run took 5x the page
-faults of one with the settings below, 3.7 s of its 34 CPU seconds in the
-kernel against 1.2 s, and 0-19% more CPU time in three paired runs. Not
-done on import: a library should not change its host process's allocator;
-Python users can set ``GLIBC_TUNABLES=glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=1073741824``.
+the same tens of megabytes every step, so without this each step faults its
+memory in again (docs/class-models.md has the measurements). Not done on
+import: a library should not change its host process's allocator; Python
+users can set ``GLIBC_TUNABLES`` instead (docs/class-models.md).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Every method maps a batch of preprocessed images and one target class per
 image to a raw attribution ``(N, C, H, W)`` on the input (C = 3, or 1 for
-Grad-CAM; guided Grad-CAM, a product with guided backprop, has 3) and the class scores ``(N, classes)``. Options are fields of the
-method's dataclass; :func:`method_from_name` builds one from a user's words.
+Grad-CAM; guided Grad-CAM, a product with guided backprop, has 3) and the
+class scores ``(N, classes)``. Options are fields of the method's dataclass;
+:func:`method_from_name` builds one from a user's words.
 """
 
 from __future__ import annotations

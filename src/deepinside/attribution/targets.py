@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Sequence
-from typing import Union
 
 import numpy as np
 import torch
@@ -14,10 +13,10 @@ from ..errors import DeepInsideError
 from ..models.classifier import Classifier
 
 #: A class named by index (NumPy integers too), or (with a :class:`Classifier`) by WordNet id or name.
-ClassName = Union[int, str]
+ClassName = int | str
 #: None (top class per image), one class for all images, one per image, or a
 #: list of classes per image (several maps per image, one batched pass).
-Target = Union[None, ClassName, Sequence[ClassName], Sequence[Sequence[ClassName]], torch.Tensor, np.ndarray]
+Target = None | ClassName | Sequence[ClassName] | Sequence[Sequence[ClassName]] | torch.Tensor | np.ndarray
 
 
 def resolve_targets(model: nn.Module, target: Target, batch: int) -> torch.Tensor | None:

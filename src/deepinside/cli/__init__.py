@@ -35,7 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # the output folder is a file, read-only, or the disk is full
         where = f"{err.filename}: " if err.filename else ""
         print(
-            f"deepinside: error: {where}{err.strerror or err} (check the paths given and that --out can be written)",
+            f"deepinside: error: {where}{err.strerror or err} "
+            "(check the paths given and that --out can be written)",
             file=sys.stderr,
         )
         return 2

@@ -35,7 +35,8 @@ def device(text: str) -> torch.device:
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
             raise argparse.ArgumentTypeError(
-                f"{text}: this machine's torch ({torch.__version__}) sees no CUDA GPU; leave out --device to use the CPU"
+                f"{text}: this machine's torch ({torch.__version__}) sees no CUDA GPU; "
+                "leave out --device to use the CPU"
             )
         if (found.index or 0) >= count:
             raise argparse.ArgumentTypeError(
@@ -162,7 +163,8 @@ def add_method_args(parser: argparse.ArgumentParser, many: bool = False) -> None
         "--baseline",
         type=float,
         default=0.0,
-        help="integrated gradients: constant baseline in the model's input space (default 0: the mean colour)",
+        help="integrated gradients: constant baseline in the model's input space "
+        "(default 0: the mean colour)",
     )
     group.add_argument("--layer", help="grad-cam: feature layer name (default: the model's declared one)")
 

@@ -59,9 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--workers",
         type=positive_int,
-        help="processes rendering batches side by side, sharing the torch threads (default on the CPU: one per "
-        "thread when there is more than one batch, measured 1.3x the classes per hour of one process on 2 cores; "
-        "on a GPU: one)",
+        help="processes rendering batches side by side, sharing the torch threads (default on the CPU: "
+        "one per thread when there is more than one batch; on a GPU: one)",
     )
     p.add_argument(
         "--columns", type=positive_int, help="columns of the contact sheet (default: about sqrt(K))"
@@ -111,8 +110,9 @@ def run(args: argparse.Namespace) -> int:
     mean_steps = sum(int(r["steps_run"]) for r in records) / len(records)  # type: ignore[call-overload]
     earlier = f", {len(records) - rendered} were done before" if rendered < len(records) else ""
     print(
-        f"{len(records) - len(failed)} of {len(records)} classes rendered ({rendered} now in {report.seconds():.0f} s"
-        f"{earlier}; {mean_steps:.0f} steps a class on average); pictures, logs and contact_sheet.png in {args.out}",
+        f"{len(records) - len(failed)} of {len(records)} classes rendered "
+        f"({rendered} now in {report.seconds():.0f} s{earlier}; {mean_steps:.0f} steps a class on average); "
+        f"pictures, logs and contact_sheet.png in {args.out}",
         file=sys.stderr,
     )
     return 1 if failed else 0

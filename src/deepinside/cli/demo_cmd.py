@@ -110,7 +110,8 @@ def localization_figure(model: Classifier, photos: list[Image.Image]) -> Image.I
             ]
         )
         captions.append(
-            f"{paper.prediction.label}: paper (gradient, GraphCut) map + mask; default ({PRESETS['default'].method}) map + mask"
+            f"{paper.prediction.label}: paper (gradient, GraphCut) map + mask; "
+            f"default ({PRESETS['default'].method}) map + mask"
         )
     return pictures.figure(
         rows, captions, cell=200, title="Localisation for free (Simonyan et al. 2013, section 3.1)"

@@ -131,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
 def format_table(metric: str, rows: list[dict[str, object]]) -> str:
     if metric == "faithfulness":
         lines = [
-            f"{'method':<22} {'images':>6} {'deletion AUC (lower better)':>28} {'insertion AUC (higher better)':>30}"
+            f"{'method':<22} {'images':>6} {'deletion AUC (lower better)':>28} "
+            f"{'insertion AUC (higher better)':>30}"
         ]
         lines += [
             f"{r['method']:<22} {r['images']:>6} {r['deletion_auc']:>28.4f} {r['insertion_auc']:>30.4f}"

@@ -164,8 +164,9 @@ def explain_maps(
                 raise
             h, w = x.shape[-2:]
             raise DeepInsideError(
-                f"the model failed on {h}x{w} inputs, which config {config.name!r} looks at ({scale:g}x the input "
-                "size): for a model that takes one input size only, use the paper config (--config paper)"
+                f"the model failed on {h}x{w} inputs, which config {config.name!r} looks at "
+                f"({scale:g}x the input size): for a model that takes one input size only, "
+                "use the paper config (--config paper)"
             ) from None
         maps = maps.flip(-1) if flip else maps
         if scale != 1.0:

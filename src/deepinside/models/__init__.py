@@ -7,7 +7,6 @@ import os
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
 from ..errors import DeepInsideError
 from ._graph import set_eval
@@ -80,7 +79,8 @@ def load_model(
         )
     if out.dim() != 2:
         raise DeepInsideError(
-            f"model {name!r} is not a classifier: its output has shape {tuple(out.shape)}, expected (batch, classes)"
+            f"model {name!r} is not a classifier: its output has shape {tuple(out.shape)}, "
+            "expected (batch, classes)"
         )
     return Classifier(
         net, prep, with_default_classes(out.shape[1]), feature_layer, name=os.path.basename(name)

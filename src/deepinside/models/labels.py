@@ -53,7 +53,7 @@ class ClassIndex:
     def from_synset_lines(cls, lines: Iterable[str]) -> ClassIndex:
         """Parse ``"n01440764 tench, Tinca tinca"`` lines, one class per line."""
         classes = []
-        for index, line in enumerate(l for l in lines if l.strip()):
+        for index, line in enumerate(line for line in lines if line.strip()):
             head, _, rest = line.strip().partition(" ")
             if _WNID.match(head):
                 wnid, names = head, rest

@@ -158,7 +158,8 @@ class ClassModelJob:
                 base = self.out if self.out.name else self.out.resolve()  # "." has no name to vary
                 other = base.with_name(f"{base.name}-{self.preset}-{self.steps}-seed{self.seed}")
                 raise DeepInsideError(
-                    f"{self.out} holds class models made with other settings ({_difference(there, self.settings())}): "
+                    f"{self.out} holds class models made with other settings "
+                    f"({_difference(there, self.settings())}): "
                     f"use another folder (e.g. --out {other}), or delete that one to start again"
                 )
         else:

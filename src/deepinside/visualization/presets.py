@@ -213,8 +213,9 @@ def default(steps: int = DEFAULT_STEPS) -> Preset:
         interleave=True,
         average=DEFAULT_AVERAGE,
         early_stop=EarlyStop(),
-        description="default: FFT 1/f + colour decorrelation, jitter (scale/rotate on 40% of steps), windows of 0.55-1.0 "
-        "in turn, Adam 0.05, parameters averaged from step 48, early stop when recognised at half scale",
+        description="default: FFT 1/f + colour decorrelation, jitter (scale/rotate on 40% of steps), "
+        "windows of 0.55-1.0 in turn, Adam 0.05, parameters averaged from step 48, "
+        "early stop when recognised at half scale",
     )
 
 
