@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from _results import write_results
 
 ROWS_PER_PASS = 16  # images x samples (or steps) per forward/backward, for both libraries
 METHODS = ["gradient", "smoothgrad", "integrated-gradients", "guided-backprop", "grad-cam"]
@@ -183,11 +184,7 @@ def main() -> None:
             f"{r['speedup']:>7.2f}x {r['deepinside_peak_rss_mb']:>13.0f} {r['captum_peak_rss_mb']:>15.0f} "
             f"{r['map_correlation']:>9.5f}"
         )
-    args.json.write_text(
-        json.dumps(
-            {"machine": platform.platform(), "threads": torch.get_num_threads(), "rows": rows}, indent=2
-        )
-    )
+    write_results(args.json, "attribution_throughput", {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -36,9 +36,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -49,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from _results import write_results
 from _timing import median_seconds
 from tqdm import tqdm
 
@@ -551,17 +549,10 @@ def main() -> None:
         timing = step_timing(model, args.batch, args.timing_repeats)
         print("Lucent's recipe through the model itself, as Lucent runs it:")
         lucent_itself = lucent_model_cost(model, args.batch, args.timing_repeats)
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {
-                    "threads": torch.get_num_threads(),
-                    "step_timing": timing,
-                    "lucent_as_it_runs": lucent_itself,
-                },
-                indent=2,
-            )
-            + "\n"
+        write_results(
+            args.json,
+            "classmodel_step_timing",
+            {"batch": args.batch, "step_timing": timing, "lucent_as_it_runs": lucent_itself},
         )
         return
 
@@ -577,9 +568,6 @@ def main() -> None:
     judge = deepinside.load_model("efficientnet_lite1")
     size = model.preprocessing.input_size[0]
     results: dict[str, object] = {
-        "machine": f"{platform.machine()} ({os.cpu_count()} cores, shared), "
-        f"{torch.get_num_threads()} torch threads, "
-        f"torch {torch.__version__}",
         "classes": targets,
         "size": size,
         "batch": args.batch,
@@ -646,10 +634,7 @@ def main() -> None:
         ]
         results["per_seed"] = per_seed
         results["rows"] = rows = over_seeds(per_seed)
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(results, indent=2) + "\n"
-        )  # partial results survive an interrupted run
+        write_results(args.json, "classmodel_quality", results)  # partial results survive an interruption
         first_seed = {k: torch.cat(v) for (k, seed), v in images.items() if seed == args.seeds[0]}
         if args.save_images:
             torch.save({"classes": targets[:done], **first_seed}, args.save_images)
@@ -708,8 +693,7 @@ def main() -> None:
                 )
     if args.figure:
         draw_figure(first_seed, targets, args.figure)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.json, "classmodel_quality", results)
     print(f"wrote {args.json}")
 
 

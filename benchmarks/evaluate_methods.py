@@ -11,7 +11,10 @@ Writes benchmarks/results/evaluate_<metric>.json.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+
+from _results import RESULTS, write_results
 
 from deepinside.cli import main as cli
 
@@ -25,13 +28,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=25, help="deletion/insertion steps")
     args = parser.parse_args()
     annotations = str(args.data / "annotations.json")
-    out = Path("benchmarks/results")
     for metric, limit, extra in [
         ("pointing-game", args.pointing, []),
         ("faithfulness", args.faithfulness, ["--steps", str(args.steps)]),
         ("sanity-check", args.sanity, []),
     ]:
         print(f"\n== {metric}, {limit} photos ==", flush=True)
+        path = RESULTS / f"evaluate_{metric}.json"
         cli(
             [
                 "evaluate",
@@ -41,10 +44,11 @@ def main() -> None:
                 "--limit",
                 str(limit),
                 "--json",
-                str(out / f"evaluate_{metric}.json"),
+                str(path),
                 *extra,
             ]
         )
+        write_results(path, f"evaluate_{metric}", json.loads(path.read_text()))
 
 
 if __name__ == "__main__":

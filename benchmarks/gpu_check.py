@@ -1,7 +1,8 @@
 """What runs a model, on a CUDA GPU: whether the same inputs and seed give
 the same results bit for bit, how close they come to the CPU's, and the
 class model visualisations' judge accuracy and speed (default preset;
-EfficientNet-Lite1 judges 8-bit pictures).
+EfficientNet-Lite1 judges 8-bit pictures). A report to keep as a log: its
+first line is the JSON header every result carries (benchmarks/README.md).
 
     PYTHONPATH=src python benchmarks/gpu_check.py | tee benchmarks/results/gpu_check.log
 """
@@ -9,9 +10,11 @@ EfficientNet-Lite1 judges 8-bit pictures).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import torch
+from _results import header
 from classmodel_quality import classify  # (benchmarks/ is the script's folder)
 
 import deepinside
@@ -84,7 +87,7 @@ def main() -> None:
         "--batches", type=int, nargs="*", default=[8, 100], help="batch sizes for 100 classes"
     )
     args = parser.parse_args()
-    print(torch.__version__, torch.cuda.get_device_name(0), flush=True)
+    print(json.dumps(header("gpu_check", "cuda")), flush=True)  # the header every result carries
     model = deepinside.load_model()
     judge = deepinside.load_model("efficientnet_lite1").to("cuda").eval()
     print("saliency (the bundled demo photos):", flush=True)

@@ -10,7 +10,10 @@ benchmarks/results/localization.json.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
+
+from _results import RESULTS, write_results
 
 from deepinside.cli import main as cli
 
@@ -20,6 +23,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/imagenet-val-loc-dev"))
     parser.add_argument("--limit", type=int, default=300)
     args = parser.parse_args()
+    path = RESULTS / "localization.json"
     cli(
         [
             "evaluate",
@@ -29,9 +33,10 @@ def main() -> None:
             "--limit",
             str(args.limit),
             "--json",
-            "benchmarks/results/localization.json",
+            str(path),
         ]
     )
+    write_results(path, "localization", json.loads(path.read_text()))
 
 
 if __name__ == "__main__":

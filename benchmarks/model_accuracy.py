@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import write_results
 
 import deepinside
 from deepinside.io import load_photo
@@ -61,8 +62,7 @@ def main() -> None:
     for r in rows:
         label = r["resize"] + (f" ({r['crop_fraction']:.3f})" if r["resize"] == "center-crop" else "")
         print(f"{r['model']:<20} {label:<22} {r['images']:>6} {r['top1']:>7.1%} {r['top5']:>7.1%}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(rows, indent=2))
+    write_results(args.json, "model_accuracy", {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import torch
+from _results import write_results
 from captum.attr import Saliency
 
 import deepinside
@@ -73,8 +74,7 @@ def main() -> None:
             f"{r['method']:<11} {r['median_max_diff']:>16.3%} {r['images_all_pixels_within_1pct']:>21.0%} "
             f"{r['worst_pixels_within_1pct']:>23.2%} {r['worst_correlation']:>11.6f}"
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(rows, indent=2))
+    write_results(args.json, "saliency_agreement", {"rows": rows})
 
 
 if __name__ == "__main__":

@@ -9,11 +9,11 @@ model as given. Prints a table and writes JSON (``--json``). Run:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 from pathlib import Path
 
 import torch
+from _results import write_results
 from _timing import median_seconds
 from captum.attr import Saliency
 from PIL import Image
@@ -92,12 +92,7 @@ def main() -> None:
             f"{r['floor_images_per_s']:>8.1f} {r['speedup_vs_captum']:>9.2f}x {r['speedup_vs_floor']:>8.2f}x "
             f"{r['max_diff_rel_to_max']:>8.2%} {r['pixels_within_1pct']:>9.3%} {r['correlation']:>9.6f}"
         )
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(
-        json.dumps(
-            {"machine": platform.platform(), "threads": torch.get_num_threads(), "rows": rows}, indent=2
-        )
-    )
+    write_results(args.json, "saliency_throughput", {"rows": rows})
 
 
 if __name__ == "__main__":
