@@ -217,11 +217,9 @@ class _CudnnOff:
     """cuDNN off while any gradient view runs on CUDA, in any thread: the flag
     is process-wide, so the first to enter saves it and the last to leave
     restores it (a plain save and restore per block would let overlapping
-    blocks leave it off). Its float32 convolutions moved the paper's maps on
-    an H100 by 1.3% of their maximum from the float64 truth (36% from the
-    CPU's maps with TF32, PyTorch's default for cuDNN), against 0.2% for
-    PyTorch's own kernels; and some of its backward algorithms add
-    atomically, so two runs differ (README, "On a GPU")."""
+    blocks leave it off). Its float32 convolutions moved the paper's maps
+    further from the float64 truth than PyTorch's own kernels, and some of
+    its backward algorithms add atomically, so two runs differ (docs/gpu.md)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -148,13 +148,12 @@ def _fold_batch_norms(gm: fx.GraphModule, keep: frozenset[str]) -> None:
 def _absorb_padding(gm: fx.GraphModule, keep: frozenset[str]) -> None:
     """TensorFlow "same" ports (EfficientNet's ``Conv2dStaticSamePadding``)
     copy every activation into a zero-padded tensor before an unpadded
-    convolution (16-24% of a forward and backward pass of EfficientNet-Lite0,
-    profiled). Where the padding is symmetric the convolution pads for free
-    instead: 10-15% faster. A strided "same" convolution pads one side more;
-    a depthwise one then pads the larger amount on both sides and gets a
-    kernel grown by zero taps on the other side, which reads exactly the
-    same pixels: the zero taps cost less than the copy (4-10% of Lite0's
-    pass, measured), where a dense convolution's would not."""
+    convolution, a large part of a forward and backward pass. Where the
+    padding is symmetric the convolution pads for free instead. A strided
+    "same" convolution pads one side more; a depthwise one then pads the
+    larger amount on both sides and gets a kernel grown by zero taps on the
+    other side, which reads exactly the same pixels: the zero taps cost less
+    than the copy, where a dense convolution's would not (docs/benchmarks.md)."""
     for node in gm.graph.nodes:
         if node.op != "call_module" or node.target in keep:
             continue

@@ -174,13 +174,13 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
         complex_dtype = spec.dtype.to_complex()
 
         def finish(image: torch.Tensor) -> torch.Tensor:
-            # A matmul over the flattened image: no copies (einsum costs 2x here).
+            # A matmul over the flattened image: no copies (einsum copies and was slower here).
             if decorrelate:
                 image = torch.matmul(colour, image.flatten(2)).view(image.shape)
             return torch.addcmul(offset, torch.sigmoid(image), gain)
 
         def image_of(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-            # A complex-by-real product (a broadcast over (re, im) costs 2x here).
+            # A complex-by-real product (a broadcast over (re, im) was slower here).
             return finish(torch.fft.irfft2(torch.view_as_complex(tensors[0]) * scale, s=(h, w), norm="ortho"))
 
         def window_of(

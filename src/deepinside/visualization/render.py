@@ -650,11 +650,9 @@ def _model_error(
 def _keeps_batch_shape(device: torch.device) -> bool:
     """Whether every class of a batch goes through the network at every step.
     On CUDA, yes: a batch whose stopped classes drop out takes a new shape
-    each time one stops, and cuDNN compiles kernels for each new shape (on
-    an H100, 16 steps at batch 8 took 16 s the first time, against 25 ms a
-    step at batch 100 once compiled); the stopped classes' compute is the
-    cheaper price (measured with cuDNN, which gradients now run without; not
-    measured again). On the CPU, no: there the compute is the price."""
+    each time one stops, and tuning kernels for each new shape cost more
+    than the stopped classes' compute (docs/class-models.md). On the CPU,
+    no: there the compute is the price."""
     return device.type == "cuda"
 
 
