@@ -89,7 +89,7 @@ def class_index(model: nn.Module, name: object) -> int:
         raise DeepInsideError(f"a class is an index or a name, got {name!r}")
     if not isinstance(name, str):
         name = operator.index(name)  # type: ignore[arg-type]
-    if isinstance(model, Classifier) and model._classes is not None:
+    if isinstance(model, Classifier) and model.declared_classes is not None:
         return model.classes.resolve(name)
     if isinstance(name, str) and not name.strip().isdigit():
         raise DeepInsideError(f"class {name!r}: name classes only with a deepinside Classifier; use an index")

@@ -48,7 +48,9 @@ def load_model(
             raise DeepInsideError(f"{name} is built in: it takes no weights, input size, mean or std")
         model = load_builtin(name)
         if feature_layer is not None:
-            model = Classifier(model.net, model.preprocessing, model._classes, feature_layer, name=name)
+            model = Classifier(
+                model.net, model.preprocessing, model.declared_classes, feature_layer, name=name
+            )
         if resize is not None:
             model.preprocessing = dataclasses.replace(model.preprocessing, resize=resize)  # type: ignore[arg-type]
         return model

@@ -87,8 +87,15 @@ class Classifier(nn.Module):
 
     @property
     def classes(self) -> ClassIndex:
+        """The class names; an error where none were declared."""
         if self._classes is None:
             raise DeepInsideError(f"{self.name}: no class names declared; pass classes=")
+        return self._classes
+
+    @property
+    def declared_classes(self) -> ClassIndex | None:
+        """The class names, or None where none were declared (for callers that
+        fall back to numbers instead of failing)."""
         return self._classes
 
     @torch.no_grad()
