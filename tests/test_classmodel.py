@@ -24,9 +24,11 @@ from deepinside.errors import DeepInsideError
 from deepinside.visualization import Preset, param, presets, visualize_class
 from deepinside.visualization import objectives as O
 from deepinside.visualization import transforms as T
+from deepinside.visualization.early_stop import EarlyStop
 from deepinside.visualization.optim import Adam, GradientAscent, scheduled
-from deepinside.visualization.render import EarlyStop, _octave_sizes, _seen
-from deepinside.visualization.render import render as render_loop
+from deepinside.visualization.render import _seen
+from deepinside.visualization.render import render_classes as render_loop
+from deepinside.visualization.schedule import octave_sizes as _octave_sizes
 
 from .conftest import agreement
 
@@ -715,20 +717,16 @@ def test_classes_are_checked_before_any_batch_runs(monkeypatch):
         render_loop(
             model,
             [0, -1],
+            Preset("one", param.pixels(), GradientAscent(1.0), steps=1),
             presets.paper().objective(),
-            param.pixels(),
-            steps=1,
-            optimizer=GradientAscent(1.0),
             preprocessing=HALF,
         )
     with pytest.raises(DeepInsideError, match="2 labels for 1 classes"):
         render_loop(
             linear_model(),
             [0],
+            Preset("one", param.pixels(), GradientAscent(1.0), steps=1),
             presets.paper().objective(),
-            param.pixels(),
-            steps=1,
-            optimizer=GradientAscent(1.0),
             preprocessing=HALF,
             labels=["a", "b"],
         )

@@ -1,9 +1,12 @@
 """Class model visualisation (Simonyan et al. 2013, section 2) and what came after.
 
-The folders read like the idea (after Lucent): :mod:`.param` (what is
-optimised), :mod:`.transforms` (robustness), :mod:`.objectives` (what is
-maximised), :mod:`.optim` (the update), :mod:`.render` (the loop),
-:mod:`.presets` (ready recipes). :func:`visualize_class` is the front door;
+The modules read like the idea (after Lucent): :mod:`.param` (what is
+optimised), :mod:`.transforms` (robustness; :mod:`.resampling` resamples
+in a fixed order, :mod:`.regularizers` act between steps),
+:mod:`.objectives` (what is maximised), :mod:`.optim` (the update),
+:mod:`.render` (the loop, with :mod:`.schedule` for the sizes seen and
+:mod:`.early_stop`), :mod:`.presets` (ready recipes), :mod:`.result` (what
+a run gives back). :func:`visualize_class` (:mod:`.api`) is the front door;
 :mod:`.output` writes pictures, logs and contact sheets, and :mod:`.job`
 renders many classes into a folder, resumably, in worker processes.
 
@@ -16,115 +19,29 @@ torch.Size([2, 3, 224, 224])
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import torch
-from torch import nn
-
-from ..errors import DeepInsideError
-from ..models.preprocessing import Preprocessing
-from . import objectives, optim, param, presets, transforms
+from . import objectives, optim, param, presets, regularizers, resampling, transforms
+from .api import ClassName, class_indices, visualize_class
+from .early_stop import EarlyStop
 from .objectives import Objective
 from .presets import Preset
-from .render import ClassModels, ClassName, EarlyStop, ObjectiveLog, class_indices, render
-
-
-def visualize_class(
-    model: nn.Module,
-    targets: ClassName | Sequence[ClassName] | torch.Tensor,
-    *,
-    preset: str | Preset = "default",
-    objective: str | Objective | None = None,
-    steps: int | None = None,
-    early_stop: EarlyStop | bool | None = None,
-    size: int | tuple[int, int] | None = None,
-    seed: int | torch.Generator = 0,
-    batch_size: int = 8,
-    device: torch.device | str | None = None,
-    dtype: torch.dtype | None = None,
-    preprocessing: Preprocessing | None = None,
-    progress: bool | None = False,
-) -> ClassModels:
-    """The image each class's score likes best: one per target.
-
-    Args:
-        model: a classifier ``(B, 3, H, W) -> (B, C)`` scores (a
-            :class:`~deepinside.Classifier` knows its preprocessing and class
-            names). Never changed: the loop runs on a private eval-mode copy.
-        targets: classes by index, WordNet id or name (names need a Classifier).
-        preset: ``"default"`` (recognisable pictures), ``"paper"`` (the
-            paper's recipe) or a :class:`Preset`.
-        objective: the class term, ``"logit"`` (S_c, the default),
-            ``"probability"`` (P_c) or ``"log-probability"``, minus the
-            preset's penalty; or a whole :class:`Objective`.
-        steps: number of updates, at most (default: the preset's).
-        early_stop: stop each class once its picture shows the class at a
-            coarser scale (see :class:`EarlyStop`): None keeps the preset's
-            rule, False runs every class for all ``steps``, True uses
-            ``EarlyStop()``.
-        size: image size ``PX`` or ``(H, W)`` (default: the model's input size).
-        seed: an int or a ``torch.Generator``; same seed, same pictures (bit
-            for bit on the same machine and batch size).
-        batch_size: classes optimised at once.
-        device, dtype: must be the model's (default: the model's).
-        preprocessing: the input convention for a plain ``nn.Module``
-            (default: the Classifier's, or ImageNet's mean and std at 224).
-        progress: a progress bar on stderr (None: only on a terminal).
-
-    Returns:
-        :class:`ClassModels`; ``images, log = visualize_class(...)`` gives the
-        pictures ``(K, 3, H, W)`` in [0, 1] and the per-step log of S_c and P_c.
-
-    >>> import deepinside
-    >>> model = deepinside.load_model()
-    >>> out = deepinside.visualize_class(model, "goldfish", preset="paper", steps=2, size=64)
-    >>> out.images.shape, float(out.images.min()) >= 0, float(out.images.max()) <= 1
-    (torch.Size([1, 3, 64, 64]), True, True)
-    """
-    chosen = presets.get(preset)
-    if isinstance(objective, Objective):
-        goal = objective
-    elif objective is None or isinstance(objective, str):
-        goal = chosen.objective(objective or "logit")
-    else:
-        raise DeepInsideError(f"objective must be a name or an Objective, got {type(objective).__name__}")
-    if steps is None:
-        steps = chosen.steps
-    return render(
-        model,
-        class_indices(model, targets),
-        goal,
-        chosen.param,
-        steps=steps,
-        optimizer=chosen.optimizer,
-        transforms=chosen.transforms,
-        between_steps=chosen.between_steps,
-        octaves=chosen.octaves,
-        interleave=chosen.interleave,
-        views=chosen.views,
-        average=chosen.average,
-        early_stop=chosen.stop_rule(early_stop),
-        size=size,
-        preprocessing=preprocessing,
-        batch_size=batch_size,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-        progress=progress,
-    )
-
+from .render import render_classes
+from .result import ClassModels, ObjectiveLog
 
 __all__ = [
     "ClassModels",
+    "ClassName",
     "EarlyStop",
     "Objective",
     "ObjectiveLog",
     "Preset",
+    "class_indices",
     "objectives",
     "optim",
     "param",
     "presets",
-    "render",
+    "regularizers",
+    "render_classes",
+    "resampling",
     "transforms",
     "visualize_class",
 ]

@@ -39,10 +39,12 @@ from ..errors import DeepInsideError
 from ..io.files import remove_temporary_files, write_json
 from ..models.classifier import Classifier
 from . import presets
+from ._checks import check_count
+from .api import visualize_class
+from .early_stop import EarlyStop
 from .objectives import class_objective
 from .output import file_stems, read_record, save_classes, save_overview
 from .param import check_size
-from .render import EarlyStop, check_count
 
 #: What a finished class leaves behind: its ``summary.json`` entry.
 Record = dict[str, object]
@@ -172,8 +174,6 @@ class ClassModelJob:
     def render(self, model: Classifier, batch: Sequence[int], progress: bool | None = False) -> list[Record]:
         """Render one batch with ``model`` and write its classes' files. A
         class that failed says why in its record's ``stopped`` (no warning)."""
-        from . import visualize_class
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             result = visualize_class(

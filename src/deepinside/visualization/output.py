@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw
 from ..io.files import atomic_write, write_json, write_png
 from ..pictures import figure
 from ..pictures import font as _font
-from .render import ClassModels
+from .result import ClassModels
 
 
 def to_picture(image: torch.Tensor) -> Image.Image:

@@ -15,11 +15,13 @@ from dataclasses import dataclass
 
 from ..errors import DeepInsideError
 from . import objectives, param, transforms
+from .early_stop import EarlyStop
 from .objectives import Objective
 from .optim import Adam, GradientAscent, Optimizer
 from .param import ParamFactory
-from .render import EarlyStop, Octave
-from .transforms import BetweenSteps, Transform
+from .regularizers import BetweenSteps
+from .schedule import Octave
+from .transforms import Transform
 
 
 @dataclass(frozen=True)

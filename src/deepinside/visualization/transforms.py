@@ -1,5 +1,4 @@
-"""Robustness: random transforms the image must survive, and regularisers
-applied to the image between steps.
+"""Robustness: random transforms the image must survive.
 
 **Transforms** are differentiable and run on the image before the model at
 every step: ``transform(x, ctx) -> x``. The geometric ones (:func:`jitter`,
@@ -16,12 +15,9 @@ callable ``(x, ctx) -> x`` can sit in the list (it ends a run of affine
 transforms). Each image draws its randomness from its own generator
 (``ctx.generators``); draws common to a step's images from ``ctx.shared``.
 
-**Between-step regularisers** (Yosinski et al. 2015) change the raw pixels
-after an update, in place: :func:`gaussian_blur` every k steps,
-:func:`clip_norm` and :func:`clip_contribution` (set pixels with a small
-norm, or a small ``|x * grad|`` contribution, to zero: the training mean).
-They need the :func:`~deepinside.visualization.param.pixels`
-parameterisation.
+The images are resampled by :mod:`.resampling`, in a fixed order on CUDA.
+**Between-step regularisers** live in :mod:`.regularizers` and are
+importable from here too.
 """
 
 from __future__ import annotations
@@ -35,6 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DeepInsideError
+from .regularizers import BetweenSteps, StepContext, blur, clip_contribution, clip_norm, gaussian_blur
+from .resampling import affine_grid, resample, sample_bilinear
 
 
 @dataclass(frozen=True)
@@ -217,91 +215,6 @@ def random_apply(transforms: Sequence[Affine], p: float = 0.5) -> Affine:
     return RandomApply(transforms, p)
 
 
-def resample(
-    x: torch.Tensor, matrix: torch.Tensor, size: tuple[int, int], padding: str = "reflection"
-) -> torch.Tensor:
-    """Sample ``x`` ``(B, C, H, W)`` at the affine ``matrix`` ``(B, 3, 3)`` onto ``size``, bilinearly.
-    On CUDA the gradient is added up in a fixed order (:func:`sample_bilinear`)."""
-    grid = affine_grid(matrix.to(device=x.device, dtype=x.dtype), size)
-    if x.is_cuda and padding in ("reflection", "border") and not grid.requires_grad:
-        return sample_bilinear(x, grid, padding)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding, align_corners=False)
-
-
-def sample_bilinear(x: torch.Tensor, grid: torch.Tensor, padding: str = "reflection") -> torch.Tensor:
-    """``F.grid_sample(x, grid, "bilinear", padding, align_corners=False)`` for
-    ``reflection`` or ``border`` padding, up to float round-off, with a
-    backward pass that adds each pixel's gradient in a fixed order:
-    ``index_put_`` with ``accumulate`` sorts the indices on CUDA. (grid_sample's
-    backward adds atomically there, so two runs with one seed differ.) The
-    gradient reaches ``x`` only, not the grid."""
-    b, c, h, w = x.shape
-    index, weight = _corners(grid.detach(), h, w, padding)
-    out = _GatherCorners.apply(x.reshape(b, c, h * w), index, weight.to(x.dtype))
-    return out.view(b, c, *grid.shape[1:3])
-
-
-def _corners(grid: torch.Tensor, h: int, w: int, padding: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The four neighbours of each sampling point: flat pixel indices and
-    bilinear weights, each ``(B, 4, N)``, by grid_sample's coordinate rules
-    (in float32 at least, as grid_sample computes them; a NaN point samples
-    the first pixel instead of indexing out of bounds)."""
-    if grid.dtype in (torch.float16, torch.bfloat16):
-        grid = grid.float()
-
-    def pixel(coord: torch.Tensor, n: int) -> torch.Tensor:
-        p = ((coord + 1) * n - 1) / 2
-        if padding == "reflection":  # mirror about the outer pixel edges, -0.5 and n - 0.5
-            p = (p + 0.5).abs()
-            flips, extra = torch.div(p, n, rounding_mode="floor"), torch.fmod(p, n)
-            p = torch.where(flips % 2 == 0, extra - 0.5, n - extra - 0.5)
-        return p.nan_to_num(0.0).clamp(0, n - 1)
-
-    px, py = pixel(grid[..., 0].flatten(1), w), pixel(grid[..., 1].flatten(1), h)
-    x0, y0 = px.floor(), py.floor()
-    fx, fy = px - x0, py - y0
-    x0, y0 = x0.long(), y0.long()
-    x1, y1 = (x0 + 1).clamp_max(w - 1), (y0 + 1).clamp_max(h - 1)  # weight 0 where clamped
-    index = torch.stack([y0 * w + x0, y0 * w + x1, y1 * w + x0, y1 * w + x1], 1)
-    weight = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy], 1)
-    return index, weight
-
-
-class _GatherCorners(torch.autograd.Function):
-    """``out[b, c, n] = sum_k weight[b, k, n] * x[b, c, index[b, k, n]]``."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        b, c, _ = x.shape
-        k, n = index.shape[1:]
-        picked = x.gather(2, index.view(b, 1, k * n).expand(b, c, k * n)).view(b, c, k, n)
-        ctx.save_for_backward(index, weight)
-        ctx.size = x.shape
-        return (picked * weight[:, None]).sum(2)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        index, weight = ctx.saved_tensors
-        b, c, hw = ctx.size
-        # Whole colour vectors go to each pixel: a third of the keys to sort.
-        flat = (torch.arange(b, device=index.device).view(b, 1, 1) * hw + index).flatten()
-        parts = (grad.transpose(1, 2)[:, None] * weight[..., None]).reshape(-1, c)  # (B*4*N, C)
-        out = grad.new_zeros(b * hw, c).index_put_((flat,), parts, accumulate=True)
-        return out.view(b, hw, c).transpose(1, 2), None, None
-
-
-def affine_grid(matrix: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """``F.affine_grid(matrix[:, :2], (B, C, *size), align_corners=False)``,
-    by broadcasting: ``(B, H, W, 2)`` sampling coordinates. (affine_grid's
-    own batched matmul with an inner size of 3 costs as much as the
-    resampling's forward pass.)"""
-    h, w = size
-    xs = torch.arange(w, device=matrix.device, dtype=matrix.dtype).mul_(2 / w).add_(1 / w - 1)
-    ys = torch.arange(h, device=matrix.device, dtype=matrix.dtype).mul_(2 / h).add_(1 / h - 1)[:, None]
-    m = matrix[:, :2, :, None, None]  # (B, 2 output coordinates, 3 weights, 1, 1)
-    return (m[:, :, 0] * xs + m[:, :, 1] * ys + m[:, :, 2]).permute(0, 2, 3, 1)
-
-
 def fused(
     transforms: Sequence[Transform], shape: tuple[int, int, int, int], ctx: TransformContext
 ) -> torch.Tensor | None:
@@ -354,78 +267,6 @@ def apply(transforms: Sequence[Transform], x: torch.Tensor, ctx: TransformContex
     return x
 
 
-# ---------------------------------------------------------------- between steps
-
-
-@dataclass(frozen=True)
-class StepContext:
-    """What a between-step regulariser may read: the step just taken
-    (0-based), the pixels' gradient at it, and which images are still optimised."""
-
-    step: int
-    grad: torch.Tensor
-    alive: torch.Tensor
-
-
-BetweenSteps = Callable[[torch.Tensor, StepContext], None]
-
-
-def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    radius = max(1, math.ceil(3 * sigma))
-    t = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    return k / k.sum()
-
-
-def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(B, C, H, W)`` with reflected borders."""
-    k = _gaussian_kernel(sigma, x.device, x.dtype)
-    r = k.numel() // 2
-    c = x.shape[1]
-    x = F.pad(x, (r, r, 0, 0), mode="reflect" if r < x.shape[-1] else "replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    x = F.pad(x, (0, 0, r, r), mode="reflect" if r < x.shape[-2] else "replicate")
-    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-
-
-def gaussian_blur(sigma: float, every: int = 4) -> BetweenSteps:
-    """Blur the image with a Gaussian of ``sigma`` pixels every ``every`` steps."""
-    if sigma <= 0 or every < 1:
-        raise DeepInsideError(f"blur needs sigma > 0 and every >= 1, got sigma={sigma}, every={every}")
-
-    def op(x: torch.Tensor, ctx: StepContext) -> None:
-        if (ctx.step + 1) % every == 0:
-            x.copy_(torch.where(ctx.alive.view(-1, 1, 1, 1), blur(x, sigma), x))
-
-    return op
-
-
-def _zero_below(x: torch.Tensor, measure: torch.Tensor, percentile: float, alive: torch.Tensor) -> None:
-    flat = measure.flatten(1).float()
-    cut = torch.quantile(flat, percentile / 100.0, dim=1).to(measure.dtype).view(-1, 1, 1)
-    keep = (measure >= cut) | ~alive.view(-1, 1, 1)
-    x.mul_(keep[:, None].to(x.dtype))
-
-
-def clip_norm(percentile: float) -> BetweenSteps:
-    """Set pixels whose colour-vector norm is below the ``percentile`` of the
-    image's norms to zero (the training mean)."""
-    _check_percentile(percentile)
-    return lambda x, ctx: _zero_below(x, x.norm(dim=1), percentile, ctx.alive)
-
-
-def clip_contribution(percentile: float) -> BetweenSteps:
-    """Set pixels whose contribution ``|sum_channel x * grad|`` to the score is
-    below the ``percentile`` of the image's contributions to zero."""
-    _check_percentile(percentile)
-    return lambda x, ctx: _zero_below(x, (x * ctx.grad).sum(1).abs(), percentile, ctx.alive)
-
-
-def _check_percentile(p: float) -> None:
-    if not 0 <= p < 100:
-        raise DeepInsideError(f"clipping percentile must be in [0, 100), got {p}")
-
-
 __all__ = [
     "Affine",
     "BetweenSteps",
@@ -433,6 +274,7 @@ __all__ = [
     "StepContext",
     "Transform",
     "TransformContext",
+    "affine_grid",
     "apply",
     "blur",
     "clip_contribution",
@@ -445,5 +287,6 @@ __all__ = [
     "random_rotate",
     "random_scale",
     "resample",
+    "sample_bilinear",
     "translations",
 ]
