@@ -21,9 +21,10 @@ from captum.attr import (
 from torch import nn
 
 import deepinside
-from deepinside.attribution import METHODS, attribute, reduce_channels
+from deepinside.attribution import METHODS, attribute, reduce_channels, saliency
 
-from .conftest import agreement
+from ..conftest import agreement
+from .conftest import _net, _x
 
 
 def _conv_relu_pool(relu: bool = True) -> nn.Sequential:
@@ -291,3 +292,68 @@ def test_grad_cam_without_a_declared_layer_says_what_to_declare():
 def test_unknown_reduction(model, photo_batch):
     with pytest.raises(deepinside.DeepInsideError, match="unknown channel reduction"):
         attribute(model, photo_batch[0], None, reduce="mean")
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_rule_and_cam_methods_refuse_torchscript_in_one_line():
+    net, x = _net(), _x()
+    scripted = torch.jit.script(net)
+    for model in (scripted, nn.Sequential(scripted)):  # also when wrapped in an eager module
+        for method in ("deconvnet", "guided-backprop", "grad-cam", "guided-grad-cam"):
+            options = {"layer": "0"} if "cam" in method else {}
+            expected = f"^{method} needs an eager PyTorch module.*TorchScript"
+            with pytest.raises(deepinside.DeepInsideError, match=expected) as err:
+                attribute(model, x, 1, method, **options)
+            assert "\n" not in str(err.value) and "smoothgrad" in str(err.value)
+    # The plain gradient methods work, and agree with the eager model.
+    torch.testing.assert_close(saliency(scripted, x, 1), saliency(net, x, 1))
+
+
+def test_rule_methods_refuse_a_torch_export_program():
+    net, x = _net(), _x()
+    exported = torch.export.export(net, (x,)).module()
+    with pytest.raises(deepinside.DeepInsideError, match="guided-backprop needs an eager.*torch.export"):
+        attribute(exported, x, 1, "guided-backprop")
+    # An fx graph traced from Python still calls the rectifiers: not refused.
+    traced = torch.fx.symbolic_trace(net)
+    guided = attribute(net, x, 1, "guided-backprop").raw
+    torch.testing.assert_close(attribute(traced, x, 1, "guided-backprop").raw, guided)
+
+
+def test_no_rectifier_warning_says_none_were_seen():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(12, 3)).double()
+    with pytest.warns(UserWarning, match="no rectifier calls .* were seen"):
+        attribute(net, torch.randn(1, 3, 2, 2, dtype=torch.float64), 1, "deconvnet")
+
+
+def test_smoothgrad_map_does_not_depend_on_chunk_size():
+    net, x = _net(), _x()
+    a = attribute(net, x, [1, 2], "smoothgrad", samples=5, chunk=3).raw
+    b = attribute(net, x, [1, 2], "smoothgrad", samples=5, chunk=16).raw
+    assert torch.equal(a, b)
+
+
+def test_smoothgrad_map_does_not_depend_on_the_batch():
+    net, x = _net(), _x()
+    pair = attribute(net, x, 1, "smoothgrad", samples=5, variant="vargrad").raw
+    for i in range(2):
+        alone = attribute(net, x[i : i + 1], 1, "smoothgrad", samples=5, variant="vargrad").raw
+        assert torch.equal(alone[0], pair[i])
+    assert not torch.equal(pair, attribute(net, x, 1, "smoothgrad", samples=5, variant="vargrad", seed=1).raw)
+
+
+def test_integrated_gradients_per_image_baseline_with_several_classes_per_image():
+    net, x = _net(), _x()
+    baseline = torch.randn(2, 3, 7, 7, dtype=torch.float64)
+    both = attribute(net, x, [[1, 2], [3, 4]], "integrated-gradients", steps=3, baseline=baseline)
+    assert both.raw.shape == (2, 2, 3, 7, 7)
+    for k, column in enumerate(([1, 3], [2, 4])):
+        one = attribute(net, x, column, "integrated-gradients", steps=3, baseline=baseline)
+        torch.testing.assert_close(both.raw[:, k], one.raw)
+        torch.testing.assert_close(both.completeness_error[:, k], one.completeness_error)
+
+
+@pytest.mark.parametrize("method", ["grad-cam", "guided-grad-cam", "gradient", "guided-backprop"])
+def test_chunk_must_be_at_least_one(method):
+    with pytest.raises(deepinside.DeepInsideError, match="chunk must be a whole number of at least 1, got 0"):
+        attribute(_net(), _x(), 1, method, chunk=0, **({"layer": "0"} if "cam" in method else {}))

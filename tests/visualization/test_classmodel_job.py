@@ -18,7 +18,7 @@ from deepinside.errors import DeepInsideError
 from deepinside.visualization import presets
 from deepinside.visualization.job import ClassModelJob, run_job
 
-from .test_classmodel import _cli
+from .conftest import _cli
 
 QUICK = ["--steps", "2", "--size", "64", "--batch-size", "1"]
 

@@ -10,7 +10,7 @@ from torch import nn
 import deepinside
 from deepinside.attribution import saliency
 
-from .conftest import agreement
+from ..conftest import agreement
 
 
 def _tiny_mlp() -> nn.Sequential:

@@ -1,61 +1,193 @@
-"""Evaluation fixes: tied ranks, devices, eval mode, options passed on, few
-classes, sparse maps in pictures. Tiny hand-built models only."""
+"""Evaluation metrics against known answers and library oracles."""
 
-import math
+import json
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from scipy.stats import spearmanr
+from skimage.metrics import structural_similarity
 from torch import nn
 
 import deepinside
-from deepinside import pictures
 from deepinside.attribution.methods import method_from_name
-from deepinside.evaluation import deletion_insertion, run
-from deepinside.evaluation._stats import _ranks, spearman
+from deepinside.evaluation import (
+    auc,
+    cascading_randomization,
+    deletion_insertion,
+    gaussian_blur,
+    load_annotations,
+    match_images,
+    pointing_game,
+    run,
+)
+from deepinside.evaluation._stats import spearman, ssim
 from deepinside.evaluation.localization import localization
+from deepinside.evaluation.sanity import parametric_layers
 from deepinside.localization import LocalizationConfig
 
-from .test_evaluation import _CornerDetector
 
-
-def test_ranks_average_ties():
-    ranks = _ranks(torch.tensor([[3.0, 1, 1, 2, 3, 3], [0, 0, 0, 0, 0, 0]]))
-    torch.testing.assert_close(
-        ranks, torch.tensor([[4.0, 0.5, 0.5, 2, 4, 4], [2.5] * 6], dtype=torch.float64)
-    )
-
-
-def test_spearman_with_ties_by_hand():
-    # Ranks (0-based) [0, 1.5, 1.5, 3] and [0.5, 0.5, 2.5, 2.5]; centred
-    # [-1.5, 0, 0, 1.5] . [-1, -1, 1, 1] = 3, norms sqrt(4.5) and 2: rho = 1/sqrt(2).
-    a = torch.tensor([[[1.0, 2.0], [2.0, 3.0]]])
-    b = torch.tensor([[[1.0, 1.0], [2.0, 2.0]]])
-    assert float(spearman(a, b)[0]) == pytest.approx(1 / math.sqrt(2), abs=1e-12)
-    # One salient pixel each, in opposite corners: two indicator vectors, rho = -1/(n - 1).
-    one, other = torch.zeros(1, 4, 4), torch.zeros(1, 4, 4)
-    one[0, 0, 0], other[0, -1, -1] = 1.0, 1.0
-    assert float(spearman(one, other)[0]) == pytest.approx(-1 / 15, abs=1e-12)
-    assert float(spearman(one, one)[0]) == pytest.approx(1.0)
-
-
-def test_spearman_of_a_constant_map_is_zero():
-    noise = torch.rand(3, 5, 5, generator=torch.Generator().manual_seed(0))
-    zeros = torch.zeros(3, 5, 5)
-    assert spearman(noise, zeros).tolist() == [0.0, 0.0, 0.0]
-    assert spearman(zeros, noise).tolist() == [0.0, 0.0, 0.0]
-    assert spearman(zeros, zeros).tolist() == [0.0, 0.0, 0.0]
-
-
-def test_spearman_with_ties_matches_scipy():
-    stats = pytest.importorskip("scipy.stats")
-    g = torch.Generator().manual_seed(3)
-    a = torch.randint(0, 4, (4, 6, 7), generator=g).float()  # long runs of equal values
-    b = torch.randint(0, 3, (4, 6, 7), generator=g).float() * (a > 1)
+def test_spearman_matches_scipy():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.rand(3, 9, 7, generator=g), torch.rand(3, 9, 7, generator=g)
+    b[0] = a[0] * 2 + 1  # monotone: exactly 1
     ours = spearman(a, b)
-    for i in range(4):
-        assert float(ours[i]) == pytest.approx(stats.spearmanr(a[i].flatten(), b[i].flatten())[0], abs=1e-12)
+    for i in range(3):
+        assert float(ours[i]) == pytest.approx(spearmanr(a[i].flatten(), b[i].flatten())[0], abs=1e-12)
+    assert float(ours[0]) == pytest.approx(1.0)
+
+
+def test_ssim_matches_scikit_image():
+    g = torch.Generator().manual_seed(1)
+    a = torch.rand(2, 32, 40, generator=g, dtype=torch.float64)
+    b = a + 0.3 * torch.rand(2, 32, 40, generator=g, dtype=torch.float64)
+    ours = ssim(a, b)
+
+    def unit(t):
+        return ((t - t.min()) / (t.max() - t.min())).numpy()
+
+    for i in range(2):
+        ref = structural_similarity(
+            unit(a[i]),
+            unit(b[i]),
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+        assert float(ours[i]) == pytest.approx(ref, abs=1e-6)
+    assert float(ssim(a, a).min()) == pytest.approx(1.0)
+
+
+def test_auc_of_simple_curves():
+    curves = torch.stack([torch.full((11,), 0.3), torch.linspace(0, 1, 11)])
+    torch.testing.assert_close(auc(curves), torch.tensor([0.3, 0.5]))
+
+
+class _CornerDetector(nn.Module):
+    """Class 0's score is 8 x the mean of the top-left 4x4 corner of channel 0;
+    class 1's is 0. Its probability falls as soon as the corner is deleted."""
+
+    def forward(self, x):
+        s = 8 * x[:, 0, :4, :4].mean((1, 2))
+        return torch.stack([s, torch.zeros_like(s)], 1)
+
+
+def test_deletion_and_insertion_reward_the_true_map():
+    truth = torch.zeros(1, 8, 8)
+    truth[0, :4, :4] = 1.0
+    x = truth[:, None].expand(1, 3, 8, 8).clone()  # bright corner on black: blurring dims it
+    model = _CornerDetector()
+    good = deletion_insertion(model, x, truth, torch.tensor([0]), steps=4, blur_sigma=1.0)
+    bad = deletion_insertion(model, x, 1 - truth, torch.tensor([0]), steps=4, blur_sigma=1.0)
+    p_full = torch.sigmoid(torch.tensor(8.0))
+    # Deletion starts at the intact image and ends at the all-zero one.
+    torch.testing.assert_close(good.deletion[0, [0, -1]], torch.stack([p_full, torch.tensor(0.5)]))
+    # The true map removes the whole corner in the first quarter of the steps.
+    torch.testing.assert_close(good.deletion[0, 1], torch.tensor(0.5))
+    assert float(good.deletion_auc) < float(bad.deletion_auc)
+    assert float(good.insertion_auc) > float(bad.insertion_auc)
+    torch.testing.assert_close(good.insertion[0, -1], p_full)
+
+
+def test_gaussian_blur_keeps_constants_and_smooths():
+    flat = torch.full((1, 3, 9, 9), 0.7)
+    torch.testing.assert_close(gaussian_blur(flat, 2.0), flat)
+    spike = torch.zeros(1, 1, 9, 9)
+    spike[0, 0, 4, 4] = 1
+    blurred = gaussian_blur(spike, 1.0)
+    assert float(blurred.sum()) == pytest.approx(1.0, abs=1e-6) and float(blurred.max()) < 0.2
+
+
+def test_pointing_game_tolerance():
+    m = np.zeros((100, 100))
+    m[50, 70] = 1.0  # the maximum at x=70.5, y=50.5
+    assert pointing_game(m, [(10, 10, 60, 60)], tolerance=15)  # 10.5 px right of the box
+    assert not pointing_game(m, [(10, 10, 60, 60)], tolerance=5)
+    assert pointing_game(m, [(0, 0, 5, 5), (65, 45, 80, 55)], tolerance=0)
+
+
+def test_sanity_check_on_a_small_network_leaves_it_unchanged():
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 4),
+    )
+    before = [p.detach().clone() for p in net.parameters()]
+    x = torch.randn(2, 3, 16, 16)
+    result = cascading_randomization(net, x, torch.tensor([1, 2]), "gradient", checkpoints=3)
+    assert parametric_layers(net) == ["0", "2", "6"]
+    assert result.layers == ["6", "2", "0"]
+    assert result.spearman.shape == (3, 2) and result.ssim.shape == (3, 2)
+    assert all(torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    assert result.final_spearman < 0.5
+
+
+class _HeadDefinedFirst(nn.Module):
+    """Its classifier is defined before the convolution that feeds it."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4, 3)
+        self.body = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.body(x)).mean((2, 3)))
+
+
+def test_sanity_check_randomises_from_the_output_down_whatever_the_definition_order():
+    torch.manual_seed(0)
+    net = _HeadDefinedFirst()
+    x = torch.randn(2, 3, 12, 12)
+    assert parametric_layers(net) == ["head", "body"]
+    assert parametric_layers(net, x[:1]) == ["body", "head"]
+    assert not net.head._forward_hooks  # the hooks that saw the order are gone
+    result = cascading_randomization(net, x, torch.tensor([0, 2]), "gradient", checkpoints=2)
+    assert result.layers == ["head", "body"]
+    with pytest.raises(RuntimeError):  # a forward pass that fails says so, and leaves no hooks behind
+        parametric_layers(net, torch.randn(1, 5, 12, 12))
+    assert not net.head._forward_hooks and not net.body._forward_hooks
+
+
+def _write(tmp_path, entries):
+    path = tmp_path / "ann.json"
+    path.write_text(json.dumps(entries))
+    return path
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ({"image": "a.jpg", "class_index": 1000, "boxes": []}, r"entry 0 \(a.jpg\): class_index 1000"),
+        (
+            {"image": "a.jpg", "class_index": 1, "width": 10, "height": 10, "boxes": [[0, 0, 30, 5]]},
+            "outside the 10x10",
+        ),
+        ({"image": "a.jpg", "class_index": 1, "boxes": [[5, 5, 1, 9]]}, "empty or inverted"),
+        ({"class_index": 1}, "needs 'image'"),
+    ],
+)
+def test_bad_annotation_entries_are_named(tmp_path, entry, message):
+    with pytest.raises(deepinside.DeepInsideError, match=message):
+        load_annotations(_write(tmp_path, [entry]))
+
+
+def test_annotations_must_cover_the_images(tmp_path):
+    entries = load_annotations(
+        _write(tmp_path, [{"image": "a.jpg", "class_index": 3, "boxes": [[0, 0, 2, 2]]}])
+    )
+    assert match_images(entries, [tmp_path / "a.jpg"])[0].class_index == 3
+    with pytest.raises(deepinside.DeepInsideError, match="b.jpg: has no entry"):
+        match_images(entries, [tmp_path / "b.jpg"])
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(deepinside.DeepInsideError, match="not a JSON annotations file"):
+        load_annotations(tmp_path / "bad.json")
 
 
 def test_deletion_insertion_takes_maps_of_another_dtype():
@@ -165,19 +297,6 @@ def test_reduce_and_batch_size_reach_the_methods(monkeypatch):
     assert rows["ssim"] == pytest.approx(whole["ssim"], abs=1e-6)
 
 
-def test_normalize_keeps_a_sparse_map_visible():
-    sparse = np.zeros((100, 100), np.float32)
-    sparse[10, 10:15] = [1, 2, 3, 4, 5]  # 0.05% of the pixels: the 99th percentile is the minimum
-    grey = np.asarray(pictures.grey_map(sparse))
-    assert grey[10, 14] == 255 and grey[10, 10] == 51 and grey.sum() == 255 * 3
-    # Dense maps still saturate at the percentile; the minimum is subtracted first.
-    ramp = np.arange(100, dtype=np.float32).reshape(10, 10) - 50
-    np.testing.assert_allclose(
-        pictures.normalize(ramp, 50, signed=False), np.clip((ramp + 50) / 49.5, 0, 1), rtol=1e-6
-    )
-    assert not pictures.normalize(np.full((4, 4), 3.0), 99).any()
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_evaluation_on_a_gpu():
     truth = torch.zeros(1, 8, 8)
@@ -197,37 +316,6 @@ def test_evaluation_on_a_gpu():
     assert localization(model, samples, [LocalizationConfig("t", segmentation="threshold", work_side=16)])
     assert spearman(truth.cuda(), truth.cuda()).device.type == "cuda"
     assert all(m.training for m in model.modules())
-
-
-def test_a_signed_map_shows_zero_in_the_middle_and_keeps_its_sign():
-    from PIL import Image
-
-    signed = np.zeros((4, 6), np.float32)
-    signed[0, 0], signed[1, 1], signed[2, 2] = 2.0, -4.0, 1.0  # e.g. the sum reduction
-    v = pictures.normalize(signed)
-    assert v[3, 3] == 0.5 and v[1, 1] == 0.0 and v[0, 0] == 0.75 and v[2, 2] == 0.625
-    np.testing.assert_allclose(
-        pictures.normalize(-signed), 1 - v
-    )  # the sign flips the picture, not the scale
-    grey = np.asarray(pictures.grey_map(signed, percentile=100))
-    assert grey[3, 3] == 128 and grey[1, 1] == 0
-    heat = np.asarray(pictures.heatmap(signed))
-    assert tuple(heat[3, 3]) == (255, 255, 255) and tuple(heat[1, 1]) == (0, 0, 255)  # bwr: white at zero
-    photo = Image.new("RGB", (6, 4), (10, 200, 30))
-    shown = np.asarray(pictures.overlay(photo, signed, opacity=1.0, percentile=100))
-    assert tuple(shown[3, 3]) == (10, 200, 30)  # zero: the photo as it is
-    assert (
-        tuple(shown[1, 1]) == (0, 0, 255) and shown[0, 0, 0] > shown[0, 0, 2]
-    )  # negative blue, positive red
-    # Maps without negative values are shown as before: their minimum is black,
-    # also with round-off below zero, infinities or NaN in them.
-    assert pictures.normalize(np.abs(signed))[3, 3] == 0.0
-    odd = np.abs(signed)
-    odd[3, 0], odd[3, 1], odd[3, 2] = -1e-7, -np.inf, np.nan
-    np.testing.assert_allclose(pictures.normalize(odd)[3], 0.0, atol=1e-6)
-    assert tuple(np.asarray(pictures.heatmap(odd))[3, 1]) == tuple(
-        np.asarray(pictures.heatmap(np.abs(signed)))[3, 1]
-    )
 
 
 def test_a_flat_map_is_not_rewarded_for_the_raster_order_of_its_ties():
