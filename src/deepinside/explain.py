@@ -20,7 +20,8 @@ from PIL import Image
 from .attribution import Method, attribute
 from .attribution.methods import Reduction, method_from_name
 from .errors import DeepInsideError, ImageError
-from .io.photos import DEFAULT_MAX_PIXELS, load_photo, to_rgb
+from .io.photos import DEFAULT_MAX_PIXELS
+from .io.prefetch import read_photos
 from .models.classifier import Classifier, Prediction
 from .models.preprocessing import Placement
 
@@ -66,10 +67,12 @@ def explain_photos(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     method: str | Method = "gradient",
     reduce: Reduction = "max-abs",
+    workers: int = 0,
 ) -> Iterator[PhotoSaliency | PhotoFailure]:
     """Saliency maps for ``targets`` (class indices), or else for each photo's
     ``top_k`` predicted classes; all maps of a batch in one batched call of
-    ``method`` (see :func:`deepinside.attribute`)."""
+    ``method`` (see :func:`deepinside.attribute`). ``workers`` processes
+    decode photos ahead of the model (0: here)."""
     method = method_from_name(method)
     num_classes = len(model.classes)
     if not 1 <= top_k <= num_classes:
@@ -78,7 +81,7 @@ def explain_photos(
         )
     if batch_size < 1:
         raise DeepInsideError(f"--batch-size must be at least 1, got {batch_size}")
-    for part in read_batches(photos, batch_size, max_pixels):
+    for part in read_batches(photos, batch_size, max_pixels, workers):
         if isinstance(part, PhotoFailure):
             yield part
         else:
@@ -86,35 +89,30 @@ def explain_photos(
 
 
 def read_batches(
-    photos: Iterable[PhotoSource], batch_size: int, max_pixels: int = DEFAULT_MAX_PIXELS
+    photos: Iterable[PhotoSource],
+    batch_size: int,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int = 0,
 ) -> Iterator[list[tuple[str, Image.Image]] | PhotoFailure]:
     """Photos read and grouped into batches of ``(source, photo)`` of at most
     ``batch_size``, in input order: an unreadable one comes as a
-    :class:`PhotoFailure` where it stands (the batch before it cut short)."""
+    :class:`PhotoFailure` where it stands (the batch before it cut short).
+    ``workers`` processes decode ahead of the caller (see
+    :func:`deepinside.io.prefetch.read_photos`; 0: here, one by one)."""
     pending: list[tuple[str, Image.Image]] = []
-    for item in photos:
-        source, loaded = _read(item, max_pixels)
-        if isinstance(loaded, str):
+    for found in read_photos(photos, max_pixels, workers):
+        if found.photo is None:
             if pending:
                 yield pending
                 pending = []
-            yield PhotoFailure(source, loaded)
+            yield PhotoFailure(found.source, found.error)
             continue
-        pending.append((source, loaded))
+        pending.append((found.source, found.photo))
         if len(pending) == batch_size:
             yield pending
             pending = []
     if pending:
         yield pending
-
-
-def _read(item: PhotoSource, max_pixels: int) -> tuple[str, Image.Image | str]:
-    if isinstance(item, Image.Image):
-        return getattr(item, "filename", "") or "<image>", to_rgb(item)
-    try:
-        return str(item), load_photo(item, max_pixels)
-    except ImageError as err:
-        return str(item), str(err)
 
 
 def _explain_batch(

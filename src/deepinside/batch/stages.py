@@ -1,0 +1,227 @@
+"""The two stages every engine runs: the model's (:func:`explain_batch`,
+a whole batch of decoded photos at once) and the files' (:func:`finish_photo`,
+one photo's boxes, maps and pictures, written off the model's path)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import torch
+
+from .. import pictures
+from ..attribution import attribute
+from ..io.files import atomic_write, write_png
+from ..io.prefetch import DecodedPhoto
+from ..localization import config_named
+from ..localization.localize import boxes_for, explain_maps
+from ..models.classifier import Classifier, Prediction
+from .index import Row
+from .inputs import PhotoEntry
+from .settings import BatchSettings
+
+MAPS_FOLDER = "maps"
+PICTURES_FOLDER = "pictures"
+
+
+@dataclass
+class PhotoMaps:
+    """The model's work on one photo, waiting for its files to be written."""
+
+    entry: PhotoEntry
+    decoded: DecodedPhoto
+    predictions: list[Prediction] = field(default_factory=list)  # the top 5 (or more)
+    explained: list[Prediction] = field(default_factory=list)  # the K classes mapped
+    maps: dict[str, np.ndarray] = field(default_factory=dict)  # method: (K, H, W) float32, on the input
+    for_boxes: np.ndarray | None = None  # (K, H, W) maps the boxes are cut from
+    model_seconds: float = 0.0
+
+
+def explain_batch(
+    model: Classifier, batch: list[tuple[PhotoEntry, DecodedPhoto]], settings: BatchSettings
+) -> list[PhotoMaps]:
+    """Every method's maps for a batch of decoded photos, in one batched call per method."""
+    start = time.perf_counter()
+    device = next(model.parameters(), torch.empty(0)).device
+    inputs = torch.from_numpy(np.stack([d.input for _, d in batch])).to(device)
+    k = settings.top_k()
+    first, *rest = settings.methods
+    if k == 1 or k is None:
+        # The first method's own forward pass gives the scores: no pass just for them.
+        targets = None if k == 1 else torch.tensor([list(settings.targets)] * len(batch), device=device)
+        found = attribute(model, inputs, targets, first, settings.reduce)
+        scores, classes = found.scores, found.targets.reshape(len(batch), -1)
+        computed = {first.name: found.map.reshape(len(batch), classes.shape[1], *found.map.shape[-2:])}
+    else:
+        scores = model.scores(inputs)
+        classes = scores.topk(k, dim=1).indices
+        computed, rest = {}, list(settings.methods)
+    for method in rest:
+        computed[method.name] = attribute(model, inputs, classes, method, settings.reduce).map
+    for_boxes = _maps_for_boxes(model, inputs, classes, computed, settings)
+    top = model.predictions(scores, max(5, classes.shape[1]))
+    probs = scores.float().softmax(dim=1)
+    names = model.classes
+    maps = {name: m.float().cpu().numpy() for name, m in computed.items()}
+    boxes = for_boxes.float().cpu().numpy() if for_boxes is not None else None
+    seconds = (time.perf_counter() - start) / len(batch)
+    results = []
+    for b, (entry, decoded) in enumerate(batch):
+        explained = [
+            Prediction(c, names[c].wnid, names[c].label, float(scores[b, c]), float(probs[b, c]))
+            for c in classes[b].tolist()
+        ]
+        results.append(
+            PhotoMaps(
+                entry,
+                decoded,
+                top[b],
+                explained,
+                {name: m[b] for name, m in maps.items()},
+                None if boxes is None else boxes[b],
+                seconds,
+            )
+        )
+    return results
+
+
+def _maps_for_boxes(
+    model: Classifier,
+    inputs: torch.Tensor,
+    classes: torch.Tensor,
+    computed: dict[str, torch.Tensor],
+    settings: BatchSettings,
+) -> torch.Tensor | None:
+    if settings.localize is None:
+        return None
+    config = config_named(settings.localize)
+    single_view = config.scales == (1.0,) and not config.flip and not config.method_options
+    if single_view and config.method in computed and settings.reduce == "max-abs":
+        return computed[config.method]  # the same map: computed once
+    return explain_maps(model, inputs, classes, config)
+
+
+def finish_photo(out: Path, done: PhotoMaps, settings: BatchSettings) -> Row:
+    """Cut the boxes, write the maps (and pictures), and return the photo's index row."""
+    start = time.perf_counter()
+    decoded, entry = done.decoded, done.entry
+    assert decoded.photo is not None and decoded.placement is not None
+    row = failure_row(entry, decoded)
+    boxes = []
+    if done.for_boxes is not None:
+        config = config_named(settings.localize)  # type: ignore[arg-type]
+        found = boxes_for(
+            decoded.photo, decoded.placement, torch.from_numpy(done.for_boxes), done.explained, config
+        )
+        boxes = [_box_row(b.prediction, b.box, b.note) for b in found]
+    maps_file = output_name(entry.key, ".npz")
+    write_maps(out / MAPS_FOLDER / maps_file, done, settings.float16)
+    written = []
+    if settings.pictures:
+        for method, maps in done.maps.items():
+            on_photo = decoded.placement.to_photo(torch.from_numpy(maps)).numpy()
+            for prediction, one in zip(done.explained, on_photo):
+                name = output_name(entry.key, f".{method}.{prediction.class_index:03d}.png")
+                write_png(out / PICTURES_FOLDER / name, pictures.overlay(decoded.photo, one))
+                written.append(name)
+    row.update(
+        width=decoded.photo.width,
+        height=decoded.photo.height,
+        predictions=[p.as_dict() for p in done.predictions],
+        maps=[
+            {
+                "method": method,
+                "class_index": p.class_index,
+                "max": float(m.max()),
+                "mean": float(m.mean()),
+                "std": float(m.std()),
+            }
+            for method, maps in done.maps.items()
+            for p, m in zip(done.explained, maps)
+        ],
+        boxes=boxes,
+        maps_file=maps_file,
+        pictures=written,
+        model_s=done.model_seconds,
+        write_s=time.perf_counter() - start,
+    )
+    return row
+
+
+def failure_row(entry: PhotoEntry, decoded: DecodedPhoto) -> Row:
+    """A photo's row before its results: all there is for one that failed."""
+    return {
+        "path": entry.key,
+        "sha256": decoded.sha256,
+        "bytes": decoded.size,
+        "width": None,
+        "height": None,
+        "true_class": entry.true_class,
+        "predictions": [],
+        "maps": [],
+        "boxes": [],
+        "maps_file": None,
+        "pictures": [],
+        "decode_s": decoded.seconds,
+        "model_s": None,
+        "write_s": None,
+        "error": decoded.error or None,
+    }
+
+
+def _box_row(prediction: Prediction, box: tuple[float, float, float, float], note: str) -> Row:
+    x0, y0, x1, y1 = (round(float(v), 2) for v in box)
+    return {
+        "class_index": prediction.class_index,
+        "label": prediction.label,
+        "x0": x0,
+        "y0": y0,
+        "x1": x1,
+        "y1": y1,
+        "fallback": note or None,
+    }
+
+
+def output_name(key: str, suffix: str) -> str:
+    """The file name, under ``maps/`` or ``pictures/``, of the photo ``key``:
+    its own relative path, so the output mirrors the input; a path that
+    climbs out of its folder gets a name of its own, made unique by a hash."""
+    path = PurePosixPath(key.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts:
+        tag = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+        path = PurePosixPath("_outside", f"{path.name}-{tag}")
+    return f"{path}{suffix}"
+
+
+def write_maps(path: Path, done: PhotoMaps, float16: bool) -> None:
+    """One ``.npz`` per photo: each method's maps ``(K, H, W)`` on the model
+    input, ``classes`` ``(K,)`` and ``input_box`` (where the input lies in the
+    photo, for :meth:`~deepinside.models.preprocessing.Placement.to_photo`).
+    The same maps give the same bytes (no time stamps), so a rerun's file
+    equals the first run's."""
+    dtype = np.float16 if float16 else np.float32
+    assert done.decoded.placement is not None
+    arrays = {
+        **{method: maps.astype(dtype) for method, maps in done.maps.items()},
+        "classes": np.array([p.class_index for p in done.explained], dtype=np.int32),
+        "input_box": np.array(done.decoded.placement.box, dtype=np.float64),
+    }
+    with atomic_write(path) as handle:
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, array in arrays.items():
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(info, buffer.getvalue())
+        handle.flush()
+        os.fsync(handle.fileno())  # its row may reach a durable shard before the page cache is flushed
+
+
+__all__ = ["PhotoMaps", "explain_batch", "failure_row", "finish_photo", "output_name", "write_maps"]

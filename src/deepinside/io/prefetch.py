@@ -1,0 +1,154 @@
+"""Photos decoded ahead of the model: worker processes read, decode and
+preprocess while the model works on the batch before, results come back in
+input order, and at most a window of them is in flight however long the list,
+so memory stays flat for a million photos as for ten.
+
+Every command that reads photos goes through :func:`read_photos` (directly,
+or through :func:`deepinside.explain.read_batches`), so there is one reading
+path: the safe reader of :mod:`deepinside.io.photos`, in or out of process.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import multiprocessing
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, Union
+
+import numpy as np
+from PIL import Image
+
+from ..errors import DeepInsideError, ImageError
+from .photos import DEFAULT_MAX_PIXELS, load_photo, to_rgb
+
+if TYPE_CHECKING:
+    from ..models.preprocessing import Placement, Preprocessing
+
+PhotoItem = Union[str, "os.PathLike[str]", Image.Image]
+
+
+@dataclass
+class DecodedPhoto:
+    """One photo as read: the picture, or why it could not be read.
+
+    ``input`` is the model input ``(3, H, W)`` float32 and ``placement`` where
+    it lies in the photo, when :func:`read_photos` was given a preprocessing.
+    """
+
+    source: str
+    photo: Image.Image | None = None
+    input: np.ndarray | None = None
+    placement: Placement | None = None
+    sha256: str = ""  # of the file's bytes, when asked for
+    size: int = 0  # bytes of the file
+    error: str = ""
+    seconds: float = 0.0  # reading, decoding and preprocessing
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+def read_photos(
+    items: Iterable[PhotoItem],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    workers: int = 0,
+    preprocessing: Preprocessing | None = None,
+    hash_files: bool = False,
+    ahead: int | None = None,
+) -> Iterator[DecodedPhoto]:
+    """Each item read as a :class:`DecodedPhoto`, in input order.
+
+    ``workers`` processes decode files in parallel (0: here, one by one), at
+    most ``ahead`` photos in flight (default ``32 * workers``). Images already
+    in memory are converted here. ``hash_files`` adds each file's SHA-256.
+    """
+    read = partial(decode_photo, max_pixels=max_pixels, preprocessing=preprocessing, hash_file=hash_files)
+    if workers <= 0:
+        yield from map(read, items)
+        return
+    yield from _ordered_in_processes(items, read, workers, ahead or 32 * workers)
+
+
+def decode_photo(
+    item: PhotoItem,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    preprocessing: Preprocessing | None = None,
+    hash_file: bool = False,
+) -> DecodedPhoto:
+    """Read one photo (never raises for a bad file: the reason is in ``error``)."""
+    start = time.perf_counter()
+    if isinstance(item, Image.Image):
+        found = DecodedPhoto(getattr(item, "filename", "") or "<image>", to_rgb(item))
+    else:
+        found = DecodedPhoto(str(item))
+        try:
+            found.photo = load_photo(item, max_pixels)
+            found.size = os.path.getsize(item)
+            if hash_file:
+                found.sha256 = file_sha256(item)
+        except ImageError as err:
+            found.error = str(err)
+        except OSError as err:  # vanished or unreadable between the decode and the hash
+            found.error = f"{item}: cannot be read ({err.strerror or err})"
+    if found.photo is not None and not found.error and preprocessing is not None:
+        tensor, found.placement = preprocessing(found.photo)
+        found.input = tensor.numpy()
+    if found.error:
+        found.photo = None
+    found.seconds = time.perf_counter() - start
+    return found
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _ordered_in_processes(
+    items: Iterable[PhotoItem], read: Callable[[PhotoItem], DecodedPhoto], workers: int, ahead: int
+) -> Iterator[DecodedPhoto]:
+    # Spawned, not forked: a fork of a process whose torch already runs
+    # threads can hang in the child.
+    pool = cf.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_reader
+    )
+    pending: deque[cf.Future[DecodedPhoto] | DecodedPhoto] = deque()
+    try:
+        for item in items:
+            # Pictures already in memory are not worth a trip to another process.
+            pending.append(read(item) if isinstance(item, Image.Image) else pool.submit(read, item))
+            if len(pending) >= ahead:
+                yield _result(pending.popleft())
+        while pending:
+            yield _result(pending.popleft())
+    except cf.process.BrokenProcessPool:
+        raise DeepInsideError(
+            "a photo-reading process died (out of memory?): run again with fewer --workers"
+        ) from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(entry: cf.Future[DecodedPhoto] | DecodedPhoto) -> DecodedPhoto:
+    return entry if isinstance(entry, DecodedPhoto) else entry.result()
+
+
+def _start_reader() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    import torch
+
+    torch.set_num_threads(1)  # many readers, each one thread: the model keeps the cores it was given
+
+
+__all__ = ["DecodedPhoto", "decode_photo", "file_sha256", "read_photos"]
