@@ -22,4 +22,6 @@ def photo_folder(tmp_path_factory: pytest.TempPathFactory, photos: dict[str, Ima
 
 def without_timings(rows: list[dict]) -> list[dict]:
     """Index rows sorted by path, minus the columns that vary run to run."""
-    return sorted(({k: v for k, v in r.items() if not k.endswith("_s")} for r in rows), key=lambda r: r["path"])
+    return sorted(
+        ({k: v for k, v in r.items() if not k.endswith("_s")} for r in rows), key=lambda r: r["path"]
+    )

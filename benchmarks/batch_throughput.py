@@ -1,0 +1,198 @@
+"""deepinside batch: photos/s end to end, local engine and Ray engine side by
+side, against the bare model's forward+backward rate; and peak memory for a
+dataset and for the same dataset listed many times over (memory must not
+grow with the count).
+
+Photos/s is photos over the wall time of ``deepinside.batch.run`` (reading,
+decoding, model, files and index; the model loaded and Ray started before).
+Writes JSON. Run (the dev photos are in ../shared/data/imagenet-val-loc-dev):
+
+    python benchmarks/batch_throughput.py --photos DIR [--count 300] [--copies 20] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import deepinside
+from deepinside import batch
+
+DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imagenet-val-loc-dev" / "images"
+
+
+def bare_rate(
+    model: deepinside.Classifier, entries: list[batch.PhotoEntry], size: int, repeats: int
+) -> float:
+    """Photos/s of one forward and one gradient to the input, nothing else."""
+    from PIL import Image
+
+    photos = [Image.open(e.path).convert("RGB") for e in entries[:size]]
+    x, _ = model.prepare(photos)
+    model.eval()
+
+    def step() -> None:
+        xi = x.detach().requires_grad_(True)
+        scores = model(xi)
+        torch.autograd.grad(scores.gather(1, scores.argmax(1, keepdim=True)).sum(), xi)
+
+    step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return size / sorted(times)[len(times) // 2]
+
+
+def engine_rate(model, entries, settings, engine, batch_size, workers, ray_options=None) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        summary = batch.run(
+            entries,
+            out,
+            model,
+            settings,
+            engine=engine,
+            batch_size=batch_size,
+            workers=workers,
+            ray_options=ray_options,
+        )
+        seconds = time.perf_counter() - start
+    assert not summary.failed and summary.done == len(entries)
+    return len(entries) / seconds
+
+
+def memory_run(manifest: str, out: str) -> None:
+    """In a process of its own: one run, then its peak resident memory."""
+    model = deepinside.load_model()
+    after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    summary = batch.run(manifest, out, model, batch_size=32, workers=2)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "photos": summary.done,
+                "seconds": summary.seconds,
+                "peak_rss_mib": peak / 1024,
+                "rss_after_model_load_mib": after_load / 1024,
+                "largest_reader_rss_mib": workers / 1024,
+            }
+        )
+    )
+
+
+def measure_memory(folder: Path, count: int, copies: int) -> list[dict]:
+    """Peak memory for ``count`` photos and for them listed ``copies`` times
+    (as distinct paths: symbolic links in ``copies`` folders)."""
+    files = sorted(folder.iterdir())[:count]
+    found = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for n in (1, copies):
+            lines = ["path"]
+            for c in range(n):
+                (root / f"copy{c}").mkdir(exist_ok=True)
+                for f in files:
+                    link = root / f"copy{c}" / f.name
+                    if not link.exists():
+                        link.symlink_to(f)
+                    lines.append(f"copy{c}/{f.name}")
+            manifest = root / f"list{n}.csv"
+            manifest.write_text("\n".join(lines) + "\n")
+            result = subprocess.run(
+                [sys.executable, __file__, "--memory-run", str(manifest), str(root / f"out{n}")],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            found.append({"listed": n, **json.loads(result.stdout.strip().splitlines()[-1])})
+            print(found[-1], flush=True)
+    return found
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=Path, default=DEV)
+    parser.add_argument("--count", type=int, default=300, help="photos per throughput run")
+    parser.add_argument(
+        "--copies", type=int, default=20, help="the memory run's dataset listed this many times"
+    )
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--no-ray", action="store_true")
+    parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/batch_throughput.json"))
+    parser.add_argument("--memory-run", nargs=2, metavar=("MANIFEST", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_run:
+        memory_run(*args.memory_run)
+        return
+
+    model = deepinside.load_model()
+    entries = batch.list_photos(args.photos)[: args.count]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    report: dict[str, object] = {
+        "commit": commit,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "device": "cpu",
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "photos": len(entries),
+    }
+    bare = bare_rate(model, entries, 32, repeats=5)
+    report["bare_forward_backward_batch32_photos_per_s"] = bare
+    print(f"bare forward+backward, batch 32: {bare:.1f} photos/s", flush=True)
+    engines = ["local"] if args.no_ray else ["local", "ray"]
+    if "ray" in engines:
+        import ray
+
+        ray.init(
+            num_cpus=os.cpu_count(),
+            object_store_memory=500 * 2**20,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    rows = []
+    for task, settings in (
+        ("gradient", batch.BatchSettings()),
+        ("gradient+localize", batch.BatchSettings(localize="paper")),
+    ):
+        for size in args.batch_sizes:
+            for workers in args.workers:
+                row = {"task": task, "batch_size": size, "workers": workers}
+                for engine in engines:
+                    # Ray: one actor with the torch threads the local engine has; decoding tasks beside it.
+                    options = {"threads_per_actor": torch.get_num_threads()} if engine == "ray" else None
+                    row[engine] = engine_rate(model, entries, settings, engine, size, workers, options)
+                if "ray" in row:
+                    row["ray_over_local"] = row["ray"] / row["local"]
+                row["local_over_bare"] = row["local"] / bare
+                rows.append(row)
+                print(row, flush=True)
+    report["throughput_photos_per_s"] = rows
+    if not args.no_memory:
+        report["memory"] = measure_memory(args.photos, args.count, args.copies)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {args.json}")
+
+
+if __name__ == "__main__":
+    main()

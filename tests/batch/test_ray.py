@@ -1,0 +1,50 @@
+"""The Ray engine on a local Ray instance gives the local engine's results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from deepinside import batch
+
+from .conftest import without_timings
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def _close(a: object, b: object) -> bool:
+    """Equal, floats to float32 round-off (a batch of other photos sums in another order)."""
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-5 * max(1.0, abs(a))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_close, a, b))
+    return a == b
+
+
+def test_ray_engine_matches_the_local_engine_and_resumes(local_ray, tmp_path, photo_folder, model):
+    settings = batch.BatchSettings(index_format="jsonl", localize="paper")
+    here, there = tmp_path / "here", tmp_path / "there"
+    batch.run(photo_folder, here, model, settings, batch_size=2, workers=0)
+    entries = batch.list_photos(photo_folder)
+    summary = batch.run(entries[:3], there, model, settings, engine="ray", batch_size=2, workers=1)
+    assert summary.done + len(summary.failed) == 3
+    summary = batch.run(photo_folder, there, model, settings, engine="ray", batch_size=2, workers=1)
+    assert summary.skipped == 3 and summary.done + len(summary.failed) == 2
+
+    ours, theirs = without_timings(batch.read_index(here)), without_timings(batch.read_index(there))
+    assert [r["path"] for r in theirs] == [r["path"] for r in ours]  # each photo once
+    assert _close(ours, theirs)
+    for npz in (here / "maps").rglob("*.npz"):
+        with np.load(npz) as a, np.load(there / npz.relative_to(here)) as b:
+            assert a.files == b.files
+            for k in a.files:  # within float32 round-off of the map's peak
+                assert np.abs(a[k] - b[k]).max() <= 1e-4 * max(np.abs(a[k]).max(), 1e-12), k
