@@ -29,7 +29,7 @@ import torch
 import deepinside
 from deepinside import batch
 
-DEV = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "imagenet-val-loc-dev" / "images"
+DEV = Path("/work/shared/data/imagenet-val-loc-dev/images")  # where the project keeps its dev photos
 
 
 def bare_rate(
@@ -188,7 +188,7 @@ def main() -> None:
                 print(row, flush=True)
     report["throughput_photos_per_s"] = rows
     if not args.no_memory:
-        report["memory"] = measure_memory(args.photos, args.count, args.copies)
+        report["memory"] = measure_memory(args.photos, args.memory_count, args.copies)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written {args.json}")

@@ -48,3 +48,27 @@ def test_ray_engine_matches_the_local_engine_and_resumes(local_ray, tmp_path, ph
             assert a.files == b.files
             for k in a.files:  # within float32 round-off of the map's peak
                 assert np.abs(a[k] - b[k]).max() <= 1e-4 * max(np.abs(a[k]).max(), 1e-12), k
+
+
+def test_class_models_on_ray_resume_and_match_a_local_run(local_ray, tmp_path, model):
+    import torch
+
+    from deepinside.batch.classmodels import render_on_ray
+    from deepinside.visualization.job import ClassModelJob, run_job
+
+    def job(out):
+        return ClassModelJob.for_model(model, [1, 2, 3], out, steps=1, size=64, batch_size=1)
+
+    there = job(tmp_path / "there")
+    threads = torch.get_num_threads()
+    assert render_on_ray(there, model, there.start()[:1], actors=2, threads_per_actor=threads) == 1
+    left = there.start()  # the first class is done: a rerun renders the others
+    assert sum(map(len, left)) == 2
+    assert render_on_ray(there, model, left, actors=2, threads_per_actor=threads) == 2
+    here = job(tmp_path / "here")
+    run_job(here, model)
+    for a, b in zip(here.finish(), there.finish()):
+        assert a == b
+    for png in (tmp_path / "here").glob("*.png"):
+        if png.name != "contact_sheet.png":
+            assert png.read_bytes() == (tmp_path / "there" / png.name).read_bytes(), png.name

@@ -68,6 +68,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--out", type=Path, default=Path("deepinside-classmodel"), help="output folder (default %(default)s)"
     )
+    p.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: spread the batches over a Ray cluster's actors (see docs/batch.md)",
+    )
+    p.add_argument("--address", help="ray: the cluster to join (default: start Ray on this machine)")
+    p.add_argument("--actors", type=positive_int, default=1, help="ray: model actors (default 1)")
     add_model_args(p)
     p.set_defaults(run=run)
 
@@ -77,6 +85,10 @@ def run(args: argparse.Namespace) -> int:
         raise DeepInsideError("give classes or --all, not both")
     if not args.all and not args.targets:
         raise DeepInsideError("name at least one class (index, WordNet id or name), or use --all")
+    if args.engine == "ray":
+        from ..batch.ray_engine import require_ray
+
+        require_ray()
     model = model_from_args(args)
     targets = list(range(len(model.classes))) if args.all else model.classes.resolve_many(args.targets)
     job = ClassModelJob.for_model(
@@ -94,15 +106,22 @@ def run(args: argparse.Namespace) -> int:
     batches = job.start()
     report = _Report(len(job.targets), len(job.targets) - sum(map(len, batches)), bar=len(batches) > 1)
     with report:
-        rendered = run_job(
-            job,
-            model,
-            batches=batches,
-            workers=args.workers or _default_workers(args.device),
-            model_factory=functools.partial(model_from_args, args),
-            on_batch=report,
-            progress=None,
-        )
+        if args.engine == "ray":
+            from ..batch.classmodels import render_on_ray
+
+            rendered = render_on_ray(
+                job, model, batches, address=args.address, actors=args.actors, on_batch=report
+            )
+        else:
+            rendered = run_job(
+                job,
+                model,
+                batches=batches,
+                workers=args.workers or _default_workers(args.device),
+                model_factory=functools.partial(model_from_args, args),
+                on_batch=report,
+                progress=None,
+            )
     records = job.finish(args.columns, seconds=round(report.seconds(), 1), rendered_now=rendered)
     failed = [r for r in records if r["stopped"]]
     for record in failed:
