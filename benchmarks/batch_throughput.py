@@ -127,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=DEV)
     parser.add_argument("--count", type=int, default=300, help="photos per throughput run")
+    parser.add_argument("--memory-count", type=int, default=300, help="photos of the memory run's dataset")
     parser.add_argument(
         "--copies", type=int, default=20, help="the memory run's dataset listed this many times"
     )

@@ -23,7 +23,7 @@ PHOTOS = ["astronaut.jpg", "chelsea.jpg", "damaged.jpg", "more/coffee.jpg", "mor
 @pytest.fixture(scope="module")
 def first_run(tmp_path_factory, photo_folder, model) -> Path:
     out = tmp_path_factory.mktemp("out")
-    settings = batch.BatchSettings(targets="top5", localize="paper", float16=True)
+    settings = batch.BatchSettings(targets="top2", localize="paper", float16=True)
     batch.run(photo_folder, out, model, settings, batch_size=3, workers=0)
     return out
 
@@ -37,8 +37,9 @@ def test_each_photo_is_one_row_and_a_damaged_one_a_failure(first_run, photo_fold
     assert len(cat["sha256"]) == 64 and cat["bytes"] == (photo_folder / "chelsea.jpg").stat().st_size
     top = [p["class_index"] for p in cat["predictions"]]
     assert model.classes[top[0]].label in ("tabby", "tiger cat", "Egyptian cat")
-    assert [m["class_index"] for m in cat["maps"]] == top[:5]  # top5: five maps of gradient
-    assert [b["class_index"] for b in cat["boxes"]] == top[:5]
+    assert len(top) == 5  # the top 5 predictions whatever the classes mapped
+    assert [m["class_index"] for m in cat["maps"]] == top[:2]  # top2: two maps of gradient
+    assert [b["class_index"] for b in cat["boxes"]] == top[:2]
     x0, y0, x1, y1 = (cat["boxes"][0][k] for k in ("x0", "y0", "x1", "y1"))
     assert 0 <= x0 < x1 <= 160 and 0 <= y0 < y1 <= 120
 
@@ -47,7 +48,7 @@ def test_maps_file_holds_what_the_index_says(first_run):
     row = next(r for r in batch.read_index(first_run) if r["path"] == "more/coffee.jpg")
     with np.load(first_run / "maps" / row["maps_file"]) as npz:
         maps, classes = npz["gradient"], npz["classes"]
-        assert maps.dtype == np.float16 and maps.shape == (5, 224, 224)
+        assert maps.dtype == np.float16 and maps.shape == (2, 224, 224)
         assert npz["input_box"].shape == (4,)
     assert classes.tolist() == [m["class_index"] for m in row["maps"]]
     # Statistics come from the float32 maps, the file holds them rounded to float16.
@@ -56,14 +57,14 @@ def test_maps_file_holds_what_the_index_says(first_run):
 
 def test_rerun_skips_everything_and_rewrites_nothing(first_run, photo_folder, model):
     shards = batch.shard_paths(first_run)
-    settings = batch.BatchSettings(targets="top5", localize="paper", float16=True)
+    settings = batch.BatchSettings(targets="top2", localize="paper", float16=True)
     summary = batch.run(photo_folder, first_run, model, settings, batch_size=3, workers=0)
     assert (summary.total, summary.skipped, summary.done, summary.failed) == (5, 5, 0, [])
     assert batch.shard_paths(first_run) == shards
 
 
 def test_other_settings_are_refused_naming_the_difference(first_run, photo_folder, model):
-    with pytest.raises(DeepInsideError, match=r"targets 'top5' there, 'top1' now.*--overwrite"):
+    with pytest.raises(DeepInsideError, match=r"targets 'top2' there, 'top1' now.*--overwrite"):
         batch.run(photo_folder, first_run, model, batch.BatchSettings(localize="paper", float16=True))
 
 
@@ -157,7 +158,7 @@ def test_unknown_settings_are_refused():
 
 
 def test_the_library_loop_reads_ahead_with_the_same_results(photo_folder, model):
-    files = sorted(photo_folder.rglob("*.jpg"))
+    files = sorted(photo_folder.glob("*.jpg"))  # two photos and the damaged file
     here = deepinside.explain.explain_photos(model, files, batch_size=2, workers=0)
     there = deepinside.explain.explain_photos(model, files, batch_size=2, workers=2)
     for a, b in zip(here, there, strict=True):

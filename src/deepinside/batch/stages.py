@@ -65,8 +65,10 @@ def explain_batch(
     for method in rest:
         computed[method.name] = attribute(model, inputs, classes, method, settings.reduce).map
     for_boxes = _maps_for_boxes(model, inputs, classes, computed, settings)
+    # One copy to the CPU per batch: reading GPU values one by one would wait for the GPU each time.
+    scores, classes = scores.float().cpu(), classes.cpu()
     top = model.predictions(scores, max(5, classes.shape[1]))
-    probs = scores.float().softmax(dim=1)
+    probs = scores.softmax(dim=1)
     names = model.classes
     maps = {name: m.float().cpu().numpy() for name, m in computed.items()}
     boxes = for_boxes.float().cpu().numpy() if for_boxes is not None else None
