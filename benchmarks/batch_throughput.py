@@ -13,10 +13,8 @@ Writes JSON. Run (the dev photos are in ../shared/data/imagenet-val-loc-dev):
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -25,6 +23,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import RESULTS, write_results
 
 import deepinside
 from deepinside import batch
@@ -135,7 +134,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/batch_throughput.json"))
+    parser.add_argument("--json", type=Path, default=RESULTS / "batch_throughput.json")
     parser.add_argument("--memory-run", nargs=2, metavar=("MANIFEST", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_run:
@@ -144,19 +143,7 @@ def main() -> None:
 
     model = deepinside.load_model()
     entries = batch.list_photos(args.photos)[: args.count]
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    report: dict[str, object] = {
-        "commit": commit,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "device": "cpu",
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "photos": len(entries),
-    }
+    report: dict[str, object] = {"photos": len(entries)}
     bare = bare_rate(model, entries, 32, repeats=5)
     report["bare_forward_backward_batch32_photos_per_s"] = bare
     print(f"bare forward+backward, batch 32: {bare:.1f} photos/s", flush=True)
@@ -190,8 +177,7 @@ def main() -> None:
     report["throughput_photos_per_s"] = rows
     if not args.no_memory:
         report["memory"] = measure_memory(args.photos, args.memory_count, args.copies)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_results(args.json, "batch_throughput", report)
     print(f"written {args.json}")
 
 

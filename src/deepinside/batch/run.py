@@ -192,6 +192,7 @@ def _run_here(
         finally:
             for future in pending:
                 future.cancel()
+            decoded.close()  # stops the reading processes now, not when the generator is collected
 
 
 def _submit(
