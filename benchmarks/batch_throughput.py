@@ -76,21 +76,29 @@ def engine_rate(model, entries, settings, engine, batch_size, workers, ray_optio
 def memory_run(manifest: str, out: str) -> None:
     """In a process of its own: one run, then its peak resident memory."""
     model = deepinside.load_model()
-    after_load = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after_load = peak_rss_mib()
     summary = batch.run(manifest, out, model, batch_size=32, workers=2)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    readers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
         json.dumps(
             {
                 "photos": summary.done,
                 "seconds": summary.seconds,
-                "peak_rss_mib": peak / 1024,
-                "rss_after_model_load_mib": after_load / 1024,
-                "largest_reader_rss_mib": workers / 1024,
+                "peak_rss_mib": peak_rss_mib(),
+                "rss_after_model_load_mib": after_load,
+                "largest_reader_rss_mib": readers,
             }
         )
     )
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. Not ru_maxrss: a child started
+    by a large parent inherits the parent's peak there across exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure_memory(folder: Path, count: int, copies: int) -> list[dict]:
