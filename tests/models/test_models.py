@@ -350,10 +350,10 @@ def test_scores_are_eval_mode_and_leave_each_module_as_it_was():
         nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
     )
     model = deepinside.Classifier(net.eval(), Preprocessing(input_size=(8, 8)))
-    net[1].train()  # mixed modes: the wrapper and one layer training, the rest not
+    net[1].train()  # mixed modes: one layer training, the rest (the wrapper too: its net's) not
     stats = net[1].running_mean.clone()
     x = torch.randn(2, 3, 8, 8)
     scores = model.scores(x)
-    assert model.training and net[1].training and not net[0].training
+    assert not model.training and net[1].training and not net[0].training
     assert torch.equal(net[1].running_mean, stats)
     torch.testing.assert_close(scores, net.eval()(x))

@@ -83,8 +83,7 @@ def attribute(
             result.completeness_error,
         )
     k = targets.shape[1]
-    # Per-image options (an integrated-gradients baseline) repeat with the images.
-    result = chosen.repeated(batch, k).compute(model, images.repeat_interleave(k, dim=0), targets.reshape(-1))
+    result = chosen.compute_classes(model, images, targets)
     raw = result.raw.reshape(batch, k, *result.raw.shape[1:])
     error = None if result.completeness_error is None else result.completeness_error.reshape(batch, k)
     return Attribution(

@@ -10,6 +10,7 @@ class scores ``(N, classes)``. Options are fields of the method's dataclass;
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -52,6 +53,15 @@ class Method:
         """This method for the images repeated ``k`` times each (``repeat_interleave``),
         as when each of ``batch`` images is explained for ``k`` classes."""
         return self
+
+    def compute_classes(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> MethodResult:
+        """Each image of ``x`` ``(B, 3, H, W)`` explained for each of its classes
+        ``targets`` ``(B, K)``: rows image-major ``(B*K, ...)``. By default each
+        image is repeated K times (per-image options, such as an integrated-
+        gradients baseline, repeat with it); a method whose K maps share one
+        forward pass overrides this."""
+        batch, k = targets.shape
+        return self.repeated(batch, k).compute(model, x.repeat_interleave(k, dim=0), targets.reshape(-1))
 
 
 @dataclass(frozen=True)
@@ -262,6 +272,27 @@ class GradCam(Method):
         _check_cam(self.layer, self.chunk)
 
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        if targets is None:
+            return self._cams(model, x, lambda scores, _lo: scores.detach().argmax(1)[:, None])
+        return self._cams(
+            model, x, lambda scores, lo: checked_targets(targets[lo : lo + len(scores)], scores)[:, None]
+        )
+
+    def compute_classes(self, model, x, targets):  # type: ignore[no-untyped-def]
+        # The K maps of an image share its forward pass: only the short way back
+        # from the scores to the features is taken K times.
+        def pick(scores: torch.Tensor, lo: int) -> torch.Tensor:
+            rows = targets[lo : lo + len(scores)]
+            columns = [checked_targets(rows[:, j], scores) for j in range(rows.shape[1])]
+            return torch.stack(columns, dim=1)
+
+        return self._cams(model, x, pick)
+
+    def _cams(
+        self, model: nn.Module, x: torch.Tensor, pick: Callable[[torch.Tensor, int], torch.Tensor]
+    ) -> MethodResult:
+        """Grad-CAM for the classes ``pick(scores, first_row)`` gives each image
+        ``(b, K)``; rows image-major ``(B*K, 1, H, W)``."""
         require_eager(model, self.name, "layer hook")
         layer = feature_layer_of(model, self.layer)
         cams, all_scores, used = [], [], []
@@ -275,18 +306,18 @@ class GradCam(Method):
                         f"layer {layer!r} must give one feature map (B, K, h, w) per call for Grad-CAM"
                     )
                 features = outputs[0]
-                t = (
-                    scores.detach().argmax(1)
-                    if targets is None
-                    else checked_targets(targets[lo : lo + self.chunk], scores)
-                )
-                (grad,) = torch.autograd.grad(scores.gather(1, t[:, None]).sum(), features)
-                cam = F.relu((grad.mean(dim=(2, 3), keepdim=True) * features).sum(1, keepdim=True))
-                cams.append(
-                    F.interpolate(cam.detach(), size=x.shape[-2:], mode="bilinear", align_corners=False)
-                )
-                all_scores.append(scores.detach())
-                used.append(t)
+                t = pick(scores, lo)
+                k = t.shape[1]
+                per_class = []
+                for j in range(k):
+                    (grad,) = torch.autograd.grad(
+                        scores.gather(1, t[:, j : j + 1]).sum(), features, retain_graph=j < k - 1
+                    )
+                    per_class.append((grad.mean(dim=(2, 3), keepdim=True) * features.detach()).sum(1))
+                cam = F.relu(torch.stack(per_class, dim=1)).flatten(0, 1)[:, None]  # (b*K, 1, h, w)
+                cams.append(F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False))
+                all_scores.append(scores.detach().repeat_interleave(k, dim=0))
+                used.append(t.reshape(-1))
         return MethodResult(torch.cat(cams).contiguous(), torch.cat(all_scores), torch.cat(used))
 
 

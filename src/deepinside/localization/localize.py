@@ -9,6 +9,7 @@ class in the photo's own pixels.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -19,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..attribution import attribute
+from ..attribution import Method, attribute
+from ..attribution.methods import feature_layer_of, method_from_name
 from ..errors import DeepInsideError
 from ..io.photos import to_rgb
 from ..models.classifier import Classifier, Prediction
@@ -149,6 +151,7 @@ def explain_maps(
     config's ``scales``, and mirrored with ``flip``), each view's maps are
     brought back onto the input, divided by their peak and averaged."""
     options = dict(config.method_options)
+    feature_layer_needed(model, config)
     views = [
         (scale, flip) for scale in config.scales for flip in ((False, True) if config.flip else (False,))
     ]
@@ -157,8 +160,9 @@ def explain_maps(
         x = inputs.flip(-1) if flip else inputs
         if scale != 1.0:
             x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        method = bounded_rows(config.method, options, x)
         try:
-            maps = attribute(model, x, targets, config.method, **options).map
+            maps = attribute(model, x, targets, method).map
         except RuntimeError:  # typically a network that takes one input size only
             if scale == 1.0:
                 raise
@@ -175,6 +179,36 @@ def explain_maps(
         total = maps if total is None else total + maps
     assert total is not None
     return total / len(views)
+
+
+#: Input pixels one forward/backward pass takes at most (16 inputs of 224x224):
+#: what autograd keeps for the backward pass grows with the rows times their
+#: pixels, so the 2x view of a config takes a quarter of the rows of its 1x view.
+PIXELS_PER_PASS = 16 * 224 * 224
+
+
+def bounded_rows(method: str, options: dict[str, object], x: torch.Tensor) -> Method:
+    """``method`` with its options, its rows per pass bounded by memory for
+    inputs like ``x`` ``(B, 3, H, W)`` unless the options set them."""
+    chosen = method_from_name(method, **options)
+    if "chunk" in options or "chunk" not in {f.name for f in dataclasses.fields(chosen)}:
+        return chosen
+    return dataclasses.replace(chosen, chunk=max(1, PIXELS_PER_PASS // (x.shape[-2] * x.shape[-1])))
+
+
+def feature_layer_needed(model: Classifier, config: LocalizationConfig) -> None:
+    """Refuse, before any work, a CAM config on a model without a feature layer,
+    naming both ways out."""
+    if config.method not in ("grad-cam", "guided-grad-cam"):
+        return
+    try:
+        feature_layer_of(model, dict(config.method_options).get("layer"))  # type: ignore[arg-type]
+    except DeepInsideError:
+        raise DeepInsideError(
+            f"config {config.name!r} uses {config.method}, which needs the model's last convolutional "
+            "layer: declare it with --feature-layer NAME (in Python, load_model(..., feature_layer='NAME')), "
+            "or use --config paper (the paper's gradient map: no layer needed)"
+        ) from None
 
 
 def _peak(maps: torch.Tensor) -> torch.Tensor:

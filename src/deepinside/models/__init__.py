@@ -9,16 +9,16 @@ from collections.abc import Sequence
 import torch
 
 from ..errors import DeepInsideError
-from ._graph import set_eval
+from ._graph import eval_mode, set_eval
 from .builtin import BUILTIN_MODELS, DEFAULT_MODEL, load_builtin
-from .classifier import Classifier, Prediction, with_default_classes
+from .classifier import Classifier, Prediction, class_index_of, read_photos, with_default_classes
 from .custom import load_network, load_state_dict_file
-from .labels import ClassIndex, ClassInfo, imagenet_classes
+from .labels import ClassIndex, ClassInfo, imagenet_classes, read_class_file
 from .preprocessing import Placement, Preprocessing
 
 
 def load_model(
-    name: str = DEFAULT_MODEL,
+    name: str | os.PathLike[str] | nn.Module = DEFAULT_MODEL,
     *,
     weights: str | os.PathLike[str] | None = None,
     input_size: int | Sequence[int] | None = None,
@@ -26,67 +26,131 @@ def load_model(
     std: Sequence[float] | None = None,
     resize: str | None = None,
     feature_layer: str | None = None,
+    classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None = None,
 ) -> Classifier:
-    """A ready classifier, offline.
+    """A ready classifier, offline, in eval mode (a module you pass keeps its own flags).
 
     ``name`` is a built-in model (``efficientnet_lite0``, the default;
     ``efficientnet_lite1``, ``efficientnet_lite2`` with their extras), a
-    TorchScript file, a ``torch.export`` program (``.pt2``), or
-    ``"package.module:factory"`` returning an
-    ``nn.Module``. ``resize`` is ``"stretch"`` (the default: the whole photo
-    is seen, so maps cover it) or ``"center-crop"``. A user model needs its preprocessing: ``input_size`` and,
-    unless ImageNet's, ``mean``/``std`` in the [0, 1] pixel scale. ``feature_layer`` names the
-    submodule whose output is the last convolutional feature map (for Grad-CAM; the built-in
-    models declare theirs).
+    TorchScript file, a ``torch.export`` program (``.pt2``),
+    ``"package.module:factory"`` returning an ``nn.Module`` (the working
+    folder is searched first, as ``python -m`` does), or an ``nn.Module``
+    itself (used as it is: deepinside runs it in eval mode without changing
+    its flags). ``resize`` is ``"stretch"`` (the default: the whole photo is
+    seen, so maps cover it) or ``"center-crop"``. A user model needs its
+    preprocessing: ``input_size`` and, unless ImageNet's, ``mean``/``std`` in
+    the [0, 1] pixel scale. ``feature_layer`` names the submodule whose output
+    is the last convolutional feature map (for Grad-CAM; the built-in models
+    declare theirs). ``classes`` names the outputs in order: a list of
+    strings or a class file (one class per line; see
+    :func:`~deepinside.models.labels.read_class_file`); by default a user's
+    model has ImageNet's names for 1000 outputs and ``class 0``, ``class 1``,
+    ... otherwise.
 
     >>> model = load_model()
-    >>> model.preprocessing.input_size
-    (224, 224)
+    >>> model.preprocessing.input_size, model.training
+    ((224, 224), False)
     """
-    if name in BUILTIN_MODELS:
-        if weights is not None or input_size is not None or mean is not None or std is not None:
-            raise DeepInsideError(f"{name} is built in: it takes no weights, input size, mean or std")
-        model = load_builtin(name)
-        if feature_layer is not None:
-            model = Classifier(
-                model.net, model.preprocessing, model.declared_classes, feature_layer, name=name
-            )
-        if resize is not None:
-            model.preprocessing = dataclasses.replace(model.preprocessing, resize=resize)  # type: ignore[arg-type]
-        return model
-    net = set_eval(load_network(name, weights))
+    if isinstance(name, Classifier):
+        raise DeepInsideError(
+            f"{name.name} is already a deepinside Classifier: use it as it is, or pass its .net to load_model"
+        )
+    if isinstance(name, str) and name in BUILTIN_MODELS:
+        return _builtin(name, weights, input_size, mean, std, resize, feature_layer, classes)
+    if isinstance(name, nn.Module):
+        net, label = name, type(name).__name__
+        if weights is not None:
+            load_state_dict_file(net, weights)
+    elif isinstance(name, (str, os.PathLike)):
+        net, label = set_eval(load_network(str(name), weights)), os.path.basename(str(name))
+    else:
+        raise DeepInsideError(
+            "load_model takes a built-in model name, a model file, 'package.module:factory' "
+            f"or a torch.nn.Module, got a {type(name).__name__}"
+        )
+    prep = _preprocessing(label, input_size, mean, std, resize)
+    num_outputs = _num_outputs(net, label, prep)
+    names = class_index_of(classes)
+    if names is None:
+        names = with_default_classes(num_outputs)
+    elif len(names) != num_outputs:
+        raise DeepInsideError(
+            f"{len(names)} class names given, but model {label!r} has {num_outputs} outputs"
+        )
+    return Classifier(net, prep, names, feature_layer, name=label)
+
+
+def _builtin(
+    name: str,
+    weights: object,
+    input_size: object,
+    mean: object,
+    std: object,
+    resize: str | None,
+    feature_layer: str | None,
+    classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None,
+) -> Classifier:
+    if weights is not None or input_size is not None or mean is not None or std is not None:
+        raise DeepInsideError(f"{name} is built in: it takes no weights, input size, mean or std")
+    model = load_builtin(name)
+    names = class_index_of(classes)
+    if names is not None and len(names) != len(model.classes):
+        raise DeepInsideError(f"{len(names)} class names given, but {name} has {len(model.classes)} classes")
+    if feature_layer is not None or names is not None:
+        model = Classifier(
+            model.net,
+            model.preprocessing,
+            names or model.classes,
+            feature_layer or model.feature_layer,
+            name=name,
+        )
+    if resize is not None:
+        model.preprocessing = dataclasses.replace(model.preprocessing, resize=resize)  # type: ignore[arg-type]
+    return model
+
+
+def _preprocessing(
+    label: str,
+    input_size: int | Sequence[int] | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    resize: str | None,
+) -> Preprocessing:
     if input_size is None:
-        raise DeepInsideError(f"model {name!r}: give its input size (--input-size, e.g. 224)")
+        raise DeepInsideError(f"model {label!r}: give its input size (--input-size, e.g. 224)")
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     if len(size) != 2:
         raise DeepInsideError(f"input size must be one number or HEIGHT WIDTH, got {input_size}")
-    prep = Preprocessing(
+    return Preprocessing(
         input_size=(int(size[0]), int(size[1])),
         mean=tuple(mean) if mean is not None else Preprocessing.mean,  # type: ignore[arg-type]
         std=tuple(std) if std is not None else Preprocessing.std,  # type: ignore[arg-type]
         resize=resize or "stretch",  # type: ignore[arg-type]
     )
+
+
+def _num_outputs(net: nn.Module, label: str, prep: Preprocessing) -> int:
+    """The number of class scores ``net`` gives, checked on one blank input
+    (in eval mode, so that no batch-norm statistics move)."""
     try:
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(net):
             out = net(torch.zeros(1, 3, *prep.input_size))
     except Exception as err:  # noqa: BLE001 - the user's network can raise anything
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DeepInsideError(
-            f"model {name!r} failed on a 1x3x{prep.input_size[0]}x{prep.input_size[1]} input ({first}): "
+            f"model {label!r} failed on a 1x3x{prep.input_size[0]}x{prep.input_size[1]} input ({first}): "
             "check --input-size"
         ) from None
     if not isinstance(out, torch.Tensor):
         raise DeepInsideError(
-            f"model {name!r} returned a {type(out).__name__}, not a tensor of class scores (batch, classes)"
+            f"model {label!r} returned a {type(out).__name__}, not a tensor of class scores (batch, classes)"
         )
     if out.dim() != 2:
         raise DeepInsideError(
-            f"model {name!r} is not a classifier: its output has shape {tuple(out.shape)}, "
+            f"model {label!r} is not a classifier: its output has shape {tuple(out.shape)}, "
             "expected (batch, classes)"
         )
-    return Classifier(
-        net, prep, with_default_classes(out.shape[1]), feature_layer, name=os.path.basename(name)
-    )
+    return int(out.shape[1])
 
 
 __all__ = [
@@ -101,4 +165,6 @@ __all__ = [
     "imagenet_classes",
     "load_model",
     "load_state_dict_file",
+    "read_class_file",
+    "read_photos",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,8 +13,9 @@ from PIL import Image
 from torch import nn
 
 from ..errors import DeepInsideError
+from ..io.photos import load_photo
 from ._graph import eval_mode, strip_softmax
-from .labels import ClassIndex, imagenet_classes
+from .labels import ClassIndex, imagenet_classes, read_class_file
 from .preprocessing import Placement, Preprocessing
 
 
@@ -48,8 +50,11 @@ class Classifier(nn.Module):
     Args:
         net: the network.
         preprocessing: how photos become its input.
-        classes: its class names (None: none declared; ``load_model`` gives a
-            user's model numbered classes, or ImageNet's for 1000 outputs).
+        classes: its class names in output order: a :class:`ClassIndex`, a
+            list of strings (one per class, ``"tabby, tabby cat"`` for several
+            names), a class file's path (see :func:`read_class_file`), or None
+            (none declared; ``load_model`` gives a user's model numbered
+            classes, or ImageNet's for 1000 outputs).
         feature_layer: name of the submodule of ``net`` whose output is the last
             convolutional feature map ``(B, K, h, w)`` (for Grad-CAM), or None.
         name: a short name for reports.
@@ -59,11 +64,15 @@ class Classifier(nn.Module):
         self,
         net: nn.Module,
         preprocessing: Preprocessing,
-        classes: ClassIndex | None = None,
+        classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None = None,
         feature_layer: str | None = None,
         name: str = "custom",
     ) -> None:
         super().__init__()
+        if not isinstance(net, nn.Module):
+            raise DeepInsideError(
+                f"{name}: the network must be a torch.nn.Module, got a {type(net).__name__}"
+            )
         net, removed = strip_softmax(net)
         if removed is not None:
             warnings.warn(
@@ -72,8 +81,10 @@ class Classifier(nn.Module):
                 stacklevel=2,
             )
         self.net = net
+        # The wrapper reports its network's mode (a loaded model is in eval mode).
+        self.training = net.training
         self.preprocessing = preprocessing
-        self._classes = classes
+        self._classes = class_index_of(classes)
         self.feature_layer = feature_layer
         self.name = name
         if feature_layer is not None:
@@ -117,10 +128,13 @@ class Classifier(nn.Module):
             h.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
         return h.hexdigest()[:16]
 
-    def prepare(self, photos: Sequence[Image.Image]) -> tuple[torch.Tensor, list[Placement]]:
-        """Photos to an input batch ``(B, 3, H, W)`` on the model's device, with
-        each input's placement in its photo."""
-        prepared = [self.preprocessing(p) for p in photos]
+    def prepare(
+        self, photos: Sequence[Image.Image | str | os.PathLike[str]]
+    ) -> tuple[torch.Tensor, list[Placement]]:
+        """Photos (PIL images, or paths read with :func:`~deepinside.io.photos.load_photo`)
+        to an input batch ``(B, 3, H, W)`` on the model's device, with each
+        input's placement in its photo."""
+        prepared = [self.preprocessing(p) for p in read_photos(photos)]
         device = next(self.parameters(), torch.empty(0)).device
         batch = torch.stack([t for t, _ in prepared]).to(device)
         return batch, [p for _, p in prepared]
@@ -138,6 +152,34 @@ class Classifier(nn.Module):
             ]
             for b in range(logits.shape[0])
         ]
+
+
+def read_photos(photos: Sequence[Image.Image | str | os.PathLike[str]]) -> list[Image.Image]:
+    """PIL images as they are, paths read safely (upright 8-bit RGB, size-checked)."""
+    if isinstance(photos, (str, os.PathLike, Image.Image)):
+        raise DeepInsideError("give a list of photos (PIL images or paths), not a single one")
+    read = []
+    for p in photos:
+        if isinstance(p, Image.Image):
+            read.append(p)
+        elif isinstance(p, (str, os.PathLike)):
+            read.append(load_photo(p))
+        else:
+            raise DeepInsideError(f"a photo is a PIL image or a file path, got a {type(p).__name__}")
+    return read
+
+
+def class_index_of(classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None) -> ClassIndex | None:
+    """Class names as a :class:`ClassIndex`, from any form ``Classifier`` takes."""
+    if classes is None or isinstance(classes, ClassIndex):
+        return classes
+    if isinstance(classes, (str, os.PathLike)):
+        return read_class_file(classes)
+    if isinstance(classes, Sequence):
+        return ClassIndex.from_names(classes)
+    raise DeepInsideError(
+        f"classes are a list of names, a class file or a ClassIndex, got a {type(classes).__name__}"
+    )
 
 
 def with_default_classes(num_outputs: int) -> ClassIndex:

@@ -8,14 +8,18 @@ A class can be named by its index (``281`` or ``"281"``), its WordNet id
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 from ..errors import DeepInsideError
 
 _WNID = re.compile(r"^n\d{8}$")
+
+IMAGENET_HINT = "search with: deepinside classes WORD"
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class ClassIndex:
     """The classes of a classifier, searchable by index, WordNet id or name."""
 
     classes: tuple[ClassInfo, ...]
+    #: Where to look names up, said when a name is not found.
+    hint: str = field(default=IMAGENET_HINT, repr=False, compare=False)
     _by_key: dict[str, list[int]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -50,8 +56,9 @@ class ClassIndex:
         object.__setattr__(self, "_by_key", by_key)
 
     @classmethod
-    def from_synset_lines(cls, lines: Iterable[str]) -> ClassIndex:
-        """Parse ``"n01440764 tench, Tinca tinca"`` lines, one class per line."""
+    def from_synset_lines(cls, lines: Iterable[str], hint: str = IMAGENET_HINT) -> ClassIndex:
+        """Parse ``"n01440764 tench, Tinca tinca"`` lines, one class per line;
+        a line without a WordNet id is the class's names (``"tabby, tabby cat"``)."""
         classes = []
         for index, line in enumerate(line for line in lines if line.strip()):
             head, _, rest = line.strip().partition(" ")
@@ -61,12 +68,38 @@ class ClassIndex:
                 wnid, names = "", line.strip()
             parts = tuple(n.strip() for n in names.split(",") if n.strip())
             classes.append(ClassInfo(index, wnid, parts or (f"class {index}",)))
-        return cls(tuple(classes))
+        return cls(tuple(classes), hint)
+
+    @classmethod
+    def from_names(cls, names: Sequence[str], hint: str = "") -> ClassIndex:
+        """A user's class names in output order, one entry per class, each as a
+        line of a class file (a name, ``"tabby, tabby cat"``, or ImageNet's
+        ``"n02123045 tabby, tabby cat"``).
+
+        >>> ClassIndex.from_names(["cat", "dog"]).resolve("dog")
+        1
+        """
+        if isinstance(names, (str, bytes)) or not all(isinstance(n, str) for n in names):
+            raise DeepInsideError("class names are a list of strings, one per class in output order")
+        blank = [i for i, n in enumerate(names) if not n.strip()]
+        if blank:
+            raise DeepInsideError(f"class {blank[0]} has an empty name: give one name per class")
+        found = cls.from_synset_lines(names, hint)
+        if hint:
+            return found
+        if len(found) <= 10:
+            listed = "this model's classes: " + ", ".join(c.label for c in found.classes)
+            return cls(found.classes, listed)
+        return cls(found.classes, "search with: model.classes.search('WORD')")
 
     @classmethod
     def numbered(cls, num_classes: int) -> ClassIndex:
         """Classes with no names but ``class 0``, ``class 1``, ..."""
-        return cls(tuple(ClassInfo(i, "", (f"class {i}",)) for i in range(num_classes)))
+        hint = (
+            f"this model's classes are numbered 0 to {num_classes - 1}: name one by its index, "
+            "or give the names with --classes FILE (in Python, classes=[...])"
+        )
+        return cls(tuple(ClassInfo(i, "", (f"class {i}",)) for i in range(num_classes)), hint)
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -94,7 +127,7 @@ class ClassIndex:
         if found is None:
             close = self.suggest(key)
             hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-            raise DeepInsideError(f"unknown class {name!r}{hint} (search with: deepinside classes WORD)")
+            raise DeepInsideError(f"unknown class {name!r}{hint} ({self.hint})")
         if len(found) > 1:
             options = " or ".join(f"{i} ({self._describe(i)})" for i in found)
             raise DeepInsideError(
@@ -127,6 +160,24 @@ class ClassIndex:
     def _describe(self, index: int) -> str:
         info = self.classes[index]
         return ", ".join(info.names[:3]) + (f", {info.wnid}" if info.wnid else "")
+
+
+def read_class_file(path: str | os.PathLike[str]) -> ClassIndex:
+    """A class file: one class per line in output order, its names
+    comma-separated, optionally after its WordNet id (ImageNet's
+    ``synset_words.txt`` format); blank lines are skipped."""
+    try:
+        text = Path(path).read_text("utf-8")
+    except FileNotFoundError:
+        raise DeepInsideError(f"{path}: no such class file") from None
+    except IsADirectoryError:
+        raise DeepInsideError(f"{path}: is a folder, not a class file") from None
+    except UnicodeDecodeError:
+        raise DeepInsideError(f"{path}: not a UTF-8 text file of class names, one per line") from None
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise DeepInsideError(f"{path}: no class names in it (one per line)")
+    return ClassIndex.from_synset_lines(lines, f"search with: deepinside classes --classes {path} WORD")
 
 
 _IMAGENET: ClassIndex | None = None
