@@ -137,3 +137,21 @@ class backward_rule(TorchFunctionMode):
         if inplace:  # keep in-place semantics: the caller may use x itself afterwards
             return x.copy_(out)
         return out
+
+
+class max_pool_counter(TorchFunctionMode):
+    """Counts the max-pooling calls of the forward passes run inside it.
+
+    DeconvNet's rule ignores the forward pass at rectifiers, so its map
+    depends on the image only through input-dependent steps such as max
+    pooling's switches; on a network without them it is the same for every
+    image (docs/methods.md)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if "max_pool" in getattr(func, "__name__", ""):
+            self.count += 1
+        return func(*args, **(kwargs or {}))

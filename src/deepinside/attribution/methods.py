@@ -10,6 +10,7 @@ class scores ``(N, classes)``. Options are fields of the method's dataclass;
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
@@ -22,7 +23,7 @@ from torch import nn
 from ..errors import DeepInsideError
 from ..models.classifier import Classifier
 from ._engine import capturing, input_gradient, require_eager, scoring
-from ._rules import Rule
+from ._rules import Rule, max_pool_counter
 from .targets import checked_targets
 
 #: Rows per pass for methods that evaluate many perturbed copies of an image.
@@ -95,6 +96,20 @@ class DeconvNet(_BackwardRuleMethod):
 
     name: ClassVar[str] = "deconvnet"
     rule: ClassVar[Rule] = "deconvnet"
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        with max_pool_counter() as pools:
+            result = super().compute(model, x, targets)
+        if pools.count == 0:
+            warnings.warn(NO_MAX_POOLING, stacklevel=4)
+        return result
+
+
+#: Said when DeconvNet runs on a network without max pooling.
+NO_MAX_POOLING = (
+    "deconvnet on a network without max pooling: its map hardly depends on the photo "
+    "(on the built-in models it is the same for every photo); see docs/methods.md"
+)
 
 
 @dataclass(frozen=True)

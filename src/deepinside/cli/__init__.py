@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .._allocator import keep_freed_memory
@@ -28,7 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_memory()
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = functools.partial(_warning_line, set())
+            return int(args.run(args) or 0)
     except DeepInsideError as err:
         print(f"deepinside: error: {err}", file=sys.stderr)
         return 2
@@ -43,3 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepinside: interrupted", file=sys.stderr)
         return 130
+
+
+def _warning_line(shown: set[str], message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    """A warning as one line, as errors are printed (no source file and line),
+    each text once per run (``shown``): a batch loop would repeat it for every batch."""
+    if str(message) not in shown:
+        shown.add(str(message))
+        print(f"deepinside: warning: {message}", file=sys.stderr)

@@ -90,6 +90,12 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         help="your model's last convolutional layer, for Grad-CAM (a submodule name, e.g. features)",
     )
     group.add_argument(
+        "--classes",
+        metavar="FILE",
+        help="your model's class names, one per line in output order "
+        "(a name, 'tabby, tabby cat', or ImageNet's 'n02123045 tabby, tabby cat')",
+    )
+    group.add_argument(
         "--resize",
         choices=["stretch", "center-crop"],
         default=None,
@@ -115,6 +121,7 @@ def model_from_args(args: argparse.Namespace) -> Classifier:
             std=args.std,
             resize=args.resize,
             feature_layer=args.feature_layer,
+            classes=args.classes,
         )
     for w in caught:
         print(f"deepinside: warning: {w.message}", file=sys.stderr)

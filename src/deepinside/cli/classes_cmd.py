@@ -4,22 +4,45 @@ from __future__ import annotations
 
 import argparse
 
-from ..models import imagenet_classes
+from ..errors import DeepInsideError
+from ..models import BUILTIN_MODELS, DEFAULT_MODEL, ClassIndex, imagenet_classes, read_class_file
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("classes", help="search the ImageNet class names")
+    p = sub.add_parser("classes", help="search the ImageNet class names, or your model's")
     p.add_argument("query", nargs="*", help="words, an index or a WordNet id (none: list all)")
+    p.add_argument(
+        "--classes",
+        metavar="FILE",
+        help="search your model's class file (one class per line) instead of ImageNet's names",
+    )
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="whose classes: a built-in model (ImageNet's); your own model's come from --classes FILE",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    classes = imagenet_classes()
+    classes = _classes(args)
     query = " ".join(args.query)
     hits = classes.search(query) if query else list(classes.classes)
     if not hits:
         print(f"no class matches {query!r}")
         return 1
     for c in hits:
-        print(f"{c.index:4d}  {c.wnid}  {', '.join(c.names)}")
+        wnid = f"{c.wnid}  " if c.wnid else ""
+        print(f"{c.index:4d}  {wnid}{', '.join(c.names)}")
     return 0
+
+
+def _classes(args: argparse.Namespace) -> ClassIndex:
+    if args.classes:
+        return read_class_file(args.classes)
+    if args.model not in BUILTIN_MODELS:
+        raise DeepInsideError(
+            f"model {args.model!r} names its classes only through a class file: "
+            "deepinside classes --classes FILE [WORD]"
+        )
+    return imagenet_classes()

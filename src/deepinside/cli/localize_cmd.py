@@ -16,7 +16,7 @@ from ..explain import PhotoFailure, read_batches
 from ..io.files import write_json, write_png
 from ..io.photos import expand_paths
 from ..localization import PRESETS, config_named, localize
-from ..localization.localize import PhotoBoxes
+from ..localization.localize import DEFAULT_BATCH_SIZE, PhotoBoxes
 from ._common import add_model_args, model_from_args, positive_int
 from .saliency_cmd import UniqueStems
 
@@ -44,7 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--out", type=Path, default=Path("deepinside-out"), help="output folder (default %(default)s)"
     )
-    p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help="photos read and prepared at a time (default %(default)s); the rows of each pass "
+        "are bounded by memory whatever it is",
+    )
     add_model_args(p)
     p.set_defaults(run=run)
 

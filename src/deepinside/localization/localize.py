@@ -10,6 +10,7 @@ class in the photo's own pixels.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -24,7 +25,7 @@ from ..attribution import Method, attribute
 from ..attribution.methods import feature_layer_of, method_from_name
 from ..errors import DeepInsideError
 from ..io.photos import to_rgb
-from ..models.classifier import Classifier, Prediction
+from ..models.classifier import Classifier, Prediction, read_photos
 from ..models.preprocessing import Placement
 from .boxes import Box, largest_component_box, scale_box, union_box, whole_image_box
 from .segment import Segmentation, graphcut, threshold
@@ -113,11 +114,38 @@ def config_named(name: str | LocalizationConfig) -> LocalizationConfig:
 
 @dataclass
 class ClassBox:
+    """One class's box in a photo, with the mask and the map it was cut from.
+
+    ``box`` is ``(x0, y0, x1, y1)`` in photo pixels. ``mask`` ``(height, width)``
+    bool and ``saliency`` ``(height, width)`` float32 are in photo pixels too
+    (index them ``[y, x]``; overlay them on the photo as they are), resampled on
+    each access from the working copies the segmentation ran on:
+    ``working_mask`` / ``working_saliency`` ``(h, w)``, the photo scaled by one
+    factor so that its longest side is at most the config's ``work_side``.
+    """
+
     prediction: Prediction
     box: Box  # photo pixels
-    mask: np.ndarray  # (h, w) bool, at the working size
+    working_mask: np.ndarray  # (h, w) bool, at the working size
+    photo_size: tuple[int, int]  # (width, height)
     note: str = ""  # the fallback rule used, if any
-    saliency: np.ndarray | None = None  # (h, w) float32: the map the mask was cut from
+    working_saliency: np.ndarray | None = None  # (h, w) float32: the map the mask was cut from
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The foreground mask ``(height, width)`` bool, in photo pixels."""
+        if self.working_mask.shape == self.photo_size[::-1]:
+            return self.working_mask
+        picture = Image.fromarray(self.working_mask.astype(np.uint8) * 255, mode="L")
+        return np.asarray(picture.resize(self.photo_size, Image.Resampling.NEAREST)) > 127
+
+    @property
+    def saliency(self) -> np.ndarray | None:
+        """The saliency map ``(height, width)`` float32, in photo pixels (bilinear)."""
+        if self.working_saliency is None or self.working_saliency.shape == self.photo_size[::-1]:
+            return self.working_saliency
+        picture = Image.fromarray(self.working_saliency.astype(np.float32), mode="F")
+        return np.asarray(picture.resize(self.photo_size, Image.Resampling.BILINEAR), dtype=np.float32)
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -181,6 +209,9 @@ def explain_maps(
     return total / len(views)
 
 
+#: Photos prepared at a time by default (the rows of a pass are bounded apart).
+DEFAULT_BATCH_SIZE = 8
+
 #: Input pixels one forward/backward pass takes at most (16 inputs of 224x224):
 #: what autograd keeps for the backward pass grows with the rows times their
 #: pixels, so the 2x view of a config takes a quarter of the rows of its 1x view.
@@ -234,29 +265,39 @@ def boxes_for(
         note = seg.note
         if box is None:
             box, note = whole_image_box(w, h), (note or "empty foreground") + "; whole image taken"
-        found.append(ClassBox(prediction, scale_box(box, sx, sy), seg.mask, note, saliency_map))
+        found.append(ClassBox(prediction, scale_box(box, sx, sy), seg.mask, photo.size, note, saliency_map))
     return found
 
 
 def localize(
     model: Classifier,
-    photos: Sequence[Image.Image],
+    photos: Sequence[Image.Image | str | os.PathLike[str]],
     top_k: int = 5,
     config: str | LocalizationConfig = "default",
-    batch_size: int = 8,
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> list[PhotoBoxes]:
     """Boxes for each photo's ``top_k`` predicted classes, top-1 first, in the
-    photo's pixels (x right, y down, x1/y1 exclusive).
+    photo's pixels (x right, y down, x1/y1 exclusive). ``photos`` are PIL
+    images or paths (read with :func:`~deepinside.io.photos.load_photo`),
+    ``batch_size`` of them prepared at a time; the rows of each forward and
+    backward pass are bounded by memory whatever the batch size
+    (:data:`PIXELS_PER_PASS`). Each :class:`ClassBox` carries its ``mask`` and
+    ``saliency`` in the photo's pixels, ready to lay over it.
 
-    >>> found = deepinside.localize(model, [Image.open("cat.jpg")])  # doctest: +SKIP
+    >>> found = deepinside.localize(model, ["cat.jpg"])  # doctest: +SKIP
     >>> x0, y0, x1, y1 = found[0].boxes[0].box  # the top-1 class's box  # doctest: +SKIP
+    >>> found[0].boxes[0].mask.shape == (found[0].height, found[0].width)  # doctest: +SKIP
+    True
     """
     config = config_named(config)
     if not 1 <= top_k <= len(model.classes):
         raise DeepInsideError(f"top_k must be between 1 and {len(model.classes)}, got {top_k}")
+    if batch_size < 1:
+        raise DeepInsideError(f"batch_size must be at least 1, got {batch_size}")
+    feature_layer_needed(model, config)
     results = []
     for lo in range(0, len(photos), batch_size):
-        chunk = list(photos[lo : lo + batch_size])
+        chunk = read_photos(photos[lo : lo + batch_size])
         inputs, placements = model.prepare(chunk)
         scores = model.scores(inputs)
         top = model.predictions(scores, max(top_k, 5))
