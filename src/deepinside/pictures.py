@@ -162,19 +162,30 @@ def font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def figure(
-    rows: Sequence[Sequence[Image.Image]], captions: Sequence[str], cell: int = 224, title: str = ""
+    rows: Sequence[Sequence[Image.Image]],
+    captions: Sequence[str],
+    cell: int = 224,
+    title: str = "",
+    headings: Sequence[str] = (),
 ) -> Image.Image:
     """A grid: one row per entry, its pictures side by side (each fitted in a
-    ``cell`` square), a caption under each row, like the paper's Figure 2."""
-    thumbs = [[_thumbnail(p, cell) for p in row] for row in rows]
+    ``cell`` square), a caption under each row, like the paper's Figure 2;
+    ``headings`` name the columns above the first row."""
+    thumbs = [[thumbnail(p, cell) for p in row] for row in rows]
     heights = [max(t.height for t in row) for row in thumbs]
-    pad, text_h, title_h = 8, 24, (32 if title else 0)
+    pad, text_h = 8, 24
+    title_h, heading_h = (32 if title else 0), (22 if headings else 0)
     width = max(len(row) for row in rows) * (cell + pad) + pad
-    sheet = Image.new("RGB", (width, title_h + sum(h + text_h + pad for h in heights) + pad), "white")
+    sheet = Image.new(
+        "RGB", (width, title_h + heading_h + sum(h + text_h + pad for h in heights) + pad), "white"
+    )
     draw = ImageDraw.Draw(sheet)
     if title:
         draw.text((pad, 6), title, fill="black", font=font(18))
-    y = title_h + pad
+    for c, heading in enumerate(headings):
+        centre = pad + c * (cell + pad) + cell // 2
+        draw.text((centre, title_h + heading_h - 5), heading, fill="black", font=font(14), anchor="ms")
+    y = title_h + heading_h + pad
     for row, height, caption in zip(thumbs, heights, captions):
         for c, thumb in enumerate(row):
             sheet.paste(
@@ -185,7 +196,8 @@ def figure(
     return sheet
 
 
-def _thumbnail(picture: Image.Image, cell: int) -> Image.Image:
+def thumbnail(picture: Image.Image, cell: int) -> Image.Image:
+    """``picture`` in RGB, scaled to fit a ``cell`` square (its longest side ``cell``)."""
     thumb = picture.convert("RGB")
     scale = cell / max(thumb.size)
     return thumb.resize(
@@ -197,24 +209,53 @@ _BOX_COLOURS = ((255, 40, 40), (40, 200, 40), (40, 120, 255), (255, 180, 0), (20
 
 
 def draw_boxes(
-    photo: Image.Image, boxes: Sequence[tuple[tuple[float, float, float, float], str]], width: int = 0
+    photo: Image.Image,
+    boxes: Sequence[tuple[tuple[float, float, float, float], str]],
+    width: int = 0,
+    label_size: int = 0,
 ) -> Image.Image:
     """The photo with labelled boxes ``((x0, y0, x1, y1), label)``, the first
-    drawn last (on top); colours cycle through five."""
+    drawn last (on top); colours cycle through five. Each label sits inside its
+    box's top-left corner, moved down past labels already placed so that none
+    hides another, and inside the picture. ``label_size`` is the font's
+    height in pixels (default: a 25th of the photo's shorter side, at least 12)."""
     out = photo.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     line = width or max(2, round(min(out.size) / 150))
-    label_font = font(max(12, round(min(out.size) / 25)))
-    for i, (box, label) in reversed(list(enumerate(boxes))):
-        colour = _BOX_COLOURS[i % len(_BOX_COLOURS)]
+    label_font = font(label_size or max(12, round(min(out.size) / 25)))
+    for i, (box, _) in reversed(list(enumerate(boxes))):
         x0, y0, x1, y1 = box
-        draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=colour, width=line)
-        # Labels step down one line per box, so that boxes sharing a corner stay readable.
-        corner = (x0 + line, y0 + line + i * getattr(label_font, "size", 12) * 1.3)
-        text_box = draw.textbbox(corner, label, font=label_font)
-        draw.rectangle(text_box, fill=colour)
-        draw.text(corner, label, fill="white", font=label_font)
+        draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=_BOX_COLOURS[i % len(_BOX_COLOURS)], width=line)
+    placed: list[tuple[float, float, float, float]] = []
+    for i, (box, label) in enumerate(boxes):
+        area = _label_area(draw, label, label_font, box, line, out.size, placed)
+        placed.append(area)
+        draw.rectangle(area, fill=_BOX_COLOURS[i % len(_BOX_COLOURS)])
+        draw.text((area[0] + 2, area[1] + 1), label, fill="white", font=label_font)
     return out
+
+
+def _label_area(
+    draw: ImageDraw.ImageDraw,
+    label: str,
+    label_font: ImageFont.ImageFont | ImageFont.FreeTypeFont,
+    box: tuple[float, float, float, float],
+    line: int,
+    size: tuple[int, int],
+    placed: Sequence[tuple[float, float, float, float]],
+) -> tuple[float, float, float, float]:
+    """Where a label's background goes: the box's top-left corner, stepped down
+    below any label it would overlap (or up from the bottom when out of room)."""
+    left, top, right, bottom = draw.textbbox((0, 0), label, font=label_font)
+    w, h = right - left + 4, bottom - top + 2 + top
+    x = min(max(0.0, box[0] + line), max(0.0, size[0] - w))
+    y = min(max(0.0, box[1] + line), max(0.0, size[1] - h))
+    for _ in range(len(placed) + 1):
+        hit = next((p for p in placed if x < p[2] and p[0] < x + w and y < p[3] and p[1] < y + h), None)
+        if hit is None:
+            break
+        y = hit[3] + 1 if hit[3] + 1 + h <= size[1] else max(0.0, hit[1] - h - 1)
+    return (x, y, x + w, y + h)
 
 
 def mask_image(mask: np.ndarray, size: tuple[int, int] | None = None) -> Image.Image:
