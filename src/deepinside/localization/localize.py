@@ -212,10 +212,11 @@ def explain_maps(
 #: Photos prepared at a time by default (the rows of a pass are bounded apart).
 DEFAULT_BATCH_SIZE = 8
 
-#: Input pixels one forward/backward pass takes at most (16 inputs of 224x224):
+#: Input pixels one forward/backward pass takes at most (8 inputs of 224x224):
 #: what autograd keeps for the backward pass grows with the rows times their
-#: pixels, so the 2x view of a config takes a quarter of the rows of its 1x view.
-PIXELS_PER_PASS = 16 * 224 * 224
+#: pixels, so the 2x view of a config takes a quarter of the rows of its 1x
+#: view. This keeps a localisation run under about 1.5 GB (docs/localization.md).
+PIXELS_PER_PASS = 8 * 224 * 224
 
 
 def bounded_rows(method: str, options: dict[str, object], x: torch.Tensor) -> Method:
