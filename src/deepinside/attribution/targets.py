@@ -92,7 +92,15 @@ def class_index(model: nn.Module, name: object) -> int:
     if isinstance(model, Classifier) and model.declared_classes is not None:
         return model.classes.resolve(name)
     if isinstance(name, str) and not name.strip().isdigit():
-        raise DeepInsideError(f"class {name!r}: name classes only with a deepinside Classifier; use an index")
+        if isinstance(model, Classifier):
+            raise DeepInsideError(
+                f"class {name!r}: model {model.name!r} has no class names; give them "
+                "(Classifier(..., classes=[...]) or load_model(..., classes=...)), or name the class by index"
+            )
+        raise DeepInsideError(
+            f"class {name!r}: a plain nn.Module has no class names; use an index, or wrap the model "
+            "with deepinside.load_model(module, input_size=..., classes=[...])"
+        )
     if int(name) < 0:
         raise DeepInsideError(f"class index {int(name)} is negative: classes are numbered from 0")
     return int(name)

@@ -7,6 +7,7 @@ import os
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 from ..errors import DeepInsideError
 from ._graph import eval_mode, set_eval
