@@ -26,7 +26,7 @@ DEMO_PHOTOS = {
     "chelsea": "a cat",
     "coffee": "a cup of espresso",
     "camera": "a cameraman at his tripod",
-    "stereo_motorcycle": "a motorbike; ImageNet's nearest classes: moped, motor scooter",
+    "stereo_motorcycle": "a motorbike, not an ImageNet class",
 }
 DEMO_CLASSES = ("goldfish", "space shuttle", "tabby", "espresso")
 #: Side of a figure's cells in pixels, and of the box labels drawn at that size.
