@@ -218,6 +218,9 @@ def test_localize_a_users_model_with_its_feature_layer(tmp_path, photos, capsys,
         "--out",
         str(tmp_path / "out"),
     ]
-    assert main(run) == 2 and "Grad-CAM needs" in capsys.readouterr().err
+    assert main(run) == 2
+    err = capsys.readouterr().err  # both ways out: declare the layer, or the paper's config
+    assert "needs the model's last convolutional layer" in err and "--feature-layer NAME" in err
+    assert "--config paper" in err
     assert main([*run, "--feature-layer", "1"]) == 0
     assert json.loads((tmp_path / "out" / "coffee.json").read_text())["boxes"]
