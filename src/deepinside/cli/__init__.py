@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from .._allocator import keep_freed_memory
 from ..errors import DeepInsideError
 from . import batch_cmd, classes_cmd, classmodel_cmd, demo_cmd, evaluate_cmd, localize_cmd, saliency_cmd
+from ._common import Parser
 
 _COMMANDS = (saliency_cmd, localize_cmd, evaluate_cmd, classmodel_cmd, batch_cmd, classes_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="deepinside",
         description="See what an image classifier has learned and why it decides what it decides.",
     )
@@ -28,7 +30,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     keep_freed_memory()
     try:
-        return int(args.run(args) or 0)
+        code = int(args.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit where it could not be handled
+        return code
+    except BrokenPipeError:
+        return _reader_went_away()
     except DeepInsideError as err:
         print(f"deepinside: error: {err}", file=sys.stderr)
         return 2
@@ -43,3 +49,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("deepinside: interrupted", file=sys.stderr)
         return 130
+
+
+#: The exit status of a Unix tool stopped by SIGPIPE (128 + 13), as a shell shows it.
+EXIT_CLOSED_PIPE = 141
+
+
+def _reader_went_away() -> int:
+    """Stop quietly when the reader of our output has gone (``| head``), as
+    Unix tools do: no message (there is no one to read it) and the status a
+    tool stopped by SIGPIPE gets, so ``set -o pipefail`` sees what it sees
+    for ``cat``. Output still buffered would fail again at exit: send it to
+    /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # not a real file (a test's capture, a closed stream)
+            pass
+    os.close(devnull)
+    return EXIT_CLOSED_PIPE

@@ -8,7 +8,13 @@ from ..models import imagenet_classes
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("classes", help="search the ImageNet class names")
+    p = sub.add_parser(
+        "classes",
+        help="search the ImageNet class names",
+        description="Print the ImageNet classes whose index, WordNet id or a name contains QUERY "
+        "(one per line: index, WordNet id, names), or all 1000 without a query; the closest "
+        "spellings where nothing contains it. Any of these names a class in --target and classmodel.",
+    )
     p.add_argument("query", nargs="*", help="words, an index or a WordNet id (none: list all)")
     p.set_defaults(run=run)
 
