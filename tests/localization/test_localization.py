@@ -224,4 +224,4 @@ def test_localize_a_users_model_with_its_feature_layer(tmp_path, photos, capsys,
     ]
     assert main(run) == 2 and "Grad-CAM needs" in capsys.readouterr().err
     assert main([*run, "--feature-layer", "1"]) == 0
-    assert json.loads((tmp_path / "out" / "coffee.json").read_text())["boxes"]
+    assert json.loads((tmp_path / "out" / "coffee.localize-default.json").read_text())["boxes"]
