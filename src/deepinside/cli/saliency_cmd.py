@@ -22,10 +22,10 @@ from ._common import (
     report_written,
 )
 
-#: What ``--raw`` costs per map of a 12-megapixel photo (4000x3000), measured on
-#: gradient, smoothgrad and grad-cam maps (the smaller figure is grad-cam's, whose
-#: map is smoother). npy stays the default: lossless, fastest to write and read,
-#: and ``np.load(..., mmap_mode="r")`` reads part of it without loading it all.
+#: What ``--raw`` costs per map of a 12-megapixel photo (docs/output-files.md: the
+#: smaller figure is grad-cam's smoother map, the larger gradient's). npy stays the
+#: default: lossless, fastest to write and read, and ``np.load(..., mmap_mode="r")``
+#: reads part of it without loading it all.
 RAW_HELP = (
     "how each map's values are kept, with the size per map of a 12-megapixel photo: npy (float32, "
     "48 MB), npz (float32 compressed, 32-42 MB), npz16 (float16 compressed, 4-19 MB; within 0.05%% "
