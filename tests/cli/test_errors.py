@@ -112,6 +112,6 @@ def test_a_reader_that_went_away_stops_the_command_quietly():
 
 
 def test_a_short_output_into_a_closed_pipe_is_quiet_too():
-    # One line fits the buffer: the closed pipe shows only when it is flushed.
+    # One line fits the buffer: the closed pipe shows only when the buffer is flushed.
     run = _with_stdout_closed("classes", "tabby")
     assert run.stderr == "" and run.returncode == 141

@@ -38,14 +38,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; the exit status: 0 done, 1 some photos or classes
+    failed, 2 bad input, 130 interrupted, 141 the reader of the output went away."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be handled
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = parse_args(argv)
     keep_freed_memory()
     try:
-        code = int(args.run(args) or 0)
-        sys.stdout.flush()  # a closed pipe shows here, not at exit where it could not be handled
-        return code
+        return int(args.run(args) or 0)
     except BrokenPipeError:
-        return _reader_went_away()
+        raise  # not a problem with --out: the reader went away
     except DeepInsideError as err:
         print(f"deepinside: error: {err}", file=sys.stderr)
         return 2
