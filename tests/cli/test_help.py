@@ -36,7 +36,7 @@ def test_photo_commands_say_which_files_a_folder_gives(name):
 def test_saliency_states_what_each_raw_format_costs():
     text = " ".join(_commands()["saliency"].format_help().split())
     assert "12-megapixel photo: npy (float32, 48 MB)" in text
-    assert "npz16 (float16 compressed" in text and "none (only the PNGs" in text
+    assert "npz16 (float16 compressed, 4-19 MB" in text and "none (no values, only the two PNGs" in text
 
 
 def test_evaluate_says_where_annotation_paths_start():
