@@ -15,3 +15,9 @@ class DeepInsideError(ValueError):
 
 class ImageError(DeepInsideError):
     """A file that cannot be read as a photo."""
+
+
+def check_count(name: str, value: object) -> None:
+    """Refuse anything but a whole number of at least 1 (bools too) for ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise DeepInsideError(f"{name} must be a whole number of at least 1, got {value!r}")

@@ -130,14 +130,18 @@ def test_decompression_bomb_is_refused_before_decoding(tmp_path):
         load_photo(tmp_path / "big.png", max_pixels=300_000_000)
 
 
-def test_folder_expansion_lists_images_first_then_other_files(tmp_path, rgb):
+def test_folder_expansion_takes_image_suffixes_only(tmp_path, rgb):
     (tmp_path / "sub").mkdir()
     rgb.save(tmp_path / "sub" / "b.png")
     rgb.save(tmp_path / "a.jpg")
-    (tmp_path / "notes.txt").write_text("hi")
+    rgb.save(tmp_path / "C.JPEG")
+    for other in ("notes.txt", "model.py", "model.pyc", "maps.npy", "meta.xml"):
+        (tmp_path / other).write_text("hi")
     (tmp_path / ".hidden.png").write_text("x")
     names = [p.relative_to(tmp_path).as_posix() for p in expand_paths([tmp_path])]
-    assert names == ["a.jpg", "sub/b.png", "notes.txt"]
+    assert names == ["C.JPEG", "a.jpg", "sub/b.png"]
+    # a file named explicitly is tried whatever its suffix
+    assert list(expand_paths([tmp_path / "notes.txt"])) == [tmp_path / "notes.txt"]
 
 
 def test_folder_expansion_skips_hidden_folders(tmp_path, rgb):

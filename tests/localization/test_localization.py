@@ -103,14 +103,18 @@ def test_localize_command(tmp_path, photos, capsys):
     )
     err = capsys.readouterr().err
     assert code == 1 and "junk.jpg" in err and "Traceback" not in err
-    record = json.loads((out / "coffee.json").read_text())
+    record = json.loads((out / "coffee.localize-default.json").read_text())
     assert set(record) >= {"image", "width", "height", "model", "predictions", "boxes"}
     assert [b["class_index"] for b in record["boxes"]] == [
         p["class_index"] for p in record["predictions"][:2]
     ]
     assert set(record["boxes"][0]) >= {"class_index", "wnid", "label", "box"}
-    assert Image.open(out / "coffee.mask.png").size == photos["coffee"].size
-    assert Image.open(out / "coffee.boxes.png").size == photos["coffee"].size
+    assert record["files"] == {
+        "overlay": "coffee.localize-default.boxes.png",
+        "mask": "coffee.localize-default.mask.png",
+    }
+    assert Image.open(out / record["files"]["mask"]).size == photos["coffee"].size
+    assert Image.open(out / record["files"]["overlay"]).size == photos["coffee"].size
 
 
 @pytest.mark.parametrize(
@@ -189,7 +193,7 @@ def test_photos_are_read_alike_by_the_command_line_and_python(tmp_path):
 
 
 def test_result_names_never_repeat():
-    from deepinside.cli.saliency_cmd import UniqueStems
+    from deepinside.io.names import UniqueStems
 
     stems = UniqueStems()
     names = [stems.next(p) for p in ("a/cat.jpg", "b/cat.jpg", "c/cat-2.jpg", "d/Cat.png")]
@@ -223,4 +227,4 @@ def test_localize_a_users_model_with_its_feature_layer(tmp_path, photos, capsys,
     assert "needs the model's last convolutional layer" in err and "--feature-layer NAME" in err
     assert "--config paper" in err
     assert main([*run, "--feature-layer", "1"]) == 0
-    assert json.loads((tmp_path / "out" / "coffee.json").read_text())["boxes"]
+    assert json.loads((tmp_path / "out" / "coffee.localize-default.json").read_text())["boxes"]

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DeepInsideError
+from ..errors import DeepInsideError, check_count
 from ..models.classifier import Classifier
 from ._engine import capturing, input_gradient, require_eager, scoring
 from ._rules import Rule, max_pool_counter
@@ -74,7 +74,7 @@ class _BackwardRuleMethod(Method):
 
     def check(self) -> None:
         if self.chunk is not None:
-            _at_least_one("chunk", self.chunk)
+            check_count("chunk", self.chunk)
 
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
         if self.rule != "gradient":
@@ -159,8 +159,8 @@ class SmoothGrad(Method):
     chunk: int = DEFAULT_CHUNK
 
     def check(self) -> None:
-        _at_least_one("samples", self.samples)
-        _at_least_one("chunk", self.chunk)
+        check_count("samples", self.samples)
+        check_count("chunk", self.chunk)
         if not 0 <= self.noise <= 10:
             raise DeepInsideError(
                 f"smoothgrad noise is a fraction of the input range (e.g. 0.15), got {self.noise}"
@@ -214,8 +214,8 @@ class IntegratedGradients(Method):
     chunk: int = DEFAULT_CHUNK
 
     def check(self) -> None:
-        _at_least_one("steps", self.steps)
-        _at_least_one("chunk", self.chunk)
+        check_count("steps", self.steps)
+        check_count("chunk", self.chunk)
         if self.rule not in ("gausslegendre", "trapezoid"):
             raise DeepInsideError(f"integration rule must be gausslegendre or trapezoid, got {self.rule!r}")
         if self.rule == "trapezoid" and self.steps < 2:
@@ -367,14 +367,9 @@ def feature_layer_of(model: nn.Module, layer: str | None) -> str:
 
 
 def _check_cam(layer: str | None, chunk: int) -> None:
-    _at_least_one("chunk", chunk)
+    check_count("chunk", chunk)
     if layer is not None and not isinstance(layer, str):
         raise DeepInsideError(f"layer is a submodule name such as 'net.features', got {layer!r}")
-
-
-def _at_least_one(option: str, value: int) -> None:
-    if not isinstance(value, int) or value < 1:
-        raise DeepInsideError(f"{option} must be a whole number of at least 1, got {value!r}")
 
 
 METHODS: dict[str, type[Method]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -11,12 +12,13 @@ from collections.abc import Sequence
 from .._allocator import keep_freed_memory
 from ..errors import DeepInsideError
 from . import batch_cmd, classes_cmd, classmodel_cmd, demo_cmd, evaluate_cmd, localize_cmd, saliency_cmd
+from ._common import Parser
 
 _COMMANDS = (saliency_cmd, localize_cmd, evaluate_cmd, classmodel_cmd, batch_cmd, classes_cmd, demo_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="deepinside",
         description="See what an image classifier has learned and why it decides what it decides.",
     )
@@ -26,13 +28,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The arguments, or exit 2 with one line; an argument the command does not
+    know is told with a pointer to that command's help, not the top level's."""
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command; the exit status: 0 done, 1 some photos or classes
+    failed, 2 bad input, 130 interrupted, 141 the reader of the output went away."""
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here, not at exit where it cannot be handled
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = parse_args(argv)
     keep_freed_memory()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = functools.partial(_warning_line, set())
             return int(args.run(args) or 0)
+    except BrokenPipeError:
+        raise  # not a problem with --out: the reader went away
     except DeepInsideError as err:
         print(f"deepinside: error: {err}", file=sys.stderr)
         return 2
@@ -55,3 +82,23 @@ def _warning_line(shown: set[str], message, category, filename, lineno, file=Non
     if str(message) not in shown:
         shown.add(str(message))
         print(f"deepinside: warning: {message}", file=sys.stderr)
+
+
+#: The exit status of a Unix tool stopped by SIGPIPE (128 + 13), as a shell shows it.
+EXIT_CLOSED_PIPE = 141
+
+
+def _reader_went_away() -> int:
+    """Stop quietly when the reader of our output has gone (``| head``), as
+    Unix tools do: no message (there is no one to read it) and the status a
+    tool stopped by SIGPIPE gets, so ``set -o pipefail`` sees what it sees
+    for ``cat``. Output still buffered would fail again at exit: send it to
+    /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (OSError, ValueError):  # not a real file (a test's capture, a closed stream)
+            pass
+    os.close(devnull)
+    return EXIT_CLOSED_PIPE

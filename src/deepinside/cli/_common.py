@@ -1,17 +1,34 @@
-"""Options shared by commands: which model, and how to report per-file problems."""
+"""Options shared by commands: which model, which method, and how a wrong option is told."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import warnings
+from typing import NoReturn
 
 import torch
 
 from ..attribution import METHODS, Method
 from ..attribution.methods import method_from_name
-from ..io.photos import DEFAULT_MAX_PIXELS
+from ..errors import DeepInsideError
+from ..io.photos import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from ..models import DEFAULT_MODEL, Classifier, load_model
+
+#: Help for the photo arguments: which files a folder scan takes.
+IMAGES_HELP = (
+    "photos, or folders searched recursively for "
+    + " ".join(sorted(IMAGE_SUFFIXES))
+    + " files (any case); a file named here is tried whatever its suffix"
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that answers a wrong option with the one line that
+    matters and where to read more, not the whole usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"deepinside: error: {message}\nsee: {self.prog} --help\n")
 
 
 def positive_int(text: str) -> int:
@@ -63,7 +80,8 @@ def add_device_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) ->
     )
 
 
-def add_model_args(parser: argparse.ArgumentParser) -> None:
+def add_model_args(parser: argparse.ArgumentParser, photos: bool = True) -> None:
+    """The model options; with ``photos``, also how photos become its input."""
     group = parser.add_argument_group("model")
     group.add_argument(
         "--model",
@@ -89,6 +107,11 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="your model's last convolutional layer, for Grad-CAM (a submodule name, e.g. features)",
     )
+    if photos:
+        _add_photo_args(parser, group)
+
+
+def _add_photo_args(parser: argparse.ArgumentParser, group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--classes",
         metavar="FILE",
@@ -119,7 +142,7 @@ def model_from_args(args: argparse.Namespace) -> Classifier:
             input_size=(size[0] if len(size) == 1 else size) if size else None,
             mean=args.mean,
             std=args.std,
-            resize=args.resize,
+            resize=getattr(args, "resize", None),
             feature_layer=args.feature_layer,
             classes=args.classes,
         )
@@ -154,35 +177,54 @@ def add_method_args(parser: argparse.ArgumentParser, many: bool = False) -> None
         default="max-abs",
         help="channel reduction (default: max-abs, the paper's)",
     )
+    # These default to None so that an option given to a method that does not
+    # take it can be refused (the methods' own defaults apply otherwise).
+    group.add_argument("--samples", type=positive_int, help="smoothgrad: noisy copies (default 50)")
     group.add_argument(
-        "--samples", type=positive_int, default=50, help="smoothgrad: noisy copies (default 50)"
+        "--noise", type=float, help="smoothgrad: noise std as a fraction of the input range (default 0.15)"
     )
     group.add_argument(
-        "--noise", type=float, default=0.15, help="smoothgrad: noise std as a fraction of the input range"
+        "--variant", choices=["mean", "squared", "vargrad"], help="smoothgrad variant (default: mean)"
     )
-    group.add_argument(
-        "--variant", choices=["mean", "squared", "vargrad"], default="mean", help="smoothgrad variant"
-    )
-    group.add_argument(
-        "--ig-steps", type=positive_int, default=50, help="integrated gradients: steps (default 50)"
-    )
+    group.add_argument("--ig-steps", type=positive_int, help="integrated gradients: steps (default 50)")
     group.add_argument(
         "--baseline",
         type=float,
-        default=0.0,
         help="integrated gradients: constant baseline in the model's input space "
         "(default 0: the mean colour)",
     )
     group.add_argument("--layer", help="grad-cam: feature layer name (default: the model's declared one)")
 
 
+#: Method options: the option, the method field it sets, the methods that take it.
+METHOD_OPTIONS = {
+    "samples": ("--samples", "samples", ("smoothgrad",)),
+    "noise": ("--noise", "noise", ("smoothgrad",)),
+    "variant": ("--variant", "variant", ("smoothgrad",)),
+    "ig_steps": ("--ig-steps", "steps", ("integrated-gradients",)),
+    "baseline": ("--baseline", "baseline", ("integrated-gradients",)),
+    "layer": ("--layer", "layer", ("grad-cam", "guided-grad-cam")),
+}
+
+
 def methods_from_args(args: argparse.Namespace) -> list[Method]:
-    """Method instances for the names given, each with its options."""
-    names = getattr(args, "methods", None) or [args.method]
-    options: dict[str, dict[str, object]] = {
-        "smoothgrad": {"samples": args.samples, "noise": args.noise, "variant": args.variant},
-        "integrated-gradients": {"steps": args.ig_steps, "baseline": args.baseline},
-        "grad-cam": {"layer": args.layer},
-        "guided-grad-cam": {"layer": args.layer},
-    }
-    return [method_from_name(n, **options.get(n, {})) for n in dict.fromkeys(names)]
+    """Method instances for the names given, each with the options given for
+    it; an option that none of the methods takes is an error naming those that do."""
+    names = list(dict.fromkeys(getattr(args, "methods", None) or [args.method]))
+    options: dict[str, dict[str, object]] = {n: {} for n in names}
+    for dest, (flag, field, takers) in METHOD_OPTIONS.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if not set(takers) & set(names):
+            raise DeepInsideError(f"{flag} applies to {' and '.join(takers)} only, not to {', '.join(names)}")
+        for n in set(takers) & set(names):
+            options[n][field] = value
+    return [method_from_name(n, **options[n]) for n in names]
+
+
+def report_written(done: int, total: int, verb: str, out: object) -> None:
+    """The closing line of a command that writes per photo: where the results
+    are, or that nothing was written."""
+    where = f"results in {out}" if done else "nothing written"
+    print(f"{done} of {total} images {verb}; {where}", file=sys.stderr)

@@ -9,7 +9,14 @@ from ..models import BUILTIN_MODELS, DEFAULT_MODEL, ClassIndex, imagenet_classes
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("classes", help="search the ImageNet class names, or your model's")
+    p = sub.add_parser(
+        "classes",
+        help="search the ImageNet class names, or your model's",
+        description="Print the ImageNet classes whose index, WordNet id or a name contains QUERY "
+        "(one per line: index, WordNet id, names), or all of them without a query; the closest "
+        "spellings where nothing contains it. Any of these names a class in --target and classmodel. "
+        "Your own model's names come from --classes FILE.",
+    )
     p.add_argument("query", nargs="*", help="words, an index or a WordNet id (none: list all)")
     p.add_argument(
         "--classes",

@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--address", help="ray: the cluster to join (default: start Ray on this machine)")
     p.add_argument("--actors", type=positive_int, default=1, help="ray: model actors (default 1)")
-    add_model_args(p)
+    add_model_args(p, photos=False)
     p.set_defaults(run=run)
 
 

@@ -15,7 +15,13 @@ PARTS = ("saliency", "localization", "classmodel")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("demo", help="run the paper's methods on bundled photos and draw its figures")
+    p = sub.add_parser(
+        "demo",
+        help="run the paper's methods on bundled photos and draw its figures",
+        description="Draw the paper's figures with the built-in model on photos that come with "
+        "scikit-image (no download): saliency_figure.png (and each photo's maps in saliency/), "
+        "localization_figure.png and classmodel_figure.png, in --out.",
+    )
     p.add_argument(
         "--out", type=Path, default=Path("deepinside-demo"), help="output folder (default %(default)s)"
     )

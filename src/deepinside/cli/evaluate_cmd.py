@@ -15,9 +15,24 @@ from ..evaluation.localization import localization
 from ..io.files import write_json
 from ..io.photos import expand_paths, load_photo
 from ..localization import PRESETS, config_named
-from ._common import add_method_args, add_model_args, methods_from_args, model_from_args, positive_int
+from ._common import (
+    IMAGES_HELP,
+    add_method_args,
+    add_model_args,
+    methods_from_args,
+    model_from_args,
+    positive_int,
+)
 
 METRICS = ("faithfulness", "pointing-game", "sanity-check", "localization")
+
+#: Options of one metric each: the option and the metric that takes it.
+METRIC_OPTIONS = {
+    "steps": ("--steps", "faithfulness"),
+    "tolerance": ("--tolerance", "pointing-game"),
+    "checkpoints": ("--checkpoints", "sanity-check"),
+    "config": ("--config", "localization"),
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -32,31 +47,29 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("metric", choices=METRICS, help="what to measure")
     p.add_argument(
-        "--images", nargs="+", metavar="IMAGE", help="photos or folders (default: all annotated photos)"
+        "--images",
+        nargs="+",
+        metavar="IMAGE",
+        help=f"{IMAGES_HELP}; with --annotations, each is matched to its entry by path or file name "
+        "(default: all annotated photos)",
     )
     p.add_argument(
         "--annotations",
         type=Path,
-        help="JSON with class_index and boxes per image (imagenet-val-loc-dev format)",
+        help="JSON list of entries with image, class_index and boxes (imagenet-val-loc-dev format); "
+        "an entry's image path is relative to the annotations file's folder",
     )
     p.add_argument("--limit", type=positive_int, help="use only the first N photos")
+    # Metric options default to None so that one given to another metric is refused.
+    p.add_argument("--steps", type=positive_int, help="faithfulness: deletion/insertion steps (default 50)")
+    p.add_argument("--tolerance", type=float, help="pointing game: pixels of slack (default 15)")
     p.add_argument(
-        "--steps", type=positive_int, default=50, help="faithfulness: deletion/insertion steps (default 50)"
-    )
-    p.add_argument(
-        "--tolerance", type=float, default=15.0, help="pointing game: pixels of slack (default 15)"
-    )
-    p.add_argument(
-        "--checkpoints",
-        type=positive_int,
-        default=8,
-        help="sanity check: points along the cascade (default 8)",
+        "--checkpoints", type=positive_int, help="sanity check: points along the cascade (default 8)"
     )
     p.add_argument(
         "--config",
         nargs="+",
         choices=list(PRESETS),
-        default=list(PRESETS),
         help="localization: configurations to compare (default: all)",
     )
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
@@ -71,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
         raise DeepInsideError("give --images, --annotations, or both")
     if args.metric in ("pointing-game", "localization") and args.annotations is None:
         raise DeepInsideError(f"{args.metric} needs object boxes: give --annotations FILE")
+    _check_metric_options(args)
+    methods = methods_from_args(args)  # a wrong option fails before the model loads
     model = model_from_args(args)
-    methods = methods_from_args(args)
     entries = None
     if args.annotations is not None:
         entries = load_annotations(args.annotations, len(model.classes))
@@ -95,28 +109,21 @@ def run(args: argparse.Namespace) -> int:
         raise DeepInsideError(f"none of the {len(paths)} photos could be read")
     per_photo = {"faithfulness": len(methods) + 1, "pointing-game": len(methods), "localization": 1}
     total = len(samples) * per_photo.get(args.metric, len(methods))
+    # The metric's own option is passed only when given: its default lives with the metric.
+    given = {
+        o: getattr(args, o) for o in ("steps", "tolerance", "checkpoints") if getattr(args, o) is not None
+    }
+    common = {"batch_size": args.batch_size, "reduce": args.reduce}
     with tqdm(total=total, desc=args.metric, unit="map", file=sys.stderr, disable=None) as bar:
         if args.metric == "faithfulness":
-            rows = evaluation.faithfulness(
-                model, samples, methods, args.steps, args.batch_size, bar.update, reduce=args.reduce
-            )
+            rows = evaluation.faithfulness(model, samples, methods, progress=bar.update, **common, **given)
         elif args.metric == "pointing-game":
-            rows = evaluation.pointing(
-                model, samples, methods, args.tolerance, args.batch_size, bar.update, reduce=args.reduce
-            )
+            rows = evaluation.pointing(model, samples, methods, progress=bar.update, **common, **given)
         elif args.metric == "localization":
-            configs = [config_named(c) for c in args.config]
+            configs = [config_named(c) for c in args.config or PRESETS]
             rows = localization(model, samples, configs, args.batch_size, bar.update)
         else:
-            rows = evaluation.sanity(
-                model,
-                samples,
-                methods,
-                args.checkpoints,
-                bar.update,
-                reduce=args.reduce,
-                batch_size=args.batch_size,
-            )
+            rows = evaluation.sanity(model, samples, methods, progress=bar.update, **common, **given)
     print(format_table(args.metric, rows))
     if args.json:
         write_json(args.json, {"metric": args.metric, "model": model.name, "rows": rows, "skipped": skipped})
@@ -126,6 +133,13 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if skipped else 0
+
+
+def _check_metric_options(args: argparse.Namespace) -> None:
+    """Refuse an option of another metric, naming the metric that takes it."""
+    for dest, (flag, metric) in METRIC_OPTIONS.items():
+        if getattr(args, dest) is not None and args.metric != metric:
+            raise DeepInsideError(f"{flag} applies to evaluate {metric} only, not to {args.metric}")
 
 
 def format_table(metric: str, rows: list[dict[str, object]]) -> str:

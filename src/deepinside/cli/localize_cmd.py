@@ -14,11 +14,11 @@ from .. import pictures
 from ..attribution.methods import method_from_name
 from ..explain import PhotoFailure, read_batches
 from ..io.files import write_json, write_png
+from ..io.names import UniqueStems, localize_tag, photo_file
 from ..io.photos import expand_paths
 from ..localization import PRESETS, config_named, localize
 from ..localization.localize import DEFAULT_BATCH_SIZE, PhotoBoxes
-from ._common import add_model_args, model_from_args, positive_int
-from .saliency_cmd import UniqueStems
+from ._common import IMAGES_HELP, add_model_args, model_from_args, positive_int, report_written
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -26,9 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "localize",
         help="object boxes from saliency, no box supervision (paper section 3.1)",
         description="For each photo: a JSON with one box per top-k class (photo pixels, x1/y1 exclusive, "
-        "top-1 first), an overlay with the boxes, and the top-1 foreground mask.",
+        "top-1 first), an overlay with the boxes, and the top-1 foreground mask, named "
+        "PHOTO.localize-CONFIG[-METHOD].json, .boxes.png and .mask.png.",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos or folders of photos")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help=IMAGES_HELP)
     p.add_argument(
         "--top-k", type=int, default=5, help="boxes for the K best classes (default 5, as the paper)"
     )
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         print("deepinside: error: no files found in the folders given", file=sys.stderr)
         return 2
+    tag = localize_tag(args.config, args.method)
     failures, stems = 0, UniqueStems()
     with tqdm(total=len(paths), unit="image", desc="localize", file=sys.stderr, disable=None) as bar:
         for part in read_batches(paths, args.batch_size, args.max_pixels):
@@ -84,20 +86,28 @@ def run(args: argparse.Namespace) -> int:
             for (source, photo), found in zip(
                 part, localize(model, [p for _, p in part], args.top_k, config, args.batch_size)
             ):
-                _save(args.out, stems.next(source), source, photo, found, model.name, config.name)
+                _save(args.out, stems.next(source), tag, source, photo, found, model.name, config.name)
                 bar.update()
-    print(f"{len(paths) - failures} of {len(paths)} images localised; results in {args.out}", file=sys.stderr)
+    report_written(len(paths) - failures, len(paths), "localised", args.out)
     return 1 if failures else 0
 
 
 def _save(
-    out: Path, stem: str, source: str, photo: Image.Image, found: PhotoBoxes, model: str, config: str
+    out: Path,
+    stem: str,
+    tag: str,
+    source: str,
+    photo: Image.Image,
+    found: PhotoBoxes,
+    model: str,
+    config: str,
 ) -> None:
     labelled = [(b.box, f"{b.prediction.label} {b.prediction.probability:.0%}") for b in found.boxes]
-    write_png(out / f"{stem}.boxes.png", pictures.draw_boxes(photo, labelled))
-    write_png(out / f"{stem}.mask.png", pictures.mask_image(found.boxes[0].mask, photo.size))
+    overlay, mask = photo_file(stem, tag, "boxes", "png"), photo_file(stem, tag, "mask", "png")
+    write_png(out / overlay, pictures.draw_boxes(photo, labelled))
+    write_png(out / mask, pictures.mask_image(found.boxes[0].mask, photo.size))
     write_json(
-        out / f"{stem}.json",
+        out / f"{stem}.{tag}.json",
         {
             "image": source,
             "width": found.width,
@@ -106,6 +116,6 @@ def _save(
             "config": config,
             "predictions": [p.as_dict() for p in found.predictions],
             "boxes": [b.as_dict() for b in found.boxes],
-            "files": {"overlay": f"{stem}.boxes.png", "mask": f"{stem}.mask.png"},
+            "files": {"overlay": overlay, "mask": mask},
         },
     )

@@ -9,19 +9,40 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..explain import PhotoFailure, explain_photos
+from ..io.names import UniqueStems
 from ..io.photos import expand_paths
-from ..io.results import save_saliency
-from ._common import add_method_args, add_model_args, methods_from_args, model_from_args, positive_int
+from ..io.results import RAW_FORMATS, save_saliency
+from ._common import (
+    IMAGES_HELP,
+    add_method_args,
+    add_model_args,
+    methods_from_args,
+    model_from_args,
+    positive_int,
+    report_written,
+)
+
+#: What ``--raw`` costs per map of a 12-megapixel photo (docs/output-files.md: the
+#: smaller figure is grad-cam's smoother map, the larger gradient's). npy stays the
+#: default: lossless, fastest to write and read, and ``np.load(..., mmap_mode="r")``
+#: reads part of it without loading it all.
+RAW_HELP = (
+    "how each map's values are kept, with the size per map of a 12-megapixel photo: npy (float32, "
+    "48 MB), npz (float32 compressed, 32-42 MB), npz16 (float16 compressed, 4-19 MB; within 0.05%% "
+    "of the map's maximum), none (no values, only the two PNGs, 6-14 MB) (default: %(default)s)"
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "saliency",
         help="image-specific class saliency maps (paper section 3) and the methods that followed",
-        description="For each photo and class: the paper's grey map, an overlay, the raw map "
-        "(.npy, float32, photo size) and a JSON record with the top predictions.",
+        description="For each photo and class: the paper's grey map, an overlay and the raw map "
+        "(photo size), named PHOTO.METHOD.CLASS.KIND (saliency.png, overlay.png, raw.npy), so runs "
+        "with different methods can share --out; and PHOTO.json, listing every map of the photo "
+        "in --out with the top predictions.",
     )
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="photos or folders of photos")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help=IMAGES_HELP)
     p.add_argument(
         "--target",
         action="append",
@@ -34,6 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--out", type=Path, default=Path("deepinside-out"), help="output folder (default %(default)s)"
     )
+    p.add_argument("--raw", choices=RAW_FORMATS, default="npy", help=RAW_HELP)
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
     add_method_args(p)
     add_model_args(p)
@@ -41,8 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    (method,) = methods_from_args(args)  # a wrong option fails before the model loads
     model = model_from_args(args)
-    (method,) = methods_from_args(args)
     targets = model.classes.resolve_many(args.target) if args.target else None
     paths = list(expand_paths(args.images))
     if not paths:
@@ -66,25 +88,6 @@ def run(args: argparse.Namespace) -> int:
                 failures += 1
                 tqdm.write(f"deepinside: skipped {result.reason}", file=sys.stderr)
                 continue
-            save_saliency(result, args.out, stems.next(result.source), model.name)
-    done = len(paths) - failures
-    print(f"{done} of {len(paths)} images explained; results in {args.out}", file=sys.stderr)
+            save_saliency(result, args.out, stems.next(result.source), model.name, raw=args.raw)
+    report_written(len(paths) - failures, len(paths), "explained", args.out)
     return 1 if failures else 0
-
-
-class UniqueStems:
-    """File stems for results, distinct within a run (two ``cat.jpg`` in
-    different folders become ``cat`` and ``cat-2``; a ``cat-2.jpg`` after
-    them becomes ``cat-2-2``), also where case does not count."""
-
-    def __init__(self) -> None:
-        self._used: set[str] = set()
-
-    def next(self, source: str) -> str:
-        base = Path(source).stem or "image"
-        stem, n = base, 1
-        while stem.lower() in self._used:
-            n += 1
-            stem = f"{base}-{n}"
-        self._used.add(stem.lower())
-        return stem

@@ -8,6 +8,7 @@ pixels (x right, y down).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,11 @@ def _entry(path: Path, i: int, e: object, num_classes: int) -> Annotated:
 
 
 def match_images(annotations: list[Annotated], images: list[Path] | None) -> list[Annotated]:
-    """The annotated entries for ``images`` (all entries when None); every image
-    must have an entry, or it is an error naming the first that has none."""
+    """The annotated entries for ``images`` (all entries when None), each with
+    its ``image`` replaced by the file given: an entry is found by the image's
+    path or, failing that, by its file name alone (so photos copied elsewhere
+    still match). Every image must have an entry, or it is an error naming the
+    first that has none."""
     if images is None:
         return annotations
     by_path = {a.image: a for a in annotations}
@@ -83,5 +87,5 @@ def match_images(annotations: list[Annotated], images: list[Path] | None) -> lis
             raise DeepInsideError(
                 f"{p}: has no entry in the annotations file; give the matching file or drop --annotations"
             )
-        matched.append(entry)
+        matched.append(dataclasses.replace(entry, image=p))
     return matched

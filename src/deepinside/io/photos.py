@@ -18,8 +18,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError
 
-#: Suffixes tried when a folder is expanded; files named on the command line are
-#: always tried whatever their suffix.
+#: The suffixes (in any case) a folder scan takes; files named on the command
+#: line are always tried whatever their suffix.
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 )
@@ -110,16 +110,18 @@ def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
 
 
 def expand_paths(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    """Files named directly, and image files found under folders (sorted, recursive)."""
+    """Files named directly, and the image files found under folders (sorted,
+    recursive, by :data:`IMAGE_SUFFIXES`; hidden files and folders left out).
+    A folder also holds code, notes and results: reporting each as an
+    unreadable photo would bury the photos that are."""
     for p in map(Path, paths):
         if not p.is_dir():
             yield p
             continue
-        files = sorted(
+        yield from sorted(
             f
             for f in p.rglob("*")
-            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            if f.suffix.lower() in IMAGE_SUFFIXES
+            and f.is_file()
+            and not any(part.startswith(".") for part in f.relative_to(p).parts)
         )
-        # Image suffixes first; the other files are still tried, so that a
-        # mislabelled photo is not silently skipped: each that fails gets its line.
-        yield from sorted(files, key=lambda f: f.suffix.lower() not in IMAGE_SUFFIXES)

@@ -138,9 +138,23 @@ class ClassIndex:
     def resolve_many(self, names: Sequence[int | str]) -> list[int]:
         return [self.resolve(n) for n in names]
 
-    def suggest(self, word: str, n: int = 3) -> list[str]:
-        """Class names closest in spelling to ``word``."""
-        return difflib.get_close_matches(word.lower(), list(self._by_key), n=n, cutoff=0.6)
+    def suggest(self, word: str, n: int = 5) -> list[str]:
+        """Up to ``n`` class names for a word that names no class: first those
+        that contain it as a word, in class order (``cat``: ``tabby cat``,
+        ``tiger cat``, ...), then those closest in spelling."""
+        key = word.strip().lower()
+        has_word = re.compile(rf"\b{re.escape(key)}\b") if key else None
+        containing = [
+            name
+            for info in self.classes
+            for name in info.names
+            if has_word is not None and has_word.search(name.lower())
+        ]
+        close = difflib.get_close_matches(key, list(self._by_key), n=n, cutoff=0.6)
+        unique: dict[str, str] = {}
+        for name in containing + close:
+            unique.setdefault(name.lower(), name)
+        return list(unique.values())[:n]
 
     def search(self, query: str) -> list[ClassInfo]:
         """Classes whose index, WordNet id or a name contains ``query``;

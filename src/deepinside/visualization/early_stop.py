@@ -10,9 +10,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import DeepInsideError
+from ..errors import DeepInsideError, check_count
 from ..models.preprocessing import Preprocessing
-from ._checks import check_count
 
 
 @dataclass(frozen=True)

@@ -35,11 +35,10 @@ import torch
 from tqdm import tqdm
 
 from .._allocator import keep_freed_memory
-from ..errors import DeepInsideError
+from ..errors import DeepInsideError, check_count
 from ..io.files import remove_temporary_files, write_json
 from ..models.classifier import Classifier
 from . import presets
-from ._checks import check_count
 from .api import visualize_class
 from .early_stop import EarlyStop
 from .objectives import class_objective

@@ -10,7 +10,6 @@ import csv
 import io
 import json
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..io.files import atomic_write, write_json, write_png
+from ..io.names import class_part
 from ..pictures import figure
 from ..pictures import font as _font
 from .result import ClassModels
@@ -74,16 +74,13 @@ def _wrap(text: str, width: int, draw: ImageDraw.ImageDraw, font: object) -> lis
     return [*lines, line] if line else lines
 
 
-def _slug(label: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:40] or "class"
-
-
 def file_stems(targets: Sequence[int], labels: Sequence[str]) -> list[str]:
-    """``0812-space-shuttle``-style stems, distinct within the list."""
+    """``0812-space-shuttle``-style stems (the ``CLASS`` part of
+    :mod:`deepinside.io.names`), distinct within the list."""
     seen: dict[str, int] = {}
     stems = []
     for t, label in zip(targets, labels):
-        stem = f"{t:04d}-{_slug(label)}"
+        stem = class_part(t, label)
         n = seen[stem] = seen.get(stem, 0) + 1
         stems.append(stem if n == 1 else f"{stem}-{n}")
     return stems

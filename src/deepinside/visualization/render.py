@@ -37,10 +37,9 @@ from torch import nn
 from tqdm import tqdm
 
 from ..attribution._engine import scoring
-from ..errors import DeepInsideError
+from ..errors import DeepInsideError, check_count
 from ..models.classifier import Classifier
 from ..models.preprocessing import Preprocessing
-from ._checks import check_count
 from .early_stop import EarlyStop, target_probability
 from .objectives import Objective, State
 from .param import Param, ParamSpec, check_size
