@@ -9,17 +9,17 @@ from pathlib import Path
 from PIL import Image
 
 from .. import pictures
-from ..errors import DeepInsideError
 from ..explain import collect, explain_photos
 from ..io.files import write_png
 from ..io.results import save_saliency
+from ..io.samples import SAMPLE_PHOTOS, sample_photo
 from ..localization import PRESETS, localize
 from ..models import Classifier, load_model
 from ..visualization import visualize_class
 from ..visualization.output import comparison_figure
 from ._common import add_device_arg
 
-DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
+DEMO_PHOTOS = SAMPLE_PHOTOS
 DEMO_CLASSES = ("goldfish", "space shuttle", "tabby", "espresso")
 PARTS = ("saliency", "localization", "classmodel")
 
@@ -38,18 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def bundled_photos() -> list[Image.Image]:
     """Real photos shipped inside scikit-image (no download)."""
-    try:
-        from skimage import data
-    except ImportError:
-        raise DeepInsideError(
-            "the demo photos come from scikit-image: pip install 'deepinside[demo]'"
-        ) from None
-    photos = []
-    for name in DEMO_PHOTOS:
-        photo = Image.fromarray(getattr(data, name)()).convert("RGB")
-        photo.filename = name  # type: ignore[attr-defined]
-        photos.append(photo)
-    return photos
+    return [sample_photo(name) for name in DEMO_PHOTOS]
 
 
 def run(args: argparse.Namespace) -> int:
