@@ -96,7 +96,7 @@ def build_app(server: Server) -> gr.Blocks:
     return app
 
 
-def _class_box(server: Server, label: str = "Class") -> gr.Dropdown:
+def _class_box(server: Server, elem_id: str, label: str = "Class") -> gr.Dropdown:
     return gr.Dropdown(
         [TOP1, *server.class_choices],
         value=TOP1,
@@ -104,6 +104,7 @@ def _class_box(server: Server, label: str = "Class") -> gr.Dropdown:
         info="type a name, an index or a WordNet id",
         allow_custom_value=True,
         filterable=True,
+        elem_id=elem_id,
     )
 
 
@@ -141,7 +142,7 @@ def _explain_tab(server: Server) -> None:
             predictions = gr.Label(
                 num_top_classes=5, label="Top-5 predictions", elem_id="explain-predictions"
             )
-            target = _class_box(server)
+            target = _class_box(server, "explain-class")
             methods = gr.CheckboxGroup(
                 list(METHODS), value=DEFAULT_METHODS, label="Methods", elem_id="explain-methods"
             )
@@ -307,7 +308,7 @@ def _compare_tab(server: Server) -> None:
                 label="Methods",
                 elem_id="compare-methods",
             )
-            target = _class_box(server)
+            target = _class_box(server, "compare-class")
         with gr.Column(scale=1):
             typed = gr.Textbox(
                 label="Object box in photo pixels: x0 y0 x1 y1, one per line",

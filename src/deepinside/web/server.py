@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
+import torch
+
 from ..errors import DeepInsideError
 from ..models.classifier import Classifier
 from .limits import Limits
@@ -91,11 +93,23 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def warm_up(model: Classifier) -> None:
+    """One map of each default method before the first user: the gradient
+    engine prepares its copy of the model on first use, which would
+    otherwise land on the first click."""
+    from ..attribution import saliency
+
+    example = torch.zeros(1, 3, *model.preprocessing.input_size, device=next(model.parameters()).device)
+    for method in ("gradient", "grad-cam"):
+        saliency(model, example, 0, method)
+
+
 def _run(model: Classifier, host: str, port: int, limits: Limits, workdir: Path) -> int:
     from .app import CSS, build_app, theme
     from .session import Server
 
     started = time.perf_counter()
+    warm_up(model)
     app = build_app(Server(model, limits, workdir))
     app.launch(
         server_name=host,
