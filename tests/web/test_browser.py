@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 import deepinside
@@ -91,7 +90,8 @@ def test_explain_photo_shows_maps_and_serves_the_library_s_map(
     assert downloaded.shape == (photo.height, photo.width)
     np.testing.assert_allclose(downloaded, expected, rtol=1e-4, atol=1e-6 * float(expected.max()))
     print(
-        f"time to first map from the click: {first_map:.2f} s; serve to page: {web_server.seconds_to_answer:.1f} s"
+        f"time to first map from the click: {first_map:.2f} s; "
+        f"serve to page: {web_server.seconds_to_answer:.1f} s"
     )
 
 

@@ -284,7 +284,8 @@ def _compare_tab(server: Server) -> None:
     limits = server.limits
     gr.Markdown(
         "Several methods on one photo, or one method on several photos: each map with its deletion and "
-        "insertion AUC (Petsiuk et al. 2018) and, given the object's box, its pointing-game hit (Zhang et al. 2016)."
+        "insertion AUC (Petsiuk et al. 2018) and, given the object's box, its pointing-game hit "
+        "(Zhang et al. 2016)."
     )
     with gr.Row():
         with gr.Column(scale=1):

@@ -65,18 +65,23 @@ def check_port(host: str, port: int) -> None:
             raise DeepInsideError(f"cannot listen on {host}:{port} ({err.strerror}): check --host") from None
 
 
+def warn_if_exposed(host: str) -> None:
+    """Say so when the page can be reached from other machines."""
+    if not is_loopback(host):
+        print(
+            f"deepinside: warning: serving on {host}, not loopback: anyone who can reach this machine "
+            "can use the page and its CPU (there is no login)",
+            file=sys.stderr,
+        )
+
+
 def serve(model: Classifier, host: str = "127.0.0.1", port: int = 7860, limits: Limits | None = None) -> int:
     """Serve the page until Ctrl-C (or SIGTERM); uploads and results live in a
     temporary folder removed on the way out."""
     check_installed()
     check_port(host, port)
     limits = limits or Limits()
-    if not is_loopback(host):
-        print(
-            f"deepinside: warning: serving on {host}, not loopback: anyone who can reach this machine can use "
-            "the page and its CPU (there is no login)",
-            file=sys.stderr,
-        )
+    warn_if_exposed(host)
     workdir = Path(tempfile.mkdtemp(prefix="deepinside-serve-"))
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ["GRADIO_TEMP_DIR"] = str(workdir / "uploads")
