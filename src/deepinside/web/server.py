@@ -99,14 +99,22 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def warm_up(model: Classifier) -> None:
-    """One map of each default method before the first user: the gradient
-    engine prepares its copy of the model on first use, which would
-    otherwise land on the first click."""
-    from ..attribution import saliency
+    """One map of each method, and of each localisation preset, before the
+    first user: the gradient engine prepares its copy of the model for each
+    kind of backward pass and input size on first use, which would
+    otherwise land on a user's click (and, until the engine prepares
+    copies safely beside other threads' passes, on a request running
+    beside it)."""
+    from ..attribution import METHODS, saliency
+    from ..localization import PRESETS
+    from ..localization.localize import explain_maps
 
+    light = {"smoothgrad": {"samples": 1}, "integrated-gradients": {"steps": 1}}
     example = torch.zeros(1, 3, *model.preprocessing.input_size, device=next(model.parameters()).device)
-    for method in ("gradient", "grad-cam"):
-        saliency(model, example, 0, method)
+    for method in METHODS:
+        saliency(model, example, 0, method, **light.get(method, {}))
+    for config in PRESETS.values():
+        explain_maps(model, example, torch.zeros(1, 1, dtype=torch.long, device=example.device), config)
 
 
 def _run(model: Classifier, host: str, port: int, limits: Limits, workdir: Path) -> int:
