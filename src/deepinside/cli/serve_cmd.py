@@ -48,6 +48,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     from .. import web
 
-    web.check_installed()  # before the model loads: the hint comes at once
+    # Before the model loads, so that these refusals come at once.
+    web.check_installed()
+    web.check_port(args.host, args.port)
     limits = web.Limits(max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels)
     return web.serve(model_from_args(args), args.host, args.port, limits)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -71,6 +73,15 @@ def friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _is_generator(fn: Callable[..., Any]) -> bool:
     return inspect.isgeneratorfunction(fn)
+
+
+def remove_folders(files: list[str], workdir: Path) -> None:
+    """Remove the result folders of files the page has shown: the framework
+    serves its own copies (from its cache, emptied of files older than an
+    hour), so ours would only pile up until the server stops."""
+    for folder in {Path(f).parent for f in files}:
+        if folder.parent == workdir:  # only the server's own result folders
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def build_app(server: Server) -> gr.Blocks:
@@ -188,8 +199,13 @@ def _explain_tab(server: Server) -> None:
             ),
             server,
         )
-        for done in explain.explain(server, picture, server.resolve_class(choice), chosen, reduce, where):
-            yield done.grey_maps(), done.overlays(alpha), done.boxes, done.mask, done.files, done
+        shown_files: list[str] = []
+        try:
+            for done in explain.explain(server, picture, server.resolve_class(choice), chosen, reduce, where):
+                shown_files = done.files
+                yield done.grey_maps(), done.overlays(alpha), done.boxes, done.mask, done.files, done
+        finally:
+            remove_folders(shown_files, server.workdir)
 
     def restyle(done: explain.Explained | None, alpha: float) -> Any:
         return done.overlays(alpha) if done else gr.skip()
@@ -246,7 +262,9 @@ def _classmodel_tab(server: Server) -> None:
                 stop = gr.Button("Stop", variant="stop", elem_id="cm-stop")
         with gr.Column(scale=2):
             status = gr.Markdown("", elem_id="cm-status")
-            pictures = gr.Gallery(label="Pictures", columns=4, height=320, elem_id="cm-pictures")
+            pictures = gr.Gallery(
+                label="Pictures", columns=4, height=320, object_fit="contain", elem_id="cm-pictures"
+            )
             files = gr.File(
                 label="Downloads (PNGs, logs, contact sheet, summary)",
                 file_count="multiple",
@@ -258,8 +276,13 @@ def _classmodel_tab(server: Server) -> None:
         job = classmodel.check_job(
             server, server.resolve_classes(choices), name, seed_value, steps_value, size_value
         )
-        for view in jobs.run(server, request.session_hash or "", job):
-            yield view.status, view.pictures, view.files if view.finished else None
+        shown_files: list[str] = []
+        try:
+            for view in jobs.run(server, request.session_hash or "", job):
+                shown_files = view.files
+                yield view.status, view.pictures, view.files if view.finished else None
+        finally:
+            remove_folders(shown_files, server.workdir)
 
     def stop_job(request: gr.Request) -> None:
         if not jobs.stop(request.session_hash or ""):
