@@ -11,7 +11,6 @@ first (the ratio to idle is what the per-kind queues are for). Writes JSON:
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import socket
@@ -23,7 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import torch
+from _results import write_results
 from PIL import Image
 from playwright.sync_api import Page, sync_playwright
 from skimage import data
@@ -129,12 +128,7 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
-    result = {
-        "commit": subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "device": "cpu",
-        "threads": torch.get_num_threads(),
+    results = {
         # This machine's cores are shared: the load says how much of them the run had.
         "load_average_1min_at_end": round(os.getloadavg()[0], 1),
         "serve_to_page_s": round(ready, 2),
@@ -145,9 +139,7 @@ def main() -> None:
         "median_busy_s": round(statistics.median(busy), 3),
         "busy_over_idle": round(statistics.median(busy) / statistics.median(idle), 2),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    print(json.dumps(write_results(args.json, "web_latency", results), indent=2))
 
 
 if __name__ == "__main__":
