@@ -36,7 +36,6 @@ DEFAULT_METHODS = ["gradient", "grad-cam"]
 
 CSS = """
 #explain-maps, #explain-overlays {min-height: 200px}
-footer {display: none !important}
 """
 
 
