@@ -9,25 +9,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
 from . import pictures
-from .errors import DeepInsideError
 from .explain import collect, explain_photos
 from .io.results import save_saliency
+from .io.samples import SAMPLE_PHOTOS, sample_photo
 from .localization import PRESETS, localize
 from .models import Classifier
 from .visualization import visualize_class
 from .visualization.output import comparison_figure
 
-#: scikit-image's bundled photos (no download), with what each shows.
-DEMO_PHOTOS = {
-    "chelsea": "a cat",
-    "coffee": "a cup of espresso",
-    "camera": "a cameraman at his tripod",
-    "stereo_motorcycle": "a motorbike, not an ImageNet class",
-}
+DEMO_PHOTOS = SAMPLE_PHOTOS
 DEMO_CLASSES = ("goldfish", "space shuttle", "tabby", "espresso")
 #: Side of a figure's cells in pixels, and of the box labels drawn at that size.
 CELL = 240
@@ -36,21 +29,7 @@ LABEL_PX = 14
 
 def bundled_photos() -> list[Image.Image]:
     """The demo photos as RGB images named by ``filename`` (scikit-image's names)."""
-    try:
-        from skimage import data
-    except ImportError:
-        raise DeepInsideError(
-            "the demo photos come from scikit-image: pip install 'deepinside[demo]'"
-        ) from None
-    photos = []
-    for name in DEMO_PHOTOS:
-        pixels = getattr(data, name)()
-        if isinstance(pixels, tuple):  # a stereo pair and its disparity: the left view
-            pixels = pixels[0]
-        photo = Image.fromarray(np.asarray(pixels)).convert("RGB")
-        photo.filename = name  # type: ignore[attr-defined]
-        photos.append(photo)
-    return photos
+    return [sample_photo(name) for name in DEMO_PHOTOS]
 
 
 def _shows(photo: Image.Image) -> str:

@@ -11,10 +11,28 @@ from collections.abc import Sequence
 
 from .._allocator import keep_freed_memory
 from ..errors import DeepInsideError
-from . import batch_cmd, classes_cmd, classmodel_cmd, demo_cmd, evaluate_cmd, localize_cmd, saliency_cmd
+from . import (
+    batch_cmd,
+    classes_cmd,
+    classmodel_cmd,
+    demo_cmd,
+    evaluate_cmd,
+    localize_cmd,
+    saliency_cmd,
+    serve_cmd,
+)
 from ._common import Parser
 
-_COMMANDS = (saliency_cmd, localize_cmd, evaluate_cmd, classmodel_cmd, batch_cmd, classes_cmd, demo_cmd)
+_COMMANDS = (
+    saliency_cmd,
+    localize_cmd,
+    evaluate_cmd,
+    classmodel_cmd,
+    batch_cmd,
+    classes_cmd,
+    demo_cmd,
+    serve_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,7 +24,7 @@ from .api import ClassName, class_indices, visualize_class
 from .early_stop import EarlyStop
 from .objectives import Objective
 from .presets import Preset
-from .render import render_classes
+from .render import StepReport, render_classes
 from .result import ClassModels, ObjectiveLog
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "Objective",
     "ObjectiveLog",
     "Preset",
+    "StepReport",
     "class_indices",
     "objectives",
     "optim",

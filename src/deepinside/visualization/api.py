@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -15,7 +15,7 @@ from . import presets
 from .early_stop import EarlyStop
 from .objectives import Objective
 from .presets import Preset
-from .render import render_classes
+from .render import StepReport, render_classes
 from .result import ClassModels
 
 #: A class named by index, or (with a :class:`Classifier`) by WordNet id or name.
@@ -37,6 +37,7 @@ def visualize_class(
     dtype: torch.dtype | None = None,
     preprocessing: Preprocessing | None = None,
     progress: bool | None = False,
+    on_step: Callable[[StepReport], None] | None = None,
 ) -> ClassModels:
     """The image each class's score likes best: one per target.
 
@@ -63,6 +64,8 @@ def visualize_class(
         preprocessing: the input convention for a plain ``nn.Module``
             (default: the Classifier's, or ImageNet's mean and std at 224).
         progress: a progress bar on stderr (None: only on a terminal).
+        on_step: called after each step with a :class:`StepReport` (step,
+            S_c, P_c, the pictures so far); raise from it to end the run.
 
     Returns:
         :class:`ClassModels`; ``images, log = visualize_class(...)`` gives the
@@ -96,6 +99,7 @@ def visualize_class(
         device=device,
         dtype=dtype,
         progress=progress,
+        on_step=on_step,
     )
 
 

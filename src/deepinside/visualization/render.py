@@ -67,6 +67,7 @@ def render_classes(
     dtype: torch.dtype | None = None,
     progress: bool | None = False,
     labels: Sequence[str] | None = None,
+    on_step: Callable[[StepReport], None] | None = None,
 ) -> ClassModels:
     """Maximise ``objective`` for each class in ``targets`` by gradient ascent,
     with the recipe ``preset`` (its parameterisation, update, steps,
@@ -87,6 +88,8 @@ def render_classes(
         device, dtype: must match the model's (default: the model's).
         progress: show a progress bar on stderr (None: only on a terminal).
         labels: display names (default: the model's class names).
+        on_step: called after each step with a :class:`StepReport`; raise
+            from it to end the run.
 
     Returns:
         :class:`ClassModels`: images ``(K, 3, H, W)`` in [0, 1] and the log.
@@ -129,7 +132,7 @@ def render_classes(
         loop = _Loop(score, objective, preset, sizes, hw, preprocessing, device, dtype, base)
         for first in range(0, k_all, batch_size):
             rows = slice(first, min(first + batch_size, k_all))
-            out = _render_chunk(loop, targets[rows], _Progress(bar, first, k_all))
+            out = _render_chunk(loop, targets[rows], _Progress(bar, first, k_all, on_step))
             images[rows], run[rows] = out.pixels, out.steps_run
             final_s[rows], final_p[rows] = out.final_s, out.final_p
             log_s[rows], log_p[rows], log_o[rows] = out.log_s, out.log_p, out.log_o
@@ -241,12 +244,41 @@ class _Loop:
 
 
 @dataclass(frozen=True)
+class StepReport:
+    """What ``render_classes``'s ``on_step`` callback is told after each step
+    of a batch of classes, so that a caller (the web app) can show a run
+    forming and end it: an exception raised by the callback ends the run
+    and reaches the caller.
+
+    Attributes:
+        step, steps: steps done in this batch (from 1), and at most how many.
+        first, total: position in ``targets`` of this batch's first class,
+            and how many classes the run has.
+        scores, probabilities: ``(B,)`` S_c and P_c of this batch's classes at
+            this step (NaN for classes already stopped).
+        pictures: makes the batch's pictures as they are now ``(B, 3, H, W)``
+            in [0, 1] (costs a pass through the parameterisation: call it
+            only when you show them).
+    """
+
+    step: int
+    steps: int
+    first: int
+    total: int
+    scores: torch.Tensor
+    probabilities: torch.Tensor
+    pictures: Callable[[], torch.Tensor]
+
+
+@dataclass(frozen=True)
 class _Progress:
-    """The run's progress bar, and how many classes came before this batch."""
+    """The run's progress bar, how many classes came before this batch, and
+    the caller's callback."""
 
     bar: tqdm  # type: ignore[type-arg]
     done: int
     total: int
+    on_step: Callable[[StepReport], None] | None = None
 
 
 @dataclass
@@ -329,6 +361,8 @@ def _render_chunk(loop: _Loop, targets: list[int], progress: _Progress) -> _Chun
             _update(loop, batch, grads, step)
             _stop_recognised(loop, batch, step)
         _show_progress(progress, step, steps, s_c, p_c)
+        if progress.on_step is not None:
+            _report(progress, loop, batch, step)
         if not bool(batch.active.any()):
             progress.bar.update(steps - step - 1)
             break
@@ -443,6 +477,21 @@ def _show_progress(progress: _Progress, step: int, steps: int, s_c: torch.Tensor
             f"{done} S_c {float(s_c.mean()):.3g} P_c {float(p_c.mean()):.2f}",
             refresh=False,
         )
+
+
+def _report(progress: _Progress, loop: _Loop, batch: _Batch, step: int) -> None:
+    assert progress.on_step is not None
+    progress.on_step(
+        StepReport(
+            step + 1,
+            loop.preset.steps,
+            progress.done,
+            progress.total,
+            batch.log_s[:, step].cpu(),
+            batch.log_p[:, step].cpu(),
+            lambda: batch.picture(loop.preprocessing),
+        )
+    )
 
 
 def _finish(loop: _Loop, batch: _Batch) -> _Chunk:

@@ -1,0 +1,143 @@
+"""The page's work without a browser: uploads, limits, class choice, the
+streamed and stoppable class visualisation, comparison scores."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import deepinside
+from deepinside.errors import DeepInsideError
+from deepinside.evaluation import deletion_insertion
+from deepinside.web import classmodel, compare, explain
+from deepinside.web.limits import Limits
+from deepinside.web.session import TOP1, Server
+from deepinside.web.uploads import read_upload
+
+
+@pytest.fixture
+def server(model: deepinside.Classifier, tmp_path: Path) -> Server:
+    return Server(
+        model, Limits(max_upload_mb=0.5, max_pixels=1_000_000, max_steps=50, max_size=128), tmp_path
+    )
+
+
+def test_uploads_go_through_the_cli_reader_with_the_user_s_file_name(server: Server, tmp_path: Path) -> None:
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    with pytest.raises(DeepInsideError, match=r"^notes\.jpg: not an image that can be read"):
+        read_upload(text, server.limits)
+    big = tmp_path / "big.png"
+    Image.new("RGB", (1100, 1000)).save(big)
+    with pytest.raises(DeepInsideError, match=r"^big\.png: 1100x1000 is 1 megapixels, over the limit"):
+        read_upload(big, server.limits)
+    heavy = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (500, 500, 3), dtype=np.uint8)).save(heavy)
+    with pytest.raises(DeepInsideError, match=r"^noise\.png: .* over this server's upload limit of 0.5 MB"):
+        read_upload(heavy, server.limits)
+    script = tmp_path / "run.sh"
+    script.write_text("echo")
+    with pytest.raises(DeepInsideError, match="not an image type"):
+        read_upload(script, server.limits)
+
+
+def test_classes_are_chosen_by_choice_index_wordnet_id_or_name(server: Server) -> None:
+    assert server.resolve_class(TOP1) is None and server.resolve_class("") is None
+    assert server.resolve_class("281 · tabby, tabby cat · n02123045") == 281
+    assert (
+        server.resolve_class("n02123045")
+        == server.resolve_class("tabby")
+        == server.resolve_class("281")
+        == 281
+    )
+    with pytest.raises(DeepInsideError, match="unknown class 'tabbby'"):
+        server.resolve_class("tabbby")
+
+
+def test_explain_streams_one_map_per_method_then_the_box(
+    server: Server, photos: dict[str, Image.Image], model: deepinside.Classifier
+) -> None:
+    photo = photos["chelsea"]
+    methods = explain.check_methods(["gradient", "gradient-x-input"], explain.MethodOptions(), server)
+    steps = [(len(d.maps), d.boxes is not None) for d in explain.explain(server, photo, 281, methods)]
+    assert steps == [(1, False), (2, False), (2, True)]
+    done = list(explain.explain(server, photo, 281, methods[:1]))[-1]
+    inputs, placements = model.prepare([photo])
+    expected = placements[0].to_photo(deepinside.saliency(model, inputs, 281)[0]).numpy()
+    (npy,) = [f for f in done.files if f.endswith(".npy")]
+    np.testing.assert_allclose(np.load(npy), expected, rtol=1e-5, atol=1e-8)
+    assert Path(npy).is_relative_to(server.workdir)
+
+
+def test_method_options_are_capped(server: Server) -> None:
+    with pytest.raises(DeepInsideError, match="smoothgrad samples must be between 1 and 200"):
+        explain.check_methods(["smoothgrad"], explain.MethodOptions(samples=10_000), server)
+    with pytest.raises(DeepInsideError, match="choose at least one method"):
+        explain.check_methods([], explain.MethodOptions(), server)
+
+
+@pytest.mark.parametrize(
+    ("steps", "size", "message"),
+    [(10**6, 64, "steps must be a whole number from 1 to 50"), (5, 4096, "size must be"), (2.5, 64, "steps")],
+)
+def test_absurd_class_jobs_are_refused(server: Server, steps: float, size: float, message: str) -> None:
+    with pytest.raises(DeepInsideError, match=message):
+        classmodel.check_job(server, [1], "paper", 0, steps, size)
+
+
+def test_class_job_streams_steps_and_stops_when_asked(server: Server) -> None:
+    jobs = classmodel.ClassJobs()
+    job = classmodel.check_job(server, [1], "paper", 0, 50, 64)
+    seen = []
+    for view in jobs.run(server, "me", job):
+        seen.append(view.status)
+        if view.status.startswith("step 3/"):
+            assert jobs.stop("me")
+    assert seen[-1].startswith("stopped at step") and int(seen[-1].split()[3]) < 50
+    assert any("S_c" in s for s in seen)
+    assert not jobs.stop("me")  # the job is gone and its worker freed
+
+
+def test_one_class_job_per_session_at_a_time(server: Server) -> None:
+    jobs = classmodel.ClassJobs()
+    job = classmodel.check_job(server, [1], "paper", 0, 3, 32)
+    first = jobs.run(server, "me", job)
+    next(first)
+    with pytest.raises(DeepInsideError, match="already running"):
+        next(jobs.run(server, "me", job))
+    finished = list(first)[-1]
+    assert finished.finished and finished.status.startswith("done") and finished.files
+    assert threading.active_count() < 50
+
+
+def test_boxes_typed_in_are_checked() -> None:
+    assert compare.parse_boxes("10 20 30 40\n1,2,3,4") == ((10, 20, 30, 40), (1, 2, 3, 4))
+    assert compare.parse_boxes("  ") == ()
+    with pytest.raises(DeepInsideError, match="four numbers"):
+        compare.parse_boxes("10 20 30")
+    with pytest.raises(DeepInsideError, match="x0 < x1"):
+        compare.parse_boxes("30 20 10 40")
+
+
+def test_compare_scores_each_method_with_the_evaluation_functions(
+    server: Server, photos: dict[str, Image.Image]
+) -> None:
+    photo = photos["chelsea"]
+    photo.filename = "chelsea"  # type: ignore[attr-defined]
+    methods = explain.check_methods(["gradient", "grad-cam"], explain.MethodOptions(), server)
+    whole = (0.0, 0.0, float(photo.width), float(photo.height))
+    scored = compare.compare(server.model, [photo], methods, 281, {"chelsea": (whole,)}, steps=10)
+    assert [s.method for s in scored] == ["gradient", "grad-cam"]
+    assert all(s.pointing_hit is True for s in scored)  # the whole photo is the box
+    inputs, _ = server.model.prepare([photo])
+    target = torch.tensor([281])
+    for s in scored:
+        maps = deepinside.saliency(server.model, inputs, target, s.method)
+        curves = deletion_insertion(server.model, inputs, maps, target, steps=10)
+        assert s.deletion_auc == pytest.approx(float(curves.deletion_auc[0]), abs=1e-6)
+        assert s.insertion_auc == pytest.approx(float(curves.insertion_auc[0]), abs=1e-6)
