@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from deepinside.attribution import attribute, saliency
-from deepinside.attribution._engine import gradient_view
+from deepinside._core.gradients import gradient_view
 
 from .conftest import _net, _x
 

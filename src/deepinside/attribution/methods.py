@@ -20,8 +20,8 @@ from torch import nn
 
 from ..errors import DeepInsideError
 from ..models.classifier import Classifier
-from ._engine import capturing, input_gradient, require_eager, scoring
-from ._rules import Rule
+from .._core.gradients import capturing, input_gradient, require_eager, scoring
+from .._core.rules import Rule
 from .targets import checked_targets
 
 #: Rows per pass for methods that evaluate many perturbed copies of an image.
@@ -56,7 +56,7 @@ class Method:
 
 @dataclass(frozen=True)
 class _BackwardRuleMethod(Method):
-    """dS_c/dI back-propagated with ``rule`` at every rectifier (see ``_rules``)."""
+    """dS_c/dI back-propagated with ``rule`` at every rectifier (see ``deepinside._core.rules``)."""
 
     rule: ClassVar[Rule] = "gradient"
     chunk: int | None = None

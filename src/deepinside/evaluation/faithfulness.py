@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attribution._engine import scoring
+from .._core.gradients import scoring
 
 
 @dataclass(frozen=True)

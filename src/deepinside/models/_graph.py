@@ -7,6 +7,7 @@ input unchanged (up to float round-off) in eval mode."""
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -47,16 +48,40 @@ def set_eval(module: nn.Module) -> nn.Module:
     return module
 
 
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[None]:
-    """``module`` in eval mode for the block, then each submodule back in its own mode."""
-    flags = [(m, m.training) for m in module.modules()]
-    set_eval(module)
-    try:
-        yield
-    finally:
-        for m, training in flags:
-            m.training = training
+class _EvalMode:
+    """Modules in eval mode while any block using them runs, in any thread;
+    each back in its own mode when the last one leaves. Counted per
+    submodule: a save and restore per block would let two threads sharing
+    a model put it back in training mode under the other's forward pass."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # id(submodule) -> (the submodule, blocks using it, its own training flag)
+        self._users: dict[int, tuple[nn.Module, int, bool]] = {}
+
+    @contextmanager
+    def __call__(self, module: nn.Module) -> Iterator[None]:
+        modules = list(module.modules())
+        with self._lock:
+            for m in modules:
+                _, users, training = self._users.get(id(m), (m, 0, m.training))
+                self._users[id(m)] = (m, users + 1, training)
+                m.training = False
+        try:
+            yield
+        finally:
+            with self._lock:
+                for m in modules:
+                    _, users, training = self._users.pop(id(m))
+                    if users > 1:
+                        self._users[id(m)] = (m, users - 1, training)
+                    else:
+                        m.training = training
+
+
+#: ``with eval_mode(module):`` ``module`` in eval mode for the block, then
+#: each submodule back in its own mode (thread-safe on a shared module).
+eval_mode = _EvalMode()
 
 
 def trace(module: nn.Module, leaves: frozenset[str] = frozenset()) -> fx.GraphModule | None:
@@ -101,21 +126,29 @@ def strip_softmax(module: nn.Module) -> tuple[nn.Module, str | None]:
     )
 
 
-def simplify(module: nn.Module, keep: frozenset[str] = frozenset()) -> nn.Module | None:
+def simplify(
+    module: nn.Module,
+    keep: frozenset[str] = frozenset(),
+    fold_batch_norm: bool = True,
+    padding_in_convolution: bool = True,
+) -> nn.Module | None:
     """An eval-mode copy of ``module`` computing the same function faster: each
     batch norm that directly follows a convolution is folded into that
-    convolution's weight and bias, and each convolution that zero-pads its own
-    input first pads inside the convolution instead (where the padding is
-    symmetric, or the convolution depthwise, undilated, on the CPU). Modules
-    named in ``keep`` stay whole, so hooks on them see their own outputs.
+    convolution's weight and bias (``fold_batch_norm``), and each convolution
+    that zero-pads its own input first pads inside the convolution instead
+    (``padding_in_convolution``; where the padding is symmetric, or the
+    convolution depthwise, undilated, on the CPU). Modules named in ``keep``
+    stay whole, so hooks on them see their own outputs.
 
     Returns None when the module cannot be traced. ``module`` is not changed.
     """
     gm = trace(set_eval(copy.deepcopy(module)), keep)
     if gm is None:
         return None
-    _fold_batch_norms(gm, keep)
-    _absorb_padding(gm, keep)
+    if fold_batch_norm:
+        _fold_batch_norms(gm, keep)
+    if padding_in_convolution:
+        _absorb_padding(gm, keep)
     return gm
 
 
