@@ -28,7 +28,7 @@ from torch import fx, nn
 
 from ..attribution.targets import checked_targets
 from ..errors import DeepInsideError
-from ..models._graph import eval_mode, set_eval, simplify, strip_softmax
+from ..models._graph import eval_mode, forward_pass, set_eval, simplify, strip_softmax
 from .precision import Rewrites, cuda_flags, rewrites_for, wants_repeatable
 from .rules import Rule, backward_rule
 
@@ -100,7 +100,7 @@ def _build_view(
     rewrites: Rewrites = signature[2]  # type: ignore[assignment]
     folded = simplify(reference, keep, rewrites.fold_batch_norm, rewrites.padding_in_convolution)
     channels_last = example.dim() == 4 and rewrites.channels_last
-    with torch.no_grad():
+    with torch.no_grad(), forward_pass():
         expected = reference(example)
         _check_scores(expected)
         if folded is not None and _close(folded(example), expected):
@@ -225,7 +225,8 @@ def capturing(
 
 def _scorer(view: _View) -> Score:
     def score(x: torch.Tensor) -> torch.Tensor:
-        out = view.module(x)
+        with forward_pass():
+            out = view.module(x)
         _check_scores(out)
         return out
 

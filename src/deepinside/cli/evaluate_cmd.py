@@ -98,15 +98,31 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=total, desc=args.metric, unit="map", file=sys.stderr, disable=None) as bar:
         if args.metric == "faithfulness":
             rows = evaluation.faithfulness(
-                model, samples, methods, args.steps, args.batch_size, bar.update, reduce=args.reduce
+                model,
+                samples,
+                methods,
+                args.steps,
+                args.batch_size,
+                bar.update,
+                reduce=args.reduce,
+                deterministic=args.deterministic,
             )
         elif args.metric == "pointing-game":
             rows = evaluation.pointing(
-                model, samples, methods, args.tolerance, args.batch_size, bar.update, reduce=args.reduce
+                model,
+                samples,
+                methods,
+                args.tolerance,
+                args.batch_size,
+                bar.update,
+                reduce=args.reduce,
+                deterministic=args.deterministic,
             )
         elif args.metric == "localization":
             configs = [config_named(c) for c in args.config]
-            rows = localization(model, samples, configs, args.batch_size, bar.update)
+            rows = localization(
+                model, samples, configs, args.batch_size, bar.update, deterministic=args.deterministic
+            )
         else:
             rows = evaluation.sanity(
                 model,
@@ -116,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
                 bar.update,
                 reduce=args.reduce,
                 batch_size=args.batch_size,
+                deterministic=args.deterministic,
             )
     print(format_table(args.metric, rows))
     if args.json:

@@ -17,7 +17,7 @@ from ..io.files import write_json, write_png
 from ..io.photos import expand_paths
 from ..localization import PRESETS, config_named, localize
 from ..localization.localize import PhotoBoxes
-from ._common import add_model_args, model_from_args, positive_int
+from ._common import add_deterministic_arg, add_model_args, model_from_args, positive_int
 from .saliency_cmd import UniqueStems
 
 
@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--out", type=Path, default=Path("deepinside-out"), help="output folder (default %(default)s)"
     )
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
+    add_deterministic_arg(p)
     add_model_args(p)
     p.set_defaults(run=run)
 
@@ -76,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
                 tqdm.write(f"deepinside: skipped {part.reason}", file=sys.stderr)
                 continue
             for (source, photo), found in zip(
-                part, localize(model, [p for _, p in part], args.top_k, config, args.batch_size)
+                part,
+                localize(
+                    model, [p for _, p in part], args.top_k, config, args.batch_size, args.deterministic
+                ),
             ):
                 _save(args.out, stems.next(source), source, photo, found, model.name, config.name)
                 bar.update()

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .._core.precision import repeatable
 from ..attribution import attribute
 from ..errors import DeepInsideError
 from ..io.photos import to_rgb
@@ -210,9 +211,11 @@ def localize(
     top_k: int = 5,
     config: str | LocalizationConfig = "default",
     batch_size: int = 8,
+    deterministic: bool = False,
 ) -> list[PhotoBoxes]:
     """Boxes for each photo's ``top_k`` predicted classes, top-1 first, in the
-    photo's pixels (x right, y down, x1/y1 exclusive).
+    photo's pixels (x right, y down, x1/y1 exclusive). ``deterministic``: the
+    same maps bit for bit every time (see :func:`deepinside.attribute`).
 
     >>> found = deepinside.localize(model, [Image.open("cat.jpg")])  # doctest: +SKIP
     >>> x0, y0, x1, y1 = found[0].boxes[0].box  # the top-1 class's box  # doctest: +SKIP
@@ -230,7 +233,8 @@ def localize(
         targets = torch.tensor(
             [[p.class_index for p in preds[:top_k]] for preds in top], device=inputs.device
         )
-        maps = explain_maps(model, inputs, targets, config)
+        with repeatable(deterministic):
+            maps = explain_maps(model, inputs, targets, config)
         for photo, placement, m, preds in zip(chunk, placements, maps, top):
             boxes = boxes_for(photo, placement, m, preds[:top_k], config)
             results.append(PhotoBoxes(photo.width, photo.height, preds, boxes))

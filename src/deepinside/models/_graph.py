@@ -84,13 +84,71 @@ class _EvalMode:
 eval_mode = _EvalMode()
 
 
+class _TraceLock:
+    """fx's tracer patches ``nn.Module.__call__`` for the whole process while
+    it traces, so a forward pass in another thread at that moment runs
+    through the tracer and fails. Our forward passes run under
+    :meth:`forward_pass` (many at once); a trace waits for them to finish,
+    holds new ones back, and runs alone. The user's own forward passes in
+    other threads are out of its reach."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._passes = 0
+        self._tracing = False
+        self._traces_waiting = 0
+        self._depth = threading.local()  # a thread's nested forward passes count once
+
+    @contextmanager
+    def forward_pass(self) -> Iterator[None]:
+        depth = getattr(self._depth, "n", 0)
+        if depth == 0:
+            with self._changed:
+                while self._tracing or self._traces_waiting:
+                    self._changed.wait()
+                self._passes += 1
+        self._depth.n = depth + 1
+        try:
+            yield
+        finally:
+            self._depth.n = depth
+            if depth == 0:
+                with self._changed:
+                    self._passes -= 1
+                    self._changed.notify_all()
+
+    @contextmanager
+    def tracing(self) -> Iterator[None]:
+        mine = 1 if getattr(self._depth, "n", 0) else 0  # a trace from inside our own forward pass
+        with self._changed:
+            self._traces_waiting += 1
+            while self._tracing or self._passes > mine:
+                self._changed.wait()
+            self._traces_waiting -= 1
+            self._tracing = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._tracing = False
+                self._changed.notify_all()
+
+
+_TRACE_LOCK = _TraceLock()
+
+#: ``with forward_pass():`` around each forward pass deepinside runs, so that
+#: no fx trace (which patches ``nn.Module.__call__`` process-wide) runs meanwhile.
+forward_pass = _TRACE_LOCK.forward_pass
+
+
 def trace(module: nn.Module, leaves: frozenset[str] = frozenset()) -> fx.GraphModule | None:
     """A traced graph of ``module`` sharing its submodules, or None if it cannot
     be traced; the submodules named in ``leaves`` stay whole (not traced into)."""
     if isinstance(module, (fx.GraphModule, torch.jit.ScriptModule)):
         return module if isinstance(module, fx.GraphModule) else None
     try:
-        graph = _ConvLeafTracer(leaves).trace(module)
+        with _TRACE_LOCK.tracing():
+            graph = _ConvLeafTracer(leaves).trace(module)
     except Exception:  # noqa: BLE001 - any Python the tracer cannot follow means "not traceable"
         return None
     return fx.GraphModule(module, graph, module.__class__.__name__)

@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import DeepInsideError
-from ._graph import eval_mode, strip_softmax
+from ._graph import eval_mode, forward_pass, strip_softmax
 from .labels import ClassIndex, imagenet_classes
 from .preprocessing import Placement, Preprocessing
 
@@ -103,7 +103,7 @@ class Classifier(nn.Module):
         """Eval-mode class scores ``(B, C)`` for a preprocessed batch, without
         gradients; each module is put back in its own mode after (batch-norm
         statistics are not touched)."""
-        with eval_mode(self):
+        with eval_mode(self), forward_pass():
             return self(inputs)
 
     def digest(self) -> str:
