@@ -84,9 +84,7 @@ def wants_repeatable() -> bool:
 
 
 def _has_precision_api() -> bool:
-    """PyTorch 2.9 and later set TF32 per backend and operator
-    (``fp32_precision``); mixing that with the older ``allow_tf32`` flags
-    makes the older getters raise, so only one kind is ever touched."""
+    """PyTorch 2.9 and later set TF32 per backend and operator (``fp32_precision``)."""
     try:
         torch.backends.cudnn.conv.fp32_precision  # noqa: B018 - probing the attribute
         torch.backends.cuda.matmul.fp32_precision  # noqa: B018
@@ -97,29 +95,42 @@ def _has_precision_api() -> bool:
 
 Flags = dict[str, object]
 
+# The older switches first: setting one also sets its operators' newer
+# settings, which are then set as they were (a no-op where they agree).
+_LEGACY_TF32 = ("cudnn.allow_tf32", "cuda.matmul.allow_tf32")
+_OPERATOR_TF32 = ("cudnn.conv.fp32_precision", "cudnn.rnn.fp32_precision", "cuda.matmul.fp32_precision")
+
+
+def _get(name: str) -> object:
+    owner: object = torch.backends
+    for part in name.split("."):
+        owner = getattr(owner, part)
+    return owner
+
 
 def read_flags() -> Flags:
-    """The process-wide flags our calls set on CUDA, as they are now."""
-    cudnn = torch.backends.cudnn
-    flags: Flags = {"cudnn.enabled": cudnn.enabled, "cudnn.deterministic": cudnn.deterministic}
+    """The process-wide flags our calls set on CUDA, as they are now. An older
+    ``allow_tf32`` switch that refuses to answer (PyTorch does once the newer
+    settings disagree with it) is left out, and so never written back."""
+    flags: Flags = {
+        "cudnn.enabled": _get("cudnn.enabled"),
+        "cudnn.deterministic": _get("cudnn.deterministic"),
+    }
+    for name in _LEGACY_TF32:
+        try:
+            flags[name] = _get(name)
+        except RuntimeError:
+            pass
     if _has_precision_api():
-        flags["cudnn.conv.fp32_precision"] = cudnn.conv.fp32_precision
-        flags["cudnn.rnn.fp32_precision"] = cudnn.rnn.fp32_precision
-        flags["cuda.matmul.fp32_precision"] = torch.backends.cuda.matmul.fp32_precision
-    else:
-        flags["cudnn.allow_tf32"] = cudnn.allow_tf32
-        flags["cuda.matmul.allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
+        flags |= {name: _get(name) for name in _OPERATOR_TF32}
     return flags
 
 
 def write_flags(flags: Flags) -> None:
-    """Set the flags :func:`read_flags` names (any subset of them)."""
+    """Set the flags :func:`read_flags` names (any subset of them), in order."""
     for name, value in flags.items():
-        *path, attribute = name.split(".")
-        owner = torch.backends
-        for part in path:
-            owner = getattr(owner, part)
-        setattr(owner, attribute, value)
+        owner, _, attribute = name.rpartition(".")
+        setattr(_get(owner), attribute, value)
 
 
 def our_flags(deterministic: bool) -> Flags:
@@ -128,17 +139,22 @@ def our_flags(deterministic: bool) -> Flags:
     flags: Flags = {
         "cudnn.enabled": not (deterministic and DETERMINISTIC_CUDA == "cudnn-off"),
         "cudnn.deterministic": deterministic and DETERMINISTIC_CUDA == "cudnn-deterministic",
+        "cudnn.allow_tf32": False,
+        "cuda.matmul.allow_tf32": False,
     }
     if _has_precision_api():
-        # conv and rnn together, so the older allow_tf32 getter still answers.
-        flags |= {
-            "cudnn.conv.fp32_precision": "ieee",
-            "cudnn.rnn.fp32_precision": "ieee",
-            "cuda.matmul.fp32_precision": "ieee",
-        }
-    else:
-        flags |= {"cudnn.allow_tf32": False, "cuda.matmul.allow_tf32": False}
+        leaf = _true_float32_leaf()
+        flags |= dict.fromkeys(_OPERATOR_TF32, leaf)
     return flags
+
+
+def _true_float32_leaf() -> str:
+    """The per-operator setting for true float32: ``"none"`` (inherit), as
+    the older ``allow_tf32 = False`` leaves it, where the settings above the
+    operators give float32; else ``"ieee"`` (which makes PyTorch's older
+    getters raise, in every thread, until the caller's flags are back)."""
+    above = (torch.backends.fp32_precision, torch.backends.cudnn.fp32_precision)
+    return "none" if all(p in ("none", "ieee") for p in above) else "ieee"
 
 
 class _CudaFlags:
