@@ -79,8 +79,9 @@ def repeatable(on: bool = True) -> Iterator[None]:
 
 
 def wants_repeatable() -> bool:
-    """Whether the calling thread or task is inside :func:`repeatable`."""
-    return _REPEATABLE.get()
+    """Whether the calling thread or task is inside :func:`repeatable`, or
+    the caller asked torch for deterministic algorithms everywhere."""
+    return _REPEATABLE.get() or torch.are_deterministic_algorithms_enabled()
 
 
 def _has_precision_api() -> bool:
@@ -134,14 +135,17 @@ def write_flags(flags: Flags) -> None:
 
 
 def our_flags(deterministic: bool) -> Flags:
-    """What our calls run with on CUDA: TF32 off; cuDNN on, unless a
-    deterministic call runs and :data:`DETERMINISTIC_CUDA` says cuDNN off."""
+    """What our calls change on CUDA: TF32 off; cuDNN on, unless a
+    deterministic call runs and :data:`DETERMINISTIC_CUDA` says cuDNN off,
+    or says cuDNN's deterministic algorithms (otherwise the caller's choice
+    of algorithms stands)."""
     flags: Flags = {
         "cudnn.enabled": not (deterministic and DETERMINISTIC_CUDA == "cudnn-off"),
-        "cudnn.deterministic": deterministic and DETERMINISTIC_CUDA == "cudnn-deterministic",
         "cudnn.allow_tf32": False,
         "cuda.matmul.allow_tf32": False,
     }
+    if deterministic and DETERMINISTIC_CUDA == "cudnn-deterministic":
+        flags["cudnn.deterministic"] = True
     if _has_precision_api():
         leaf = _true_float32_leaf()
         flags |= dict.fromkeys(_OPERATOR_TF32, leaf)
@@ -189,7 +193,7 @@ class _CudaFlags:
                 self._deterministic += 1
             else:
                 self._fast += 1
-            write_flags(our_flags(self._deterministic > 0))
+            write_flags(self._saved | our_flags(self._deterministic > 0))
         try:
             yield
         finally:
@@ -203,7 +207,7 @@ class _CudaFlags:
                     assert saved is not None
                     write_flags(saved)
                 else:
-                    write_flags(our_flags(self._deterministic > 0))
+                    write_flags(self._saved | our_flags(self._deterministic > 0))
 
 
 #: ``with cuda_flags(device, deterministic):`` around every gradient computation.
