@@ -24,10 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import datetime
-import json
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,6 +33,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _results import RESULTS, write_results
 from PIL import Image
 
 import deepinside
@@ -44,8 +41,7 @@ from deepinside._core import precision
 from deepinside.visualization import visualize_class
 from deepinside.visualization.batch_size import default_batch_size
 
-HERE = Path(__file__).resolve().parent
-DEV_IMAGES = ("/work/shared/data/imagenet-val-loc-dev/images", "shared/data/imagenet-val-loc-dev/images")
+DEV_IMAGES = ("../shared/data/imagenet-val-loc-dev/images", "/work/shared/data/imagenet-val-loc-dev/images")
 
 
 # ---------------------------------------------------------------- timing
@@ -375,27 +371,6 @@ def photo_loops(model, files, photos, device, clock):  # type: ignore[no-untyped
 # ---------------------------------------------------------------- run
 
 
-def environment(device: torch.device, args: argparse.Namespace) -> dict[str, object]:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
-    return {
-        "benchmark": "gpu",
-        "commit": commit,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "device": str(device),
-        "device_name": name,
-        "threads": torch.get_num_threads(),
-        "python": platform.python_version(),
-        "quick": args.quick,
-    }
-
-
 def part(record: dict[str, object], name: str, clock: Clock, fn: Callable[[], object]) -> None:
     """Run one part into ``record``; a failure or the end of the budget is noted, not fatal."""
     if clock.left() < 0:
@@ -423,15 +398,12 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         sys.exit("gpu.py: this torch sees no CUDA GPU; for a smoke run: --device cpu --quick")
-    out = args.json or HERE / "results" / ("gpu.json" if device.type == "cuda" else "gpu_smoke_cpu.json")
+    out = args.json or RESULTS / ("gpu.json" if device.type == "cuda" else "gpu_smoke_cpu.json")
     batch, repeats = (4, 2) if args.quick else (64, 5)
     clock = Clock(device, args.budget)
-    record = environment(device, args)
     files = photo_files(args.photos)
     photos, source = sample_photos(files, batch)
-    record |= {"batch": batch, "photos": source}
-    results: dict[str, object] = {}
-    record["results"] = results
+    results: dict[str, object] = {"quick": args.quick, "batch": batch, "photos": source}
 
     model = deepinside.load_model().to(device)
     x = model.prepare(photos)[0].to(device)
@@ -468,9 +440,8 @@ def main() -> None:
         judge = None
     part(results, "class_models", clock, lambda: class_models(model, device, clock, args.quick, judge))
     part(results, "photo_loops", clock, lambda: photo_loops(model, files, photos, device, clock))
-    record["seconds"] = args.budget - clock.left()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n")
+    results["seconds"] = args.budget - clock.left()
+    write_results(out, "gpu", results, device)
     print(f"wrote {out}", file=sys.stderr)
 
 
