@@ -29,7 +29,7 @@ from torch import fx, nn
 from ..attribution.targets import checked_targets
 from ..errors import DeepInsideError
 from ..models._graph import eval_mode, forward_pass, set_eval, simplify, strip_softmax
-from .precision import Rewrites, cuda_flags, rewrites_for, wants_repeatable
+from .precision import cuda_flags, rewrites_for, wants_repeatable
 from .rules import Rule, backward_rule
 
 # Relative tolerance for accepting the folded view: float32 round-off through
@@ -97,7 +97,7 @@ def _build_view(
         # Some modules (TorchScript's, say) cannot be copied: use the caller's
         # own, switched to eval mode only for the duration of each call.
         return _View(signature, reference, channels_last=False, shared=True)
-    rewrites: Rewrites = signature[2]  # type: ignore[assignment]
+    rewrites = rewrites_for(example.device)  # (part of the signature: a changed table rebuilds)
     folded = simplify(reference, keep, rewrites.fold_batch_norm, rewrites.padding_in_convolution)
     channels_last = example.dim() == 4 and rewrites.channels_last
     with torch.no_grad(), forward_pass():
