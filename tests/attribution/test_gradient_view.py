@@ -6,8 +6,8 @@ import threading
 import torch
 from torch import nn
 
-from deepinside.attribution import attribute, saliency
 from deepinside._core.gradients import gradient_view
+from deepinside.attribution import attribute, saliency
 
 from .conftest import _net, _x
 

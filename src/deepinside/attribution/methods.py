@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import DeepInsideError
-from ..models.classifier import Classifier
 from .._core.gradients import capturing, input_gradient, require_eager, scoring
 from .._core.rules import Rule
+from ..errors import DeepInsideError
+from ..models.classifier import Classifier
 from .targets import checked_targets
 
 #: Rows per pass for methods that evaluate many perturbed copies of an image.
