@@ -135,7 +135,7 @@ def _explain_batch(
         classes = None
     else:
         classes = model.scores(inputs).topk(top_k, dim=1).indices
-    found = attribute(model, inputs, classes, method, reduce, deterministic)
+    found = attribute(model, inputs, classes, method, reduce, deterministic=deterministic)
     maps, scores, used = found.map, found.scores, found.targets
     if used.dim() == 1:
         maps, used = maps[:, None], used[:, None]

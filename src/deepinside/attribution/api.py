@@ -128,4 +128,4 @@ def saliency(
     >>> saliency(model, torch.zeros(2, 3, 224, 224), target="tabby").shape
     torch.Size([2, 224, 224])
     """
-    return attribute(model, images, target, method, reduce, deterministic, **options).map
+    return attribute(model, images, target, method, reduce, deterministic=deterministic, **options).map

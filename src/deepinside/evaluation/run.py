@@ -70,7 +70,10 @@ def faithfulness(
     totals: dict[str, list[torch.Tensor]] = {m.name: [] for m in methods}
     totals["random"] = []
     for chunk, inputs, _, targets in batches(model, samples, batch_size):
-        maps = {m.name: attribute(model, inputs, targets, m, reduce, deterministic).map for m in methods}
+        maps = {
+            m.name: attribute(model, inputs, targets, m, reduce, deterministic=deterministic).map
+            for m in methods
+        }
         shape = inputs.shape[:1] + inputs.shape[2:]
         maps["random"] = random_maps(shape, seed=len(totals["random"]), device=inputs.device)
         for name, m in maps.items():
@@ -108,7 +111,7 @@ def pointing(
     centre: list[bool] = []
     for chunk, inputs, placements, targets in batches(model, samples, batch_size):
         for m in methods:
-            maps = attribute(model, inputs, targets, m, reduce, deterministic).map
+            maps = attribute(model, inputs, targets, m, reduce, deterministic=deterministic).map
             for s, placement, saliency_map in zip(chunk, placements, maps):
                 on_photo = placement.to_photo(saliency_map).cpu().numpy()
                 hits[m.name].append(pointing_game(on_photo, s.boxes, tolerance))

@@ -98,7 +98,7 @@ def cascading_randomization(
     is gone. ``deterministic``: the same maps bit for bit every time (see
     :func:`deepinside.attribute`).
     """
-    original = attribute(model, images, targets, method, reduce, deterministic, **options)
+    original = attribute(model, images, targets, method, reduce, deterministic=deterministic, **options)
     victim = copy.deepcopy(model)
     layers = parametric_layers(victim, images[:1])[::-1]
     marks = sorted({int(round(v)) for v in np.linspace(1, len(layers), max(1, checkpoints))})
@@ -109,7 +109,7 @@ def cascading_randomization(
         for name in layers[done:mark]:
             _randomize(victim.get_submodule(name), generator)
         done = mark
-        now = attribute(victim, images, targets, method, reduce, deterministic, **options).map
+        now = attribute(victim, images, targets, method, reduce, deterministic=deterministic, **options).map
         rhos.append(spearman(original.map, now))
         sims.append(ssim(original.map, now))
         names.append(layers[mark - 1])
