@@ -68,11 +68,12 @@ def explain_photos(
     method: str | Method = "gradient",
     reduce: Reduction = "max-abs",
     workers: int = 0,
+    deterministic: bool = False,
 ) -> Iterator[PhotoSaliency | PhotoFailure]:
     """Saliency maps for ``targets`` (class indices), or else for each photo's
     ``top_k`` predicted classes; all maps of a batch in one batched call of
-    ``method`` (see :func:`deepinside.attribute`). ``workers`` processes
-    decode photos ahead of the model (0: here)."""
+    ``method`` (see :func:`deepinside.attribute`, also for ``deterministic``).
+    ``workers`` processes decode photos ahead of the model (0: here)."""
     method = method_from_name(method)
     num_classes = len(model.classes)
     if not 1 <= top_k <= num_classes:
@@ -85,7 +86,9 @@ def explain_photos(
         if isinstance(part, PhotoFailure):
             yield part
         else:
-            yield from _explain_batch(model, part, targets, top_k, num_predictions, method, reduce)
+            yield from _explain_batch(
+                model, part, targets, top_k, num_predictions, method, reduce, deterministic
+            )
 
 
 def read_batches(
@@ -123,6 +126,7 @@ def _explain_batch(
     num_predictions: int,
     method: Method,
     reduce: Reduction,
+    deterministic: bool,
 ) -> Iterator[PhotoSaliency]:
     inputs, placements = model.prepare([photo for _, photo in batch])
     if targets is not None:
@@ -131,7 +135,7 @@ def _explain_batch(
         classes = None
     else:
         classes = model.scores(inputs).topk(top_k, dim=1).indices
-    found = attribute(model, inputs, classes, method, reduce)
+    found = attribute(model, inputs, classes, method, reduce, deterministic=deterministic)
     maps, scores, used = found.map, found.scores, found.targets
     if used.dim() == 1:
         maps, used = maps[:, None], used[:, None]

@@ -6,8 +6,8 @@ import threading
 import torch
 from torch import nn
 
+from deepinside._core.gradients import gradient_view
 from deepinside.attribution import attribute, saliency
-from deepinside.attribution._engine import gradient_view
 
 from .conftest import _net, _x
 

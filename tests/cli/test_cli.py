@@ -279,3 +279,17 @@ def test_explicit_cpu_device_and_one_worker_on_a_gpu(tmp_path, capsys):
     assert code == 0 and (tmp_path / "cm" / "0001-goldfish.png").is_file(), err
     assert _default_workers(torch.device("cuda")) == 1
     assert _default_workers(torch.device("cpu")) == torch.get_num_threads()
+
+
+def test_deterministic_maps_from_the_command_line(tmp_path, photo_dir, capsys):
+    from deepinside.cli import build_parser
+
+    cat = photo_dir / "cat.jpg"
+    for flag in ([], ["--deterministic"]):
+        code, _, _ = _run(["saliency", cat, "--out", tmp_path / str(len(flag)), *flag], capsys)
+        assert code == 0
+    # On the CPU the maps are repeatable anyway: the option changes nothing there.
+    (plain,), (steady,) = (list((tmp_path / d).glob("cat.*.npy")) for d in ("0", "1"))
+    assert np.array_equal(np.load(plain), np.load(steady))
+    for command in (["localize", cat], ["evaluate", "faithfulness", "--images", cat]):
+        assert build_parser().parse_args([*map(str, command), "--deterministic"]).deterministic

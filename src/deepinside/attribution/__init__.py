@@ -1,7 +1,7 @@
 """Attribution: which input pixels decide a prediction (the paper's saliency,
 the DeconvNet relation, and the methods that grew out of them)."""
 
-from ._rules import backward_rule
+from .._core.rules import backward_rule
 from .api import Attribution, attribute, saliency
 from .methods import (
     METHODS,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .._core.precision import repeatable
 from ..errors import DeepInsideError
 from .methods import Method, Reduction, method_from_name, reduce_channels
 from .targets import Target, resolve_targets
@@ -41,6 +42,7 @@ def attribute(
     target: Target = None,
     method: str | Method = "gradient",
     reduce: Reduction = "max-abs",
+    deterministic: bool = False,
     **options: object,
 ) -> Attribution:
     """Attribute each image's class score to its pixels.
@@ -57,6 +59,9 @@ def attribute(
             ``grad-cam``, ``guided-grad-cam``, or a method instance.
         reduce: channel reduction for ``map``: ``max-abs`` (the paper's),
             ``sum-abs``, ``l2`` or ``sum`` (signed).
+        deterministic: bit-for-bit the same maps every time for the same
+            inputs. Changes nothing on the CPU (already so); on CUDA it runs
+            without cuDNN, several times slower (docs/gpu.md).
         **options: the method's options, e.g. ``samples=50, noise=0.15`` for
             smoothgrad or ``steps=50, baseline=...`` for integrated-gradients.
 
@@ -72,6 +77,14 @@ def attribute(
         raise DeepInsideError(f"images must be a batch (B, channels, H, W), got shape {tuple(images.shape)}")
     batch = images.shape[0]
     targets = resolve_targets(model, target, batch)
+    with repeatable(deterministic):
+        return _attribute(model, images, targets, chosen, reduce)
+
+
+def _attribute(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor | None, chosen: Method, reduce: Reduction
+) -> Attribution:
+    batch = images.shape[0]
     if targets is None or targets.dim() == 1:
         result = chosen.compute(model, images, targets)
         return Attribution(
@@ -102,6 +115,7 @@ def saliency(
     target: Target = None,
     method: str | Method = "gradient",
     reduce: Reduction = "max-abs",
+    deterministic: bool = False,
     **options: object,
 ) -> torch.Tensor:
     """The saliency maps ``(B, H, W)`` (or ``(B, K, H, W)`` for per-image class
@@ -113,4 +127,4 @@ def saliency(
     >>> saliency(model, torch.zeros(2, 3, 224, 224), target="tabby").shape
     torch.Size([2, 224, 224])
     """
-    return attribute(model, images, target, method, reduce, **options).map
+    return attribute(model, images, target, method, reduce, deterministic=deterministic, **options).map

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._core.gradients import capturing, input_gradient, require_eager, scoring
+from .._core.rules import Rule, max_pool_counter
 from ..errors import DeepInsideError, check_count
 from ..models.classifier import Classifier
-from ._engine import capturing, input_gradient, require_eager, scoring
-from ._rules import Rule, max_pool_counter
 from .targets import checked_targets
 
 #: Rows per pass for methods that evaluate many perturbed copies of an image.
@@ -67,7 +67,7 @@ class Method:
 
 @dataclass(frozen=True)
 class _BackwardRuleMethod(Method):
-    """dS_c/dI back-propagated with ``rule`` at every rectifier (see ``_rules``)."""
+    """dS_c/dI back-propagated with ``rule`` at every rectifier (see ``deepinside._core.rules``)."""
 
     rule: ClassVar[Rule] = "gradient"
     chunk: int | None = None

@@ -151,6 +151,14 @@ def model_from_args(args: argparse.Namespace) -> Classifier:
     return model.to(args.device)
 
 
+def add_deterministic_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="the same maps bit for bit on every run (on a GPU: without cuDNN, several times slower)",
+    )
+
+
 def add_method_args(parser: argparse.ArgumentParser, many: bool = False) -> None:
     group = parser.add_argument_group("attribution method")
     names = list(METHODS)
@@ -171,6 +179,7 @@ def add_method_args(parser: argparse.ArgumentParser, many: bool = False) -> None
             metavar="METHOD",
             help=f"one of {', '.join(names)} (default: gradient, the paper's)",
         )
+    add_deterministic_arg(group)
     group.add_argument(
         "--reduce",
         choices=["max-abs", "sum-abs", "l2", "sum"],

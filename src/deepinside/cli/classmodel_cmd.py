@@ -12,7 +12,9 @@ import torch
 from tqdm import tqdm
 
 from ..errors import DeepInsideError
+from ..models import Classifier
 from ..visualization import presets
+from ..visualization.batch_size import default_batch_size
 from ..visualization.job import ClassModelJob, Record, run_job
 from ..visualization.objectives import OBJECTIVES
 from ._common import add_model_args, model_from_args, positive_int
@@ -55,7 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--size", type=positive_int, metavar="PX", help="image size (default: the model's input size)"
     )
     p.add_argument("--seed", type=int, default=0, help="same seed, same pictures (default %(default)s)")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="classes optimised at once (default 8)")
+    p.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="classes optimised at once (default: 8 on the CPU; on a GPU as many as half its memory holds, "
+        "up to 250)",
+    )
     p.add_argument(
         "--workers",
         type=positive_int,
@@ -101,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         early_stop=args.early_stop,
         size=args.size,
         seed=args.seed,
-        batch_size=args.batch_size,
+        batch_size=args.batch_size or _default_batch_size(model, args),
     )
     batches = job.start()
     report = _Report(len(job.targets), len(job.targets) - sum(map(len, batches)), bar=len(batches) > 1)
@@ -176,6 +183,11 @@ class _Report:
             file=sys.stderr,
             flush=True,
         )
+
+
+def _default_batch_size(model: Classifier, args: argparse.Namespace) -> int:
+    size = (args.size, args.size) if args.size else model.preprocessing.input_size
+    return default_batch_size(args.device, size)
 
 
 def _default_workers(device: torch.device) -> int:

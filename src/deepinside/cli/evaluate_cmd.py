@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     given = {
         o: getattr(args, o) for o in ("steps", "tolerance", "checkpoints") if getattr(args, o) is not None
     }
-    common = {"batch_size": args.batch_size, "reduce": args.reduce}
+    common = {"batch_size": args.batch_size, "reduce": args.reduce, "deterministic": args.deterministic}
     with tqdm(total=total, desc=args.metric, unit="map", file=sys.stderr, disable=None) as bar:
         if args.metric == "faithfulness":
             rows = evaluation.faithfulness(model, samples, methods, progress=bar.update, **common, **given)
@@ -121,7 +121,9 @@ def run(args: argparse.Namespace) -> int:
             rows = evaluation.pointing(model, samples, methods, progress=bar.update, **common, **given)
         elif args.metric == "localization":
             configs = [config_named(c) for c in args.config or PRESETS]
-            rows = localization(model, samples, configs, args.batch_size, bar.update)
+            rows = localization(
+                model, samples, configs, args.batch_size, bar.update, deterministic=args.deterministic
+            )
         else:
             rows = evaluation.sanity(model, samples, methods, progress=bar.update, **common, **given)
     print(format_table(args.metric, rows))

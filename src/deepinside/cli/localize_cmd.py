@@ -18,7 +18,14 @@ from ..io.names import UniqueStems, localize_tag, photo_file
 from ..io.photos import expand_paths
 from ..localization import PRESETS, config_named, localize
 from ..localization.localize import DEFAULT_BATCH_SIZE, PhotoBoxes
-from ._common import IMAGES_HELP, add_model_args, model_from_args, positive_int, report_written
+from ._common import (
+    IMAGES_HELP,
+    add_deterministic_arg,
+    add_model_args,
+    model_from_args,
+    positive_int,
+    report_written,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -52,6 +59,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="photos read and prepared at a time (default %(default)s); the rows of each pass "
         "are bounded by memory whatever it is",
     )
+    add_deterministic_arg(p)
     add_model_args(p)
     p.set_defaults(run=run)
 
@@ -84,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
                 tqdm.write(f"deepinside: skipped {part.reason}", file=sys.stderr)
                 continue
             for (source, photo), found in zip(
-                part, localize(model, [p for _, p in part], args.top_k, config, args.batch_size)
+                part,
+                localize(
+                    model, [p for _, p in part], args.top_k, config, args.batch_size, args.deterministic
+                ),
             ):
                 _save(args.out, stems.next(source), tag, source, photo, found, model.name, config.name)
                 bar.update()

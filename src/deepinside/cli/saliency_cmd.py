@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         method=method,
         reduce=args.reduce,
+        deterministic=args.deterministic,
     )
     failures, stems = 0, UniqueStems()
     with tqdm(total=len(paths), unit="image", desc="saliency", file=sys.stderr, disable=None) as bar:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..attribution._engine import scoring
+from .._core.gradients import scoring
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ def deletion_insertion(
     blur_sigma: float = 5.0,
     chunk: int = 32,
     seed: int = 0,
+    deterministic: bool = False,
 ) -> Curves:
     """Deletion and insertion curves for maps ``(B, H, W)`` on inputs ``(B, 3, H, W)``.
 
@@ -69,14 +70,15 @@ def deletion_insertion(
     scored in batched forward passes of at most ``chunk`` images. Pixels of
     equal saliency go in one fixed random order (from ``seed``): in raster
     order, a map's flat parts (Grad-CAM's zeros, say) would be deleted from
-    the top of the image down.
+    the top of the image down. ``deterministic``: the same curves bit for
+    bit every time (see :func:`deepinside.attribute`).
     """
     blurred = gaussian_blur(images, blur_sigma)
     # Maps and targets may live elsewhere (a random baseline on the CPU): rank where the images are.
     maps, classes = maps.to(images.device), torch.as_tensor(targets).tolist()
     shuffle = torch.randperm(maps[0].numel(), generator=torch.Generator().manual_seed(seed)).to(images.device)
     deletion, insertion = [], []
-    with scoring(model, images) as (score, layout), torch.no_grad():
+    with scoring(model, images, deterministic or None) as (score, layout), torch.no_grad():
         for image, blur, saliency_map, target in zip(images, blurred, maps, classes):
             # rank[p] = position of pixel p in most-salient-first order
             order = shuffle[saliency_map.flatten()[shuffle].argsort(descending=True, stable=True)]

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from .._core.precision import repeatable
 from ..localization.boxes import Box, best_iou, centred_box, components, whole_image_box
 from ..localization.localize import LocalizationConfig, boxes_for, explain_maps, working_size
 from ..models.classifier import Classifier
@@ -60,8 +61,10 @@ def localization(
     configs: Sequence[LocalizationConfig],
     batch_size: int = 8,
     progress: Callable[[int], None] | None = None,
+    deterministic: bool = False,
 ) -> list[dict[str, object]]:
-    """One row per config and per baseline box."""
+    """One row per config and per baseline box (``deterministic``: see
+    :func:`deepinside.attribute`)."""
     known: dict[str, list[bool]] = {c.name: [] for c in configs}
     known.update({"whole image": [], "centred box": []})
     maxbox = {c.name: np.zeros((len(THRESHOLDS), len(MAXBOX_IOUS))) for c in configs}
@@ -82,7 +85,8 @@ def localization(
                 fixed[name] += [overlap >= d for d in MAXBOX_IOUS]  # one box: the same at every threshold
         for config in configs:
             start = time.perf_counter()
-            maps = explain_maps(model, inputs, targets[:, None], config)[:, 0]
+            with repeatable(deterministic):
+                maps = explain_maps(model, inputs, targets[:, None], config)[:, 0]
             for s, placement, m in zip(chunk, placements, maps):
                 (found,) = boxes_for(s.photo, placement, m[None], [None], config)  # type: ignore[list-item]
                 known[config.name].append(best_iou(found.box, s.boxes) >= 0.5)

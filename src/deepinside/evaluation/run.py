@@ -63,16 +63,21 @@ def faithfulness(
     batch_size: int = 8,
     progress: Progress | None = None,
     reduce: Reduction = "max-abs",
+    deterministic: bool = False,
 ) -> list[dict[str, object]]:
-    """Mean deletion and insertion AUC per method, and for a random order."""
+    """Mean deletion and insertion AUC per method, and for a random order
+    (``deterministic``: see :func:`deepinside.attribute`)."""
     totals: dict[str, list[torch.Tensor]] = {m.name: [] for m in methods}
     totals["random"] = []
     for chunk, inputs, _, targets in batches(model, samples, batch_size):
-        maps = {m.name: attribute(model, inputs, targets, m, reduce).map for m in methods}
+        maps = {
+            m.name: attribute(model, inputs, targets, m, reduce, deterministic=deterministic).map
+            for m in methods
+        }
         shape = inputs.shape[:1] + inputs.shape[2:]
         maps["random"] = random_maps(shape, seed=len(totals["random"]), device=inputs.device)
         for name, m in maps.items():
-            curves = deletion_insertion(model, inputs, m, targets, steps=steps)
+            curves = deletion_insertion(model, inputs, m, targets, steps=steps, deterministic=deterministic)
             totals[name].append(torch.stack([curves.deletion_auc, curves.insertion_auc], 1).cpu())
             if progress:
                 progress(len(chunk))
@@ -98,13 +103,15 @@ def pointing(
     batch_size: int = 8,
     progress: Progress | None = None,
     reduce: Reduction = "max-abs",
+    deterministic: bool = False,
 ) -> list[dict[str, object]]:
-    """Pointing-game accuracy per method on the photos' pixels, and for the centre."""
+    """Pointing-game accuracy per method on the photos' pixels, and for the
+    centre (``deterministic``: see :func:`deepinside.attribute`)."""
     hits: dict[str, list[bool]] = {m.name: [] for m in methods}
     centre: list[bool] = []
     for chunk, inputs, placements, targets in batches(model, samples, batch_size):
         for m in methods:
-            maps = attribute(model, inputs, targets, m, reduce).map
+            maps = attribute(model, inputs, targets, m, reduce, deterministic=deterministic).map
             for s, placement, saliency_map in zip(chunk, placements, maps):
                 on_photo = placement.to_photo(saliency_map).cpu().numpy()
                 hits[m.name].append(pointing_game(on_photo, s.boxes, tolerance))
@@ -124,14 +131,18 @@ def sanity(
     progress: Progress | None = None,
     reduce: Reduction = "max-abs",
     batch_size: int = 8,
+    deterministic: bool = False,
 ) -> list[dict[str, object]]:
     """Cascading randomisation per method: rank correlation and SSIM with the
     original map after each checkpoint, and the verdict. Photos go batch by
-    batch; each batch sees the same randomised layers (the cascade is seeded)."""
+    batch; each batch sees the same randomised layers (the cascade is seeded).
+    ``deterministic``: see :func:`deepinside.attribute`."""
     parts: dict[str, list[SanityResult]] = {m.name: [] for m in methods}
     for chunk, inputs, _, targets in batches(model, samples, batch_size):
         for m in methods:
-            result = cascading_randomization(model, inputs, targets, m, reduce, checkpoints=checkpoints)
+            result = cascading_randomization(
+                model, inputs, targets, m, reduce, checkpoints=checkpoints, deterministic=deterministic
+            )
             parts[m.name].append(result)
             if progress:
                 progress(len(chunk))

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..attribution import attribute
 from ..attribution.methods import Method, Reduction
-from ..models._graph import eval_mode
+from ..models._graph import eval_mode, forward_pass
 from ._stats import spearman, ssim
 
 #: A map whose rank correlation with the original stays above this on average
@@ -67,7 +67,7 @@ def parametric_layers(model: nn.Module, example: torch.Tensor | None = None) -> 
                     lambda _m, _i, _o, name=name: called.append(name) if name not in called else None
                 )
             )
-        with torch.no_grad(), eval_mode(model):
+        with torch.no_grad(), eval_mode(model), forward_pass():
             model(example)
     except RuntimeError:
         if len(handles) == len(defined):
@@ -87,6 +87,7 @@ def cascading_randomization(
     reduce: Reduction = "max-abs",
     checkpoints: int = 8,
     seed: int = 0,
+    deterministic: bool = False,
     **options: object,
 ) -> SanityResult:
     """Randomise ``model``'s layers top-down on a private copy (``model`` is
@@ -94,9 +95,10 @@ def cascading_randomization(
 
     Each parameter tensor is redrawn from a normal with its own mean and
     standard deviation, so activations stay in range while what was learned
-    is gone.
+    is gone. ``deterministic``: the same maps bit for bit every time (see
+    :func:`deepinside.attribute`).
     """
-    original = attribute(model, images, targets, method, reduce, **options)
+    original = attribute(model, images, targets, method, reduce, deterministic=deterministic, **options)
     victim = copy.deepcopy(model)
     layers = parametric_layers(victim, images[:1])[::-1]
     marks = sorted({int(round(v)) for v in np.linspace(1, len(layers), max(1, checkpoints))})
@@ -107,7 +109,7 @@ def cascading_randomization(
         for name in layers[done:mark]:
             _randomize(victim.get_submodule(name), generator)
         done = mark
-        now = attribute(victim, images, targets, method, reduce, **options).map
+        now = attribute(victim, images, targets, method, reduce, deterministic=deterministic, **options).map
         rhos.append(spearman(original.map, now))
         sims.append(ssim(original.map, now))
         names.append(layers[mark - 1])

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .._core.precision import repeatable
 from ..attribution import Method, attribute
 from ..attribution.methods import feature_layer_of, method_from_name
 from ..errors import DeepInsideError
@@ -276,6 +277,7 @@ def localize(
     top_k: int = 5,
     config: str | LocalizationConfig = "default",
     batch_size: int = DEFAULT_BATCH_SIZE,
+    deterministic: bool = False,
 ) -> list[PhotoBoxes]:
     """Boxes for each photo's ``top_k`` predicted classes, top-1 first, in the
     photo's pixels (x right, y down, x1/y1 exclusive). ``photos`` are PIL
@@ -283,7 +285,8 @@ def localize(
     ``batch_size`` of them prepared at a time; the rows of each forward and
     backward pass are bounded by memory whatever the batch size
     (:data:`PIXELS_PER_PASS`). Each :class:`ClassBox` carries its ``mask`` and
-    ``saliency`` in the photo's pixels, ready to lay over it.
+    ``saliency`` in the photo's pixels, ready to lay over it. ``deterministic``:
+    the same maps bit for bit every time (see :func:`deepinside.attribute`).
 
     >>> found = deepinside.localize(model, ["cat.jpg"])  # doctest: +SKIP
     >>> x0, y0, x1, y1 = found[0].boxes[0].box  # the top-1 class's box  # doctest: +SKIP
@@ -306,7 +309,8 @@ def localize(
         targets = torch.tensor(
             [[p.class_index for p in preds[:top_k]] for preds in top], device=inputs.device
         )
-        maps = explain_maps(model, inputs, targets, config)
+        with repeatable(deterministic):
+            maps = explain_maps(model, inputs, targets, config)
         for photo, placement, m, preds in zip(chunk, placements, maps, top):
             boxes = boxes_for(photo, placement, m, preds[:top_k], config)
             results.append(PhotoBoxes(photo.width, photo.height, preds, boxes))

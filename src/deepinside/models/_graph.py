@@ -7,6 +7,7 @@ input unchanged (up to float round-off) in eval mode."""
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -47,16 +48,97 @@ def set_eval(module: nn.Module) -> nn.Module:
     return module
 
 
-@contextmanager
-def eval_mode(module: nn.Module) -> Iterator[None]:
-    """``module`` in eval mode for the block, then each submodule back in its own mode."""
-    flags = [(m, m.training) for m in module.modules()]
-    set_eval(module)
-    try:
-        yield
-    finally:
-        for m, training in flags:
-            m.training = training
+class _EvalMode:
+    """Modules in eval mode while any block using them runs, in any thread;
+    each back in its own mode when the last one leaves. Counted per
+    submodule: a save and restore per block would let two threads sharing
+    a model put it back in training mode under the other's forward pass."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # id(submodule) -> (the submodule, blocks using it, its own training flag)
+        self._users: dict[int, tuple[nn.Module, int, bool]] = {}
+
+    @contextmanager
+    def __call__(self, module: nn.Module) -> Iterator[None]:
+        modules = list(module.modules())
+        with self._lock:
+            for m in modules:
+                _, users, training = self._users.get(id(m), (m, 0, m.training))
+                self._users[id(m)] = (m, users + 1, training)
+                m.training = False
+        try:
+            yield
+        finally:
+            with self._lock:
+                for m in modules:
+                    _, users, training = self._users.pop(id(m))
+                    if users > 1:
+                        self._users[id(m)] = (m, users - 1, training)
+                    else:
+                        m.training = training
+
+
+#: ``with eval_mode(module):`` ``module`` in eval mode for the block, then
+#: each submodule back in its own mode (thread-safe on a shared module).
+eval_mode = _EvalMode()
+
+
+class _TraceLock:
+    """fx's tracer patches ``nn.Module.__call__`` for the whole process while
+    it traces, so a forward pass in another thread at that moment runs
+    through the tracer and fails. Our forward passes run under
+    :meth:`forward_pass` (many at once); a trace waits for them to finish,
+    holds new ones back, and runs alone. The user's own forward passes in
+    other threads are out of its reach."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._passes = 0
+        self._tracing = False
+        self._traces_waiting = 0
+        self._depth = threading.local()  # a thread's nested forward passes count once
+
+    @contextmanager
+    def forward_pass(self) -> Iterator[None]:
+        depth = getattr(self._depth, "n", 0)
+        if depth == 0:
+            with self._changed:
+                while self._tracing or self._traces_waiting:
+                    self._changed.wait()
+                self._passes += 1
+        self._depth.n = depth + 1
+        try:
+            yield
+        finally:
+            self._depth.n = depth
+            if depth == 0:
+                with self._changed:
+                    self._passes -= 1
+                    self._changed.notify_all()
+
+    @contextmanager
+    def tracing(self) -> Iterator[None]:
+        mine = 1 if getattr(self._depth, "n", 0) else 0  # a trace from inside our own forward pass
+        with self._changed:
+            self._traces_waiting += 1
+            while self._tracing or self._passes > mine:
+                self._changed.wait()
+            self._traces_waiting -= 1
+            self._tracing = True
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._tracing = False
+                self._changed.notify_all()
+
+
+_TRACE_LOCK = _TraceLock()
+
+#: ``with forward_pass():`` around each forward pass deepinside runs, so that
+#: no fx trace (which patches ``nn.Module.__call__`` process-wide) runs meanwhile.
+forward_pass = _TRACE_LOCK.forward_pass
 
 
 def trace(module: nn.Module, leaves: frozenset[str] = frozenset()) -> fx.GraphModule | None:
@@ -65,7 +147,8 @@ def trace(module: nn.Module, leaves: frozenset[str] = frozenset()) -> fx.GraphMo
     if isinstance(module, (fx.GraphModule, torch.jit.ScriptModule)):
         return module if isinstance(module, fx.GraphModule) else None
     try:
-        graph = _ConvLeafTracer(leaves).trace(module)
+        with _TRACE_LOCK.tracing():
+            graph = _ConvLeafTracer(leaves).trace(module)
     except Exception:  # noqa: BLE001 - any Python the tracer cannot follow means "not traceable"
         return None
     return fx.GraphModule(module, graph, module.__class__.__name__)
@@ -101,21 +184,29 @@ def strip_softmax(module: nn.Module) -> tuple[nn.Module, str | None]:
     )
 
 
-def simplify(module: nn.Module, keep: frozenset[str] = frozenset()) -> nn.Module | None:
+def simplify(
+    module: nn.Module,
+    keep: frozenset[str] = frozenset(),
+    fold_batch_norm: bool = True,
+    padding_in_convolution: bool = True,
+) -> nn.Module | None:
     """An eval-mode copy of ``module`` computing the same function faster: each
     batch norm that directly follows a convolution is folded into that
-    convolution's weight and bias, and each convolution that zero-pads its own
-    input first pads inside the convolution instead (where the padding is
-    symmetric, or the convolution depthwise, undilated, on the CPU). Modules
-    named in ``keep`` stay whole, so hooks on them see their own outputs.
+    convolution's weight and bias (``fold_batch_norm``), and each convolution
+    that zero-pads its own input first pads inside the convolution instead
+    (``padding_in_convolution``; where the padding is symmetric, or the
+    convolution depthwise, undilated, on the CPU). Modules named in ``keep``
+    stay whole, so hooks on them see their own outputs.
 
     Returns None when the module cannot be traced. ``module`` is not changed.
     """
     gm = trace(set_eval(copy.deepcopy(module)), keep)
     if gm is None:
         return None
-    _fold_batch_norms(gm, keep)
-    _absorb_padding(gm, keep)
+    if fold_batch_norm:
+        _fold_batch_norms(gm, keep)
+    if padding_in_convolution:
+        _absorb_padding(gm, keep)
     return gm
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import DeepInsideError
 from ..io.photos import load_photo
-from ._graph import eval_mode, strip_softmax
+from ._graph import eval_mode, forward_pass, strip_softmax
 from .labels import ClassIndex, imagenet_classes, read_class_file
 from .preprocessing import Placement, Preprocessing
 
@@ -114,7 +114,7 @@ class Classifier(nn.Module):
         """Eval-mode class scores ``(B, C)`` for a preprocessed batch, without
         gradients; each module is put back in its own mode after (batch-norm
         statistics are not touched)."""
-        with eval_mode(self):
+        with eval_mode(self), forward_pass():
             return self(inputs)
 
     def digest(self) -> str:

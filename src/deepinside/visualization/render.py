@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from ..attribution._engine import scoring
+from .._core.gradients import repeatable_scoring as scoring
 from ..errors import DeepInsideError, check_count
 from ..models.classifier import Classifier
 from ..models.preprocessing import Preprocessing

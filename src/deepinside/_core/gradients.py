@@ -1,17 +1,20 @@
 """The gradient of class scores with respect to the input, fast and without
-side effects on the caller's model or tensors.
+side effects on the caller's model or tensors, safe to call from several
+threads at once on one model.
 
 Speed comes from computing on a private *gradient view* of the model: an
-eval-mode copy with batch norm folded into the convolutions, zero padding done
-inside the convolutions, no parameter gradients, and channels-last memory
-layout. Each of these leaves dS_c/dI
-unchanged (checked numerically against the model when the view is built);
-the view is rebuilt whenever the model's modules or parameters change.
-The caller's hooks are not carried into the view.
+eval-mode copy without parameter gradients, rewritten where that measured
+faster on the device (batch norm folded into the convolutions, zero padding
+done inside the convolutions, channels-last memory layout: ``precision.REWRITES``).
+Each rewrite leaves dS_c/dI unchanged (checked numerically against the model
+when the view is built); the view is rebuilt whenever the model's modules or
+parameters change. The caller's hooks are not carried into the view. On CUDA
+the calls run with cuDNN on and TF32 off (``precision.cuda_flags``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import copy
 import threading
 import warnings
@@ -23,10 +26,11 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
+from ..attribution.targets import checked_targets
 from ..errors import DeepInsideError
-from ..models._graph import eval_mode, set_eval, simplify, strip_softmax
-from ._rules import Rule, backward_rule
-from .targets import checked_targets
+from ..models._graph import eval_mode, forward_pass, set_eval, simplify, strip_softmax
+from .precision import cuda_flags, rewrites_for, wants_repeatable
+from .rules import Rule, backward_rule
 
 # Relative tolerance for accepting the folded view: float32 round-off through
 # ~50 layers stays far below this; a wrong fold is far above it.
@@ -43,6 +47,8 @@ class _View:
 
 # Per model, one view per set of layers that must keep their own outputs.
 _VIEWS: weakref.WeakKeyDictionary[nn.Module, dict[frozenset[str], _View]] = weakref.WeakKeyDictionary()
+# One lock for the cache: threads asking at once for a model's view build it once.
+_VIEWS_LOCK = threading.RLock()
 
 
 def _signature(model: nn.Module, x: torch.Tensor) -> tuple[object, ...]:
@@ -54,22 +60,24 @@ def _signature(model: nn.Module, x: torch.Tensor) -> tuple[object, ...]:
         (name, id(m), type(m), m.extra_repr(), id(m.__dict__.get("forward")))
         for name, m in model.named_modules()
     )
-    return (x.device, x.dtype, modules, tuple((id(t), t._version, t.device, t.dtype) for t in tensors))
+    tensor_keys = tuple((id(t), t._version, t.device, t.dtype) for t in tensors)
+    return (x.device, x.dtype, rewrites_for(x.device), modules, tensor_keys)
 
 
 def gradient_view(model: nn.Module, example: torch.Tensor, keep: frozenset[str] = frozenset()) -> _View:
     """The cached gradient view of ``model`` for inputs like ``example``; the
     layers named in ``keep`` are not folded, so hooks on them see their own outputs."""
     signature = _signature(model, example)
-    try:
-        views = _VIEWS.setdefault(model, {})
-    except TypeError:  # an unhashable module cannot be cached
-        views = {}
-    view = views.get(keep)
-    if view is None or view.signature != signature:
-        view = _build_view(model, example, signature, keep)
-        if not view.shared:  # a view holding the model itself would keep it alive forever
-            views[keep] = view
+    with _VIEWS_LOCK:
+        try:
+            views = _VIEWS.setdefault(model, {})
+        except TypeError:  # an unhashable module cannot be cached
+            views = {}
+        view = views.get(keep)
+        if view is None or view.signature != signature:
+            view = _build_view(model, example, signature, keep)
+            if not view.shared:  # a view holding the model itself would keep it alive forever
+                views[keep] = view
     return view
 
 
@@ -89,9 +97,10 @@ def _build_view(
         # Some modules (TorchScript's, say) cannot be copied: use the caller's
         # own, switched to eval mode only for the duration of each call.
         return _View(signature, reference, channels_last=False, shared=True)
-    folded = simplify(reference, keep)
-    channels_last = example.dim() == 4
-    with torch.no_grad():
+    rewrites = rewrites_for(example.device)  # (part of the signature: a changed table rebuilds)
+    folded = simplify(reference, keep, rewrites.fold_batch_norm, rewrites.padding_in_convolution)
+    channels_last = example.dim() == 4 and rewrites.channels_last
+    with torch.no_grad(), forward_pass():
         expected = reference(example)
         _check_scores(expected)
         if folded is not None and _close(folded(example), expected):
@@ -144,52 +153,80 @@ def _check_scores(scores: torch.Tensor) -> None:
         )
 
 
+Score = Callable[[torch.Tensor], torch.Tensor]
+Layout = Callable[[torch.Tensor], torch.Tensor]
+
+
 @contextmanager
 def scoring(
-    model: nn.Module, example: torch.Tensor
-) -> Iterator[tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor]]]:
+    model: nn.Module, example: torch.Tensor, deterministic: bool | None = None
+) -> Iterator[tuple[Score, Layout]]:
     """The fast way to differentiate ``model``'s class scores, for inputs like ``example``.
 
     Yields ``(score, layout)``: ``score(x)`` gives the eval-mode class scores
     ``(B, C)`` (checked to be 2-D) through the gradient view; ``layout(t)``
     returns a detached copy of ``t`` in the memory layout the view runs fastest
     on. Gradients are enabled inside, also under ``no_grad``/``inference_mode``.
-    On CUDA, cuDNN is off inside (for every thread of the process; see
-    :class:`_CudnnOff`).
+    On CUDA, TF32 is off inside, and cuDNN on unless ``deterministic`` (None:
+    as the calling thread's :func:`~.precision.repeatable` says), for every
+    thread of the process (see :data:`~.precision.cuda_flags`).
 
     >>> with scoring(model, images) as (score, layout):      # doctest: +SKIP
     ...     x = layout(images).requires_grad_(True)
     ...     (g,) = torch.autograd.grad(score(x)[:, 281].sum(), x)
     """
-    with _viewing(model, example, frozenset()) as (view, layout):
+    with _viewing(model, example, frozenset(), deterministic) as (view, layout):
         yield _scorer(view), layout
+
+
+@contextmanager
+def repeatable_scoring(model: nn.Module, example: torch.Tensor) -> Iterator[tuple[Score, Layout]]:
+    """:func:`scoring` for bit-for-bit repeatable results, for loops that
+    promise the same output from the same seed (class models)."""
+    with scoring(model, example, deterministic=True) as found:
+        yield found
+
+
+# The list the calling thread's (or task's) Grad-CAM hook records into: a
+# view is shared by every thread calling with its model, so a hook on one of
+# its layers fires on all their forward passes and must keep only its own.
+_RECORDING: contextvars.ContextVar[list[torch.Tensor] | None] = contextvars.ContextVar(
+    "deepinside_recording", default=None
+)
 
 
 @contextmanager
 def capturing(
     model: nn.Module, example: torch.Tensor, layer: str
-) -> Iterator[
-    tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor], torch.Tensor], list[torch.Tensor]]
-]:
+) -> Iterator[tuple[Score, Layout, list[torch.Tensor]]]:
     """Like :func:`scoring`, and also yields a list that receives the output of
-    ``layer`` (a submodule name of ``model``) at each call of ``score``. The
+    ``layer`` (a submodule name of ``model``) at each call of ``score`` made by
+    this thread (other threads' calls on the same model are not recorded). The
     layer is kept out of batch-norm folding; its hook is removed on exit."""
-    with _viewing(model, example, frozenset({layer})) as (view, layout):
+    with _viewing(model, example, frozenset({layer}), None) as (view, layout):
         try:
             target = view.module.get_submodule(layer)
         except AttributeError:
             raise DeepInsideError(f"the model has no layer named {layer!r}") from None
         outputs: list[torch.Tensor] = []
-        handle = target.register_forward_hook(lambda _m, _i, out: outputs.append(out))
+
+        def record(_module: nn.Module, _inputs: object, out: torch.Tensor) -> None:
+            if _RECORDING.get() is outputs:
+                outputs.append(out)
+
+        handle = target.register_forward_hook(record)
+        token = _RECORDING.set(outputs)
         try:
             yield _scorer(view), layout, outputs
         finally:
+            _RECORDING.reset(token)
             handle.remove()
 
 
-def _scorer(view: _View) -> Callable[[torch.Tensor], torch.Tensor]:
+def _scorer(view: _View) -> Score:
     def score(x: torch.Tensor) -> torch.Tensor:
-        out = view.module(x)
+        with forward_pass():
+            out = view.module(x)
         _check_scores(out)
         return out
 
@@ -198,54 +235,21 @@ def _scorer(view: _View) -> Callable[[torch.Tensor], torch.Tensor]:
 
 @contextmanager
 def _viewing(
-    model: nn.Module, example: torch.Tensor, keep: frozenset[str]
-) -> Iterator[tuple[_View, Callable[[torch.Tensor], torch.Tensor]]]:
+    model: nn.Module, example: torch.Tensor, keep: frozenset[str], deterministic: bool | None
+) -> Iterator[tuple[_View, Layout]]:
     if not example.is_floating_point():
         raise DeepInsideError(f"images must be a floating-point tensor, got {example.dtype}")
-    with torch.inference_mode(False), torch.enable_grad():
+    repeat = wants_repeatable() if deterministic is None else deterministic
+    # The flags first: building the view runs the model to check it.
+    with cuda_flags(example.device, repeat), torch.inference_mode(False), torch.enable_grad():
         view = gradient_view(model, example, keep)
         fmt = torch.channels_last if view.channels_last else torch.contiguous_format
 
         def layout(t: torch.Tensor) -> torch.Tensor:
             return t.detach().clone(memory_format=fmt)
 
-        with eval_mode(view.module) if view.shared else nullcontext(), _without_cudnn(example.device):
+        with eval_mode(view.module) if view.shared else nullcontext():
             yield view, layout
-
-
-class _CudnnOff:
-    """cuDNN off while any gradient view runs on CUDA, in any thread: the flag
-    is process-wide, so the first to enter saves it and the last to leave
-    restores it (a plain save and restore per block would let overlapping
-    blocks leave it off). Its float32 convolutions moved the paper's maps
-    further from the float64 truth than PyTorch's own kernels, and some of
-    its backward algorithms add atomically, so two runs differ (docs/gpu.md)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._users = 0
-        self._was = True
-
-    @contextmanager
-    def __call__(self, device: torch.device) -> Iterator[None]:
-        if device.type != "cuda":
-            yield
-            return
-        with self._lock:
-            if self._users == 0:
-                self._was = torch.backends.cudnn.enabled
-            self._users += 1
-            torch.backends.cudnn.enabled = False
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._users -= 1
-                if self._users == 0:
-                    torch.backends.cudnn.enabled = self._was
-
-
-_without_cudnn = _CudnnOff()
 
 
 def input_gradient(
@@ -256,7 +260,7 @@ def input_gradient(
     chunk: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """dS_t/dI for each image and its target, back-propagated by ``rule`` at
-    the rectifiers (see :mod:`._rules`).
+    the rectifiers (see :mod:`.rules`).
 
     Args:
         model: a classifier returning scores ``(B, C)``.
