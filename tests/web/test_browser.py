@@ -74,17 +74,18 @@ def test_explain_photo_shows_maps_and_serves_the_library_s_map(
     first_map = time.perf_counter() - clicked
     page.wait_for_selector("#explain-box img", timeout=TIMEOUT_MS)
     page.wait_for_function(
-        "document.querySelectorAll('#explain-files a[href]').length >= 6", timeout=TIMEOUT_MS
+        "document.querySelectorAll('#explain-files a[href]').length >= 5", timeout=TIMEOUT_MS
     )
     assert page.locator("#explain-overlays img").count() >= 2
     assert page.locator("#explain-mask img").count() == 1
 
     links = file_links(page, "explain-files")
     (npy,) = [h for n, h in links.items() if n.endswith(".npy") and ".gradient." in n]
-    (record,) = [h for n, h in links.items() if n.endswith(".gradient.json")]
+    (record,) = [h for n, h in links.items() if n.endswith(".json")]
     downloaded = np.load(io.BytesIO(page.request.get(npy).body()))
     meta = json.loads(page.request.get(record).body())
-    assert meta["maps"][0]["class_index"] == 281 and meta["method"] == "gradient"
+    (gradient,) = [m for m in meta["maps"] if m["method"] == "gradient"]
+    assert gradient["class_index"] == 281 and set(meta["methods"]) == {"gradient", "guided-backprop"}
 
     photo = load_photo(cat_photo)
     inputs, placements = model.prepare([photo])

@@ -107,17 +107,17 @@ def add_model_args(parser: argparse.ArgumentParser, photos: bool = True) -> None
         metavar="NAME",
         help="your model's last convolutional layer, for Grad-CAM (a submodule name, e.g. features)",
     )
-    if photos:
-        _add_photo_args(parser, group)
-
-
-def _add_photo_args(parser: argparse.ArgumentParser, group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--classes",
         metavar="FILE",
         help="your model's class names, one per line in output order "
         "(a name, 'tabby, tabby cat', or ImageNet's 'n02123045 tabby, tabby cat')",
     )
+    if photos:
+        _add_photo_args(parser, group)
+
+
+def _add_photo_args(parser: argparse.ArgumentParser, group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--resize",
         choices=["stretch", "center-crop"],

@@ -108,6 +108,7 @@ def explain(
     model = server.model
     done = Explained(photo, server.result_folder())
     stem = file_stem(photo)
+    map_files: list[str] = []
     for method in methods:
         (result,) = explain_photos(
             model,
@@ -118,11 +119,12 @@ def explain(
         )
         if isinstance(result, PhotoFailure):  # a decoded photo cannot fail to read
             raise DeepInsideError(result.reason)
-        record = save_saliency(result, done.folder, f"{stem}.{method.name}", model.name)
+        record = save_saliency(result, done.folder, stem, model.name)
         (class_map,) = result.maps
         done.results.append(result)
         done.maps.append(class_map.on_photo(result.placement))
-        done.files += [str(done.folder / name) for name in saved_files(record)]
+        map_files += [str(done.folder / name) for name in saved_files(record, method.name)]
+        done.files = [*map_files, str(record)]  # the photo's record lists every method's maps
         yield done
     chosen = done.results[0].maps[0].prediction
     inputs, placements = model.prepare([photo])
@@ -134,8 +136,8 @@ def explain(
     yield done
 
 
-def saved_files(record_path: Path) -> list[str]:
-    """The files :func:`save_saliency` wrote for one photo (maps first, its JSON last)."""
+def saved_files(record_path: Path, method: str) -> list[str]:
+    """The raw map and overlay files :func:`save_saliency` wrote for one photo and method."""
     record = json.loads(record_path.read_text("utf-8"))
-    names = [f for m in record["maps"] for key, f in m["files"].items() if key in ("raw", "overlay")]
-    return names + [record_path.name]
+    maps = [m for m in record["maps"] if m["method"] == method]
+    return [f for m in maps for key, f in m["files"].items() if key in ("raw", "overlay")]

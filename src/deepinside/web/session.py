@@ -11,7 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import DeepInsideError
-from ..io.results import slug
+from ..io.names import slug
 from ..models.classifier import Classifier, Prediction
 from .limits import Limits
 
