@@ -13,9 +13,9 @@ from tqdm import tqdm
 
 from ..errors import DeepInsideError
 from ..visualization import presets
-from ..visualization.job import ClassModelJob, Record, run_job
+from ..visualization.job import ClassModelJob, Record, not_converged, run_job
 from ..visualization.objectives import OBJECTIVES
-from ._common import add_model_args, model_from_args, positive_int
+from ._common import add_model_args, model_from_args, non_negative_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -56,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--seed", type=int, default=0, help="same seed, same pictures (default %(default)s)")
     p.add_argument("--batch-size", type=positive_int, default=8, help="classes optimised at once (default 8)")
+    p.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=2,
+        help="render a class again from seed + 1, seed + 2, ... this many times at most while its picture "
+        "is not its model's top-1 with the early-stop probability (default %(default)s)",
+    )
     p.add_argument(
         "--workers",
         type=positive_int,
@@ -102,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         seed=args.seed,
         batch_size=args.batch_size,
+        retries=args.retries,
     )
     batches = job.start()
     report = _Report(len(job.targets), len(job.targets) - sum(map(len, batches)), bar=len(batches) > 1)
@@ -123,9 +131,10 @@ def run(args: argparse.Namespace) -> int:
                 progress=None,
             )
     records = job.finish(args.columns, seconds=round(report.seconds(), 1), rendered_now=rendered)
-    failed = [r for r in records if r["stopped"]]
-    for record in failed:
-        print(f"deepinside: warning: {record['stopped']}", file=sys.stderr)
+    for record in records:
+        if record["stopped"]:
+            print(f"deepinside: warning: {record['stopped']}", file=sys.stderr)
+    failed = not_converged(records)
     mean_steps = sum(int(r["steps_run"]) for r in records) / len(records)  # type: ignore[call-overload]
     earlier = f", {len(records) - rendered} were done before" if rendered < len(records) else ""
     print(
@@ -134,6 +143,14 @@ def run(args: argparse.Namespace) -> int:
         f"pictures, logs and contact_sheet.png in {args.out}",
         file=sys.stderr,
     )
+    if failed:
+        print(
+            f"deepinside: {len(failed)} of {len(records)} classes did not converge (picture not the model's "
+            f"top-1 with P_c >= {job.required_probability:g} after {1 + args.retries} tries): "
+            f"{', '.join(failed)}; they are listed in summary.json as not_converged: try more --steps "
+            "or --retries",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
@@ -165,7 +182,10 @@ class _Report:
         batch_p = sum(float(r["final_probability"]) for r in records) / len(records)  # type: ignore[arg-type]
         batch_steps = sum(int(r["steps_run"]) for r in records) / len(records)  # type: ignore[call-overload]
         left = self.seconds() / self.rendered * (self.total - self.done)
+        left_out = len(not_converged(records))
         status = f"last batch: P_c {batch_p:.2f}, {batch_steps:.0f} steps"
+        if left_out:
+            status += f", {left_out} not converged"
         if self.terminal:
             self.bar.update(len(records))
             self.bar.set_postfix_str(status)
