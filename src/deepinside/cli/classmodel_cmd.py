@@ -131,14 +131,14 @@ def run(args: argparse.Namespace) -> int:
                 progress=None,
             )
     records = job.finish(args.columns, seconds=round(report.seconds(), 1), rendered_now=rendered)
-    for record in records:
-        if record["stopped"]:
-            print(f"deepinside: warning: {record['stopped']}", file=sys.stderr)
+    stopped = [r for r in records if r["stopped"]]
+    for record in stopped:
+        print(f"deepinside: warning: {record['stopped']}", file=sys.stderr)
     failed = not_converged(records)
     mean_steps = sum(int(r["steps_run"]) for r in records) / len(records)  # type: ignore[call-overload]
     earlier = f", {len(records) - rendered} were done before" if rendered < len(records) else ""
     print(
-        f"{len(records) - len(failed)} of {len(records)} classes rendered "
+        f"{len(records) - len(stopped)} of {len(records)} classes rendered "
         f"({rendered} now in {report.seconds():.0f} s{earlier}; {mean_steps:.0f} steps a class on average); "
         f"pictures, logs and contact_sheet.png in {args.out}",
         file=sys.stderr,
