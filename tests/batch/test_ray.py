@@ -57,7 +57,7 @@ def test_class_models_on_ray_resume_and_match_a_local_run(local_ray, tmp_path, m
     from deepinside.visualization.job import ClassModelJob, run_job
 
     def job(out):
-        return ClassModelJob.for_model(model, [1, 2, 3], out, steps=1, size=64, batch_size=1)
+        return ClassModelJob.for_model(model, [1, 2, 3], out, steps=1, size=64, batch_size=1, retries=0)
 
     there = job(tmp_path / "there")
     threads = torch.get_num_threads()

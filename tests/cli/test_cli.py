@@ -274,7 +274,19 @@ def test_explicit_cpu_device_and_one_worker_on_a_gpu(tmp_path, capsys):
     from deepinside.cli.classmodel_cmd import _default_workers
 
     code, _, err = _run(
-        ["classmodel", "goldfish", "--device", "cpu", "--steps", "2", "--out", tmp_path / "cm"], capsys
+        [
+            "classmodel",
+            "goldfish",
+            "--device",
+            "cpu",
+            "--steps",
+            "2",
+            "--early-stop",
+            "1e-6",
+            "--out",
+            tmp_path / "cm",
+        ],
+        capsys,
     )
     assert code == 0 and (tmp_path / "cm" / "0001-goldfish.png").is_file(), err
     assert _default_workers(torch.device("cuda")) == 1

@@ -19,6 +19,7 @@ def test_command_line_writes_pictures_logs_and_a_contact_sheet(tmp_path, capsys)
     out = tmp_path / "out"
     code = _cli(
         ["classmodel", "goldfish", "812", "--steps", "2", "--size", "64", "--out", str(out), "--seed", "1"]
+        + ["--early-stop", "1e-6"]  # every picture counts as converged: no retries
     )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -41,8 +42,10 @@ def test_command_line_early_stop_is_the_presets_unless_told(tmp_path):
         (["--early-stop", "0.5"], dataclasses.replace(presets.default().early_stop, probability=0.5)),
     ):
         out = tmp_path / f"out{len(flag)}{flag[-1] if flag else ''}"
-        assert _cli(["classmodel", "goldfish", "--steps", "1", "--size", "64", "--out", str(out), *flag]) == 0
+        argv = ["classmodel", "goldfish", "--steps", "1", "--size", "64", "--retries", "0", "--out", str(out)]
+        assert _cli([*argv, *flag]) == 1, "one step never converges"
         summary = json.loads((out / "summary.json").read_text())
+        assert summary["not_converged"] == ["goldfish"]
         assert summary["early_stop"] == (dataclasses.asdict(expected) if expected else None)
         assert summary["classes"][0]["steps_run"] == 1
 

@@ -20,7 +20,9 @@ from deepinside.visualization.job import ClassModelJob, run_job
 
 from .conftest import _cli
 
-QUICK = ["--steps", "2", "--size", "64", "--batch-size", "1"]
+# Two steps cannot make a convincing picture: a tiny required probability
+# counts every picture as converged, so that these tests see no retries.
+QUICK = ["--steps", "2", "--size", "64", "--batch-size", "1", "--early-stop", "1e-6"]
 
 
 def _pixels(path) -> np.ndarray:
@@ -66,7 +68,7 @@ def test_a_folder_keeps_one_set_of_settings(tmp_path):
         DeepInsideError, match=r"other settings \(steps 2 there, 3 now\).*--out .*out-default-3-seed0"
     ):
         _cli(
-            ["classmodel", "goldfish", "--steps", "3", "--size", "64", "--batch-size", "1", "--out", str(out)]
+            ["classmodel", "goldfish", *QUICK[:-2], "--early-stop", "1e-6", "--out", str(out), "--steps", "3"]
         )
     # More classes with the same settings join the folder.
     assert _cli(["classmodel", "tabby", *QUICK, "--out", str(out)]) == 0

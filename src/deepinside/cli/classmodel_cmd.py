@@ -15,9 +15,9 @@ from ..errors import DeepInsideError
 from ..models import Classifier
 from ..visualization import presets
 from ..visualization.batch_size import default_batch_size
-from ..visualization.job import ClassModelJob, Record, run_job
+from ..visualization.job import ClassModelJob, Record, not_converged, run_job
 from ..visualization.objectives import OBJECTIVES
-from ._common import add_model_args, model_from_args, positive_int
+from ._common import add_model_args, model_from_args, non_negative_int, positive_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -62,6 +62,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         type=positive_int,
         help="classes optimised at once (default: 8 on the CPU; on a GPU as many as half its memory holds, "
         "up to 250)",
+    )
+    p.add_argument(
+        "--retries",
+        type=non_negative_int,
+        default=2,
+        help="render a class again from seed + 1, seed + 2, ... this many times at most while its picture "
+        "is not its model's top-1 with the early-stop probability (default %(default)s)",
     )
     p.add_argument(
         "--workers",
@@ -109,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         size=args.size,
         seed=args.seed,
         batch_size=args.batch_size or _default_batch_size(model, args),
+        retries=args.retries,
     )
     batches = job.start()
     report = _Report(len(job.targets), len(job.targets) - sum(map(len, batches)), bar=len(batches) > 1)
@@ -130,17 +138,26 @@ def run(args: argparse.Namespace) -> int:
                 progress=None,
             )
     records = job.finish(args.columns, seconds=round(report.seconds(), 1), rendered_now=rendered)
-    failed = [r for r in records if r["stopped"]]
-    for record in failed:
+    stopped = [r for r in records if r["stopped"]]
+    for record in stopped:
         print(f"deepinside: warning: {record['stopped']}", file=sys.stderr)
+    failed = not_converged(records)
     mean_steps = sum(int(r["steps_run"]) for r in records) / len(records)  # type: ignore[call-overload]
     earlier = f", {len(records) - rendered} were done before" if rendered < len(records) else ""
     print(
-        f"{len(records) - len(failed)} of {len(records)} classes rendered "
+        f"{len(records) - len(stopped)} of {len(records)} classes rendered "
         f"({rendered} now in {report.seconds():.0f} s{earlier}; {mean_steps:.0f} steps a class on average); "
         f"pictures, logs and contact_sheet.png in {args.out}",
         file=sys.stderr,
     )
+    if failed:
+        print(
+            f"deepinside: {len(failed)} of {len(records)} classes did not converge (picture not the model's "
+            f"top-1 with P_c >= {job.required_probability:g} after {1 + args.retries} tries): "
+            f"{', '.join(failed)}; they are listed in summary.json as not_converged: try more --steps "
+            "or --retries",
+            file=sys.stderr,
+        )
     return 1 if failed else 0
 
 
@@ -172,7 +189,10 @@ class _Report:
         batch_p = sum(float(r["final_probability"]) for r in records) / len(records)  # type: ignore[arg-type]
         batch_steps = sum(int(r["steps_run"]) for r in records) / len(records)  # type: ignore[call-overload]
         left = self.seconds() / self.rendered * (self.total - self.done)
+        left_out = len(not_converged(records))
         status = f"last batch: P_c {batch_p:.2f}, {batch_steps:.0f} steps"
+        if left_out:
+            status += f", {left_out} not converged"
         if self.terminal:
             self.bar.update(len(records))
             self.bar.set_postfix_str(status)

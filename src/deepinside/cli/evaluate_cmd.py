@@ -62,7 +62,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--limit", type=positive_int, help="use only the first N photos")
     # Metric options default to None so that one given to another metric is refused.
     p.add_argument("--steps", type=positive_int, help="faithfulness: deletion/insertion steps (default 50)")
-    p.add_argument("--tolerance", type=float, help="pointing game: pixels of slack (default 15)")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        help="pointing game: pixels of slack, of the original photo where the annotations give "
+        "original_size (default 15)",
+    )
     p.add_argument(
         "--checkpoints", type=positive_int, help="sanity check: points along the cascade (default 8)"
     )
@@ -144,6 +149,15 @@ def _check_metric_options(args: argparse.Namespace) -> None:
             raise DeepInsideError(f"{flag} applies to evaluate {metric} only, not to {args.metric}")
 
 
+def _tolerance_note(row: dict[str, object]) -> str:
+    where = {
+        "original": "of the original photo (from the annotations' original_size)",
+        "stored": "of the photo as stored (the annotations give no original_size)",
+        "mixed": "of the original photo where the annotations give original_size, else of the stored photo",
+    }[str(row["tolerance_of"])]
+    return f"tolerance: {row['tolerance_px']:g} px {where}"
+
+
 def format_table(metric: str, rows: list[dict[str, object]]) -> str:
     if metric == "faithfulness":
         lines = [
@@ -157,12 +171,13 @@ def format_table(metric: str, rows: list[dict[str, object]]) -> str:
     elif metric == "localization":
         lines = [
             f"{'config':<14} {'images':>6} {'GT-known':>9} {'top-1 loc':>10} {'top-5 err':>10} "
-            f"{'MaxBoxAcc .3':>13} {'.5':>6} {'.7':>6} {'s/image':>8}"
+            f"{'MaxBoxAcc .3':>13} {'.5':>6} {'.7':>6} {'V2 (mean)':>10} {'s/image':>8}"
         ]
         for r in rows:
             seconds = f"{r['seconds_per_image']:>8.2f}" if "seconds_per_image" in r else f"{'-':>8}"
             extra = (
-                f"{r['maxboxacc_0.3']:>13.1%} {r['maxboxacc_0.5']:>6.1%} {r['maxboxacc_0.7']:>6.1%} {seconds}"
+                f"{r['maxboxacc_0.3']:>13.1%} {r['maxboxacc_0.5']:>6.1%} {r['maxboxacc_0.7']:>6.1%} "
+                f"{r['maxboxacc_v2']:>10.1%} {seconds}"
             )
             lines.append(
                 f"{r['config']:<14} {r['images']:>6} {r['gt_known_loc']:>9.1%} {r['top1_loc']:>10.1%} "
@@ -171,6 +186,7 @@ def format_table(metric: str, rows: list[dict[str, object]]) -> str:
     elif metric == "pointing-game":
         lines = [f"{'method':<22} {'images':>6} {'accuracy':>9}"]
         lines += [f"{r['method']:<22} {r['images']:>6} {r['accuracy']:>9.1%}" for r in rows]
+        lines.append(_tolerance_note(rows[0]))
     else:
         marks = len(rows[0]["spearman"])  # type: ignore[arg-type]
         head = " ".join(f"{'r' + str(i + 1):>6}" for i in range(marks))

@@ -3,7 +3,9 @@
 The format is that of ``imagenet-val-loc-dev``: a JSON list of entries
 ``{"image": path relative to the file, "class_index": int, "width": W,
 "height": H, "boxes": [[x0, y0, x1, y1], ...]}`` with boxes in the image's
-pixels (x right, y down).
+pixels (x right, y down). An optional ``"original_size": [W, H]`` gives the
+size of the photo before it was resized to the stored one (the pointing
+game's tolerance is in the original's pixels).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Annotated:
     class_index: int
     boxes: tuple[Box, ...]
     size: tuple[int, int] | None  # (width, height) as declared, if declared
+    original_size: tuple[int, int] | None = None  # (width, height) of the photo before it was resized
 
 
 def load_annotations(path: str | Path, num_classes: int = 1000) -> list[Annotated]:
@@ -53,6 +56,7 @@ def _entry(path: Path, i: int, e: object, num_classes: int) -> Annotated:
     size = None
     if "width" in e and "height" in e:
         size = (int(e["width"]), int(e["height"]))
+    original = _original_size(where, e.get("original_size"))
     boxes = []
     for box in e.get("boxes", []):
         if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
@@ -63,7 +67,21 @@ def _entry(path: Path, i: int, e: object, num_classes: int) -> Annotated:
         if size is not None and (x0 < -1 or y0 < -1 or x1 > size[0] + 1 or y1 > size[1] + 1):
             raise DeepInsideError(f"{where}: box {box} lies outside the {size[0]}x{size[1]} image")
         boxes.append((x0, y0, x1, y1))
-    return Annotated((path.parent / str(e["image"])).resolve(), cls, tuple(boxes), size)
+    return Annotated((path.parent / str(e["image"])).resolve(), cls, tuple(boxes), size, original)
+
+
+def _original_size(where: str, value: object) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value)
+    ):
+        raise DeepInsideError(
+            f"{where}: original_size must be [width, height] in whole pixels, got {value!r}"
+        )
+    return value[0], value[1]
 
 
 def match_images(annotations: list[Annotated], images: list[Path] | None) -> list[Annotated]:

@@ -23,7 +23,7 @@ from ..models.classifier import Classifier
 from ..models.preprocessing import Placement
 from .annotations import Box
 from .faithfulness import deletion_insertion, random_maps
-from .pointing import centre_baseline, pointing_game
+from .pointing import centre_baseline, original_scale, pointing_game
 from .sanity import FAIL_ABOVE, SanityResult, cascading_randomization
 
 Progress = Callable[[int], None]
@@ -35,6 +35,7 @@ class Sample:
     photo: Image.Image
     class_index: int | None = None  # None: explain the model's top-1 class
     boxes: tuple[Box, ...] = ()
+    original_size: tuple[int, int] | None = None  # (width, height) before the photo was resized
 
 
 def batches(
@@ -105,22 +106,39 @@ def pointing(
     reduce: Reduction = "max-abs",
     deterministic: bool = False,
 ) -> list[dict[str, object]]:
-    """Pointing-game accuracy per method on the photos' pixels, and for the
-    centre (``deterministic``: see :func:`deepinside.attribute`)."""
+    """Pointing-game accuracy per method on the photos' pixels, and for the centre.
+    ``tolerance`` is in pixels of the original photo where a sample knows its
+    ``original_size``, else of the photo as stored; each row's
+    ``tolerance_of`` says which (``original``, ``stored`` or ``mixed``).
+    ``deterministic``: see :func:`deepinside.attribute`."""
     hits: dict[str, list[bool]] = {m.name: [] for m in methods}
     centre: list[bool] = []
     for chunk, inputs, placements, targets in batches(model, samples, batch_size):
+        scales = [original_scale(s.photo.width, s.photo.height, s.original_size) for s in chunk]
         for m in methods:
             maps = attribute(model, inputs, targets, m, reduce, deterministic=deterministic).map
-            for s, placement, saliency_map in zip(chunk, placements, maps):
+            for s, placement, saliency_map, scale in zip(chunk, placements, maps, scales):
                 on_photo = placement.to_photo(saliency_map).cpu().numpy()
-                hits[m.name].append(pointing_game(on_photo, s.boxes, tolerance))
+                hits[m.name].append(pointing_game(on_photo, s.boxes, tolerance, scale))
             if progress:
                 progress(len(chunk))
-        centre += [centre_baseline(s.photo.width, s.photo.height, s.boxes, tolerance) for s in chunk]
-    rows = [{"method": name, "images": len(h), "accuracy": float(np.mean(h))} for name, h in hits.items()]
-    rows.append({"method": "centre", "images": len(centre), "accuracy": float(np.mean(centre))})
-    return rows
+        centre += [
+            centre_baseline(s.photo.width, s.photo.height, s.boxes, tolerance, scale)
+            for s, scale in zip(chunk, scales)
+        ]
+    known = sum(s.original_size is not None for s in samples)
+    of = "original" if known == len(samples) else "stored" if known == 0 else "mixed"
+    hits["centre"] = centre
+    return [
+        {
+            "method": name,
+            "images": len(h),
+            "accuracy": float(np.mean(h)),
+            "tolerance_px": tolerance,
+            "tolerance_of": of,
+        }
+        for name, h in hits.items()
+    ]
 
 
 def sanity(
@@ -183,13 +201,13 @@ def samples_from(
     when given. A photo that cannot be read is left out (and given to
     ``on_skip``; without it, the error is raised)."""
     if entries is None:
-        found = [(p, None, ()) for p in paths]
+        found = [(p, None, (), None) for p in paths]
     else:
-        found = [(e.image, e.class_index, e.boxes) for e in entries]  # type: ignore[attr-defined]
+        found = [(e.image, e.class_index, e.boxes, e.original_size) for e in entries]  # type: ignore[attr-defined]
     samples = []
-    for path, class_index, boxes in found:
+    for path, class_index, boxes, original_size in found:
         try:
-            samples.append(Sample(str(path), load(path), class_index, boxes))
+            samples.append(Sample(str(path), load(path), class_index, boxes, original_size))
         except ImageError as err:
             if on_skip is None:
                 raise

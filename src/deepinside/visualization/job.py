@@ -11,6 +11,14 @@ writes the contact sheet and ``summary.json`` from the files.
 :func:`run_job` runs the batches here or in local worker processes; the
 ``classmodel`` command is a shell over it.
 
+A class whose picture is not its model's top-1 with the early stop's
+probability (P_c >= 0.5 without an early stop, enough to be top-1) has not
+converged: it is rendered again from seed + 1, seed + 2, ... up to
+``retries`` times (so at most ``(1 + retries) * steps`` steps a class), and
+the first picture that converges is kept (else the most probable one).
+Each record says ``converged``, the ``seed`` of its picture and the
+``attempts`` it took; ``summary.json`` lists the classes ``not_converged``.
+
 A batch's pictures depend on the settings and on the torch threads of the
 process that rendered it only up to float round-off; the same settings,
 batches and threads per process give the same pictures bit for bit on the
@@ -42,8 +50,9 @@ from . import presets
 from .api import visualize_class
 from .early_stop import EarlyStop
 from .objectives import class_objective
-from .output import file_stems, read_record, save_classes, save_overview
+from .output import file_stems, read_record, save_class, save_overview
 from .param import check_size
+from .result import ClassModels
 
 #: What a finished class leaves behind: its ``summary.json`` entry.
 Record = dict[str, object]
@@ -75,6 +84,7 @@ class ClassModelJob:
     size: tuple[int, int] = (224, 224)
     seed: int = 0
     batch_size: int = 8
+    retries: int = 2
 
     def __post_init__(self) -> None:
         # Checked here, not when the first batch renders: start() claims the folder.
@@ -87,6 +97,8 @@ class ClassModelJob:
         check_size(self.size)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise DeepInsideError(f"seed must be a whole number, got {self.seed!r}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise DeepInsideError(f"retries must be a whole number of at least 0, got {self.retries!r}")
 
     @classmethod
     def for_model(
@@ -102,6 +114,7 @@ class ClassModelJob:
         size: int | None = None,
         seed: int = 0,
         batch_size: int = 8,
+        retries: int = 2,
     ) -> ClassModelJob:
         """A job for ``model`` with the preset (by name) and its steps and early
         stop unless told (``early_stop``: see :meth:`Preset.stop_rule`)."""
@@ -125,7 +138,13 @@ class ClassModelJob:
             size=check_size(model.preprocessing.input_size if size is None else size),
             seed=seed,
             batch_size=batch_size,
+            retries=retries,
         )
+
+    @property
+    def required_probability(self) -> float:
+        """P_c a class's final picture needs to count as converged."""
+        return self.early_stop.probability if self.early_stop else 0.5
 
     def settings(self) -> dict[str, object]:
         """What decides the pictures, as JSON."""
@@ -140,6 +159,8 @@ class ClassModelJob:
             "size": list(self.size),
             "seed": self.seed,
             "batch_size": self.batch_size,
+            "retries": self.retries,
+            "required_probability": self.required_probability,
         }
 
     def stems(self) -> dict[int, str]:
@@ -171,24 +192,54 @@ class ClassModelJob:
         return [todo[i : i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
 
     def render(self, model: Classifier, batch: Sequence[int], progress: bool | None = False) -> list[Record]:
-        """Render one batch with ``model`` and write its classes' files. A
-        class that failed says why in its record's ``stopped`` (no warning)."""
+        """Render one batch with ``model``, again from other seeds for the
+        classes that did not converge (see the module's help), and write its
+        classes' files. A class that failed says why in its record's
+        ``stopped`` (no warning)."""
+        first = self._visualize(model, batch, self.seed, progress)
+        kept = {t: _Attempt(first, k, self.seed) for k, t in enumerate(batch)}
+        tries = dict.fromkeys(batch, 1)
+        for retry in range(1, self.retries + 1):
+            left = [t for t in batch if not kept[t].converged(self.required_probability)]
+            if not left:
+                break
+            again = self._visualize(model, left, self.seed + retry, progress)
+            for k, t in enumerate(left):
+                tries[t] += 1
+                kept[t] = _better(kept[t], _Attempt(again, k, self.seed + retry), self.required_probability)
+        stems = self.stems()
+        return [
+            save_class(
+                kept[t].result,
+                kept[t].k,
+                self.out,
+                stems[t],
+                {
+                    "converged": kept[t].converged(self.required_probability),
+                    "seed": kept[t].seed,
+                    "attempts": tries[t],
+                },
+            )
+            for t in batch
+        ]
+
+    def _visualize(
+        self, model: Classifier, classes: Sequence[int], seed: int, progress: bool | None
+    ) -> ClassModels:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            result = visualize_class(
+            return visualize_class(
                 model,
-                list(batch),
+                list(classes),
                 preset=self.preset,
                 objective=self.objective,
                 steps=self.steps,
                 early_stop=self.early_stop or False,
                 size=self.size,
-                seed=self.seed,
+                seed=seed,
                 batch_size=self.batch_size,
                 progress=progress,
             )
-        stems = self.stems()
-        return save_classes(result, self.out, [stems[t] for t in batch])
 
     def finish(self, columns: int | None = None, **extra: object) -> list[Record]:
         """Write ``contact_sheet.png`` and ``summary.json`` (the settings,
@@ -200,8 +251,39 @@ class ClassModelJob:
             raise DeepInsideError(
                 f"{len(missing)} classes are not done yet (first: {missing[0]}): run the job again"
             )
-        save_overview(self.out, records, {**self.settings(), **extra}, columns)  # type: ignore[arg-type]
+        summary = {**self.settings(), **extra, "not_converged": not_converged(records)}  # type: ignore[arg-type]
+        save_overview(self.out, records, summary, columns)  # type: ignore[arg-type]
         return records  # type: ignore[return-value]
+
+
+def not_converged(records: Sequence[Record]) -> list[str]:
+    """Labels of the classes whose picture did not converge (or failed)."""
+    return [str(r["label"]) for r in records if r.get("converged") is False or r.get("stopped")]
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """Class ``k`` of one run's ``result``, rendered from ``seed``."""
+
+    result: ClassModels
+    k: int
+    seed: int
+
+    def converged(self, required: float) -> bool:
+        return self.k not in self.result.failures and self.probability >= required
+
+    @property
+    def probability(self) -> float:
+        return float(self.result.final_probabilities[self.k])
+
+
+def _better(kept: _Attempt, new: _Attempt, required: float) -> _Attempt:
+    """The converged one (the earlier if both), else the more probable."""
+    if kept.converged(required) or new.k in new.result.failures:
+        return kept
+    if new.converged(required) or kept.k in kept.result.failures:
+        return new
+    return new if new.probability > kept.probability else kept
 
 
 def _difference(there: object, here: dict[str, object]) -> str:
@@ -295,4 +377,4 @@ def _render_in_worker(job: ClassModelJob, batch: list[int]) -> list[Record]:
     return job.render(_worker_model, batch)
 
 
-__all__ = ["ClassModelJob", "Record", "run_job"]
+__all__ = ["ClassModelJob", "Record", "not_converged", "run_job"]

@@ -87,8 +87,15 @@ def file_stems(targets: Sequence[int], labels: Sequence[str]) -> list[str]:
 
 
 def caption(record: dict[str, object]) -> str:
-    """``label  S 12.3  P 97%`` for a class's record (``stopped`` where it failed)."""
-    mark = " (stopped)" if record.get("stopped") else ""
+    """``label  S 12.3  P 97%`` for a class's record (``stopped`` where it
+    failed, ``not converged`` where it did not reach the required probability)."""
+    mark = (
+        " (stopped)"
+        if record.get("stopped")
+        else " (not converged)"
+        if record.get("converged") is False
+        else ""
+    )
     return f"{record['label']}  S {record['final_score']:.1f}  P {record['final_probability']:.0%}{mark}"
 
 
@@ -98,26 +105,32 @@ def save_classes(
     """Write each class's PNG, its objective log as CSV and then as JSON
     (``STEM.log.json`` last: it marks the class as done) into ``out``.
     Returns each class's record (what ``summary.json`` lists)."""
-    out = Path(out)
     stems = list(stems) if stems is not None else file_stems(result.targets.tolist(), result.labels)
-    records = []
-    for k, stem in enumerate(stems):
-        rows = result.log.rows(k)
-        record = {
-            "class_index": int(result.targets[k]),
-            "label": result.labels[k],
-            "final_score": float(result.final_scores[k]),
-            "final_probability": float(result.final_probabilities[k]),
-            "steps_run": int(result.log.steps_run[k]),
-            "stopped": result.failures.get(k),
-            "image": f"{stem}.png",
-        }
-        png, csv_log, json_log = class_files(stem)
-        write_png(out / png, to_picture(result.images[k]))
-        _write_csv(out / csv_log, rows)
-        write_json(out / json_log, {**record, "objective": result.log.objective_name, "steps": rows})
-        records.append(record)
-    return records
+    return [save_class(result, k, out, stem) for k, stem in enumerate(stems)]
+
+
+def save_class(
+    result: ClassModels, k: int, out: str | Path, stem: str, extra: dict[str, object] | None = None
+) -> dict[str, object]:
+    """Write class ``k`` of ``result`` as ``stem`` (see :func:`save_classes`),
+    with ``extra`` fields in its record; return the record."""
+    out = Path(out)
+    rows = result.log.rows(k)
+    record = {
+        "class_index": int(result.targets[k]),
+        "label": result.labels[k],
+        "final_score": float(result.final_scores[k]),
+        "final_probability": float(result.final_probabilities[k]),
+        "steps_run": int(result.log.steps_run[k]),
+        "stopped": result.failures.get(k),
+        "image": f"{stem}.png",
+        **(extra or {}),
+    }
+    png, csv_log, json_log = class_files(stem)
+    write_png(out / png, to_picture(result.images[k]))
+    _write_csv(out / csv_log, rows)
+    write_json(out / json_log, {**record, "objective": result.log.objective_name, "steps": rows})
+    return record
 
 
 def class_files(stem: str) -> tuple[str, str, str]:
@@ -208,6 +221,7 @@ __all__ = [
     "file_stems",
     "read_record",
     "save",
+    "save_class",
     "save_classes",
     "save_overview",
     "to_picture",
