@@ -16,9 +16,18 @@ from deepinside import batch
 from .conftest import without_timings
 
 # Shards of one row: the kill lands between finished and unfinished photos.
+# Each shard is followed by a pause, so that on a fast machine the kill still
+# lands before the last photo (the decoding and writing go on meanwhile).
 RUN = """
-import sys, deepinside
+import sys, time, deepinside
 from deepinside import batch
+from deepinside.batch.index import IndexWriter
+flush = IndexWriter.flush
+def slow_flush(self):
+    written = flush(self)
+    time.sleep(0.5)
+    return written
+IndexWriter.flush = slow_flush
 batch.run(sys.argv[1], sys.argv[2], deepinside.load_model(), batch.BatchSettings(index_format="jsonl"),
           batch_size=1, workers=1, shard_rows=1)
 """

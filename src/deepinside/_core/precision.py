@@ -180,6 +180,14 @@ class _CudaFlags:
         self._fast = 0
         self._deterministic = 0
         self._saved: Flags | None = None
+        self._written: Flags = {}
+
+    def _set(self, flags: Flags) -> None:
+        """Write only the flags that change: rewriting one that stays would
+        pass it through PyTorch's older TF32 switches, which other threads
+        inside the section could see halfway."""
+        write_flags({k: v for k, v in flags.items() if self._written.get(k, object()) != v})
+        self._written = dict(flags)
 
     @contextmanager
     def __call__(self, device: torch.device, deterministic: bool = False) -> Iterator[None]:
@@ -193,7 +201,7 @@ class _CudaFlags:
                 self._deterministic += 1
             else:
                 self._fast += 1
-            write_flags(self._saved | our_flags(self._deterministic > 0))
+            self._set(self._saved | our_flags(self._deterministic > 0))
         try:
             yield
         finally:
@@ -206,8 +214,9 @@ class _CudaFlags:
                     saved, self._saved = self._saved, None
                     assert saved is not None
                     write_flags(saved)
+                    self._written = {}
                 else:
-                    write_flags(self._saved | our_flags(self._deterministic > 0))
+                    self._set(self._saved | our_flags(self._deterministic > 0))
 
 
 #: ``with cuda_flags(device, deterministic):`` around every gradient computation.
