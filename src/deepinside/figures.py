@@ -13,7 +13,7 @@ from PIL import Image
 
 from . import pictures
 from .explain import collect, explain_photos
-from .io.results import save_saliency
+from .explain_files import save_saliency
 from .io.samples import SAMPLE_PHOTOS, sample_photo
 from .localization import PRESETS, localize
 from .models import Classifier

@@ -9,7 +9,7 @@ from torch import nn
 
 import deepinside
 from deepinside import DeepInsideError, Preprocessing, load_model, saliency
-from deepinside.models._graph import simplify, strip_softmax
+from deepinside.models.graph import simplify, strip_softmax
 
 
 def test_builtin_model_knows_its_preprocessing_classes_and_features(model):

@@ -26,15 +26,28 @@ from dataclasses import dataclass
 import torch
 from torch import fx, nn
 
-from ..attribution.targets import checked_targets
 from ..errors import DeepInsideError
-from ..models._graph import eval_mode, forward_pass, set_eval, simplify, strip_softmax
+from ..models.graph import eval_mode, forward_pass, set_eval, simplify, strip_softmax
 from .precision import cuda_flags, rewrites_for, wants_repeatable
 from .rules import Rule, backward_rule
 
 # Relative tolerance for accepting the folded view: float32 round-off through
 # ~50 layers stays far below this; a wrong fold is far above it.
 _FOLD_TOLERANCE = 1e-3
+
+
+def checked_targets(targets: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """``targets`` ``(B,)`` checked against scores ``(B, C)``, on their device."""
+    batch, classes = scores.shape
+    targets = targets.to(scores.device)
+    if targets.shape != (batch,):
+        raise DeepInsideError(f"need one target per image ({batch}), got shape {tuple(targets.shape)}")
+    bad = (targets < 0) | (targets >= classes)
+    if bool(bad.any()):
+        raise DeepInsideError(
+            f"target class {int(targets[bad][0])} is out of range: the model has classes 0 to {classes - 1}"
+        )
+    return targets.long()
 
 
 @dataclass

@@ -20,11 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.gradients import capturing, input_gradient, require_eager, scoring
+from .._core.gradients import capturing, checked_targets, input_gradient, require_eager, scoring
 from .._core.rules import Rule, max_pool_counter
 from ..errors import DeepInsideError, check_count
 from ..models.classifier import Classifier
-from .targets import checked_targets
 
 #: Rows per pass for methods that evaluate many perturbed copies of an image.
 DEFAULT_CHUNK = 16

@@ -43,20 +43,6 @@ def resolve_targets(model: nn.Module, target: Target, batch: int) -> torch.Tenso
     return _check_batch(t, batch)
 
 
-def checked_targets(targets: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """``targets`` ``(B,)`` checked against scores ``(B, C)``, on their device."""
-    batch, classes = scores.shape
-    targets = targets.to(scores.device)
-    if targets.shape != (batch,):
-        raise DeepInsideError(f"need one target per image ({batch}), got shape {tuple(targets.shape)}")
-    bad = (targets < 0) | (targets >= classes)
-    if bool(bad.any()):
-        raise DeepInsideError(
-            f"target class {int(targets[bad][0])} is out of range: the model has classes 0 to {classes - 1}"
-        )
-    return targets.long()
-
-
 def _check_batch(t: torch.Tensor, batch: int) -> torch.Tensor:
     if t.dim() not in (1, 2) or t.shape[0] != batch:
         raise DeepInsideError(

@@ -9,9 +9,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..explain import PhotoFailure, explain_photos
+from ..explain_files import RAW_FORMATS, save_saliency
 from ..io.names import UniqueStems
 from ..io.photos import expand_paths
-from ..io.results import RAW_FORMATS, save_saliency
 from ._common import (
     IMAGES_HELP,
     add_method_args,

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..attribution import attribute
 from ..attribution.methods import Method, Reduction
-from ..models._graph import eval_mode, forward_pass
+from ..models.graph import eval_mode, forward_pass
 from ._stats import spearman, ssim
 
 #: A map whose rank correlation with the original stays above this on average

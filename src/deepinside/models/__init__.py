@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 from ..errors import DeepInsideError
-from ._graph import eval_mode, set_eval
 from .builtin import BUILTIN_MODELS, DEFAULT_MODEL, load_builtin
 from .classifier import Classifier, Prediction, class_index_of, read_photos, with_default_classes
 from .custom import load_network, load_state_dict_file
+from .graph import eval_mode, set_eval
 from .labels import ClassIndex, ClassInfo, imagenet_classes, read_class_file
 from .preprocessing import Placement, Preprocessing
 

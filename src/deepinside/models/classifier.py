@@ -14,7 +14,7 @@ from torch import nn
 
 from ..errors import DeepInsideError
 from ..io.photos import load_photo
-from ._graph import eval_mode, forward_pass, strip_softmax
+from .graph import eval_mode, forward_pass, strip_softmax
 from .labels import ClassIndex, imagenet_classes, read_class_file
 from .preprocessing import Placement, Preprocessing
 

@@ -1,5 +1,5 @@
 """The "Explain a photo" tab's work: the command line's own calls
-(:func:`~deepinside.explain.explain_photos`, :func:`~deepinside.io.results.save_saliency`,
+(:func:`~deepinside.explain.explain_photos`, :func:`~deepinside.explain_files.save_saliency`,
 the localisation pipeline), one method at a time so that the first map
 shows while the others are computed."""
 
@@ -19,7 +19,7 @@ from ..attribution import METHODS
 from ..attribution.methods import Method, method_from_name
 from ..errors import DeepInsideError
 from ..explain import PhotoFailure, PhotoSaliency, explain_photos
-from ..io.results import save_saliency
+from ..explain_files import save_saliency
 from ..localization import config_named
 from ..localization.localize import boxes_for, explain_maps
 from .session import Server, file_stem

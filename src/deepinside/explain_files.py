@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import pictures
-from ..errors import DeepInsideError
-from ..explain import ClassMap, PhotoSaliency
-from .files import atomic_write, write_json, write_npy, write_png
-from .names import class_part, photo_file
+from . import pictures
+from .errors import DeepInsideError
+from .explain import ClassMap, PhotoSaliency
+from .io.files import atomic_write, write_json, write_npy, write_png
+from .io.names import class_part, photo_file
 
 #: How the raw map (the values, photo size) is stored: ``npy`` float32,
 #: ``npz`` float32 compressed, ``npz16`` float16 compressed, or ``none``.
