@@ -29,6 +29,7 @@ from ..io.photos import to_rgb
 from ..models.classifier import Classifier, Prediction, read_photos
 from ..models.preprocessing import Placement
 from .boxes import Box, largest_component_box, scale_box, union_box, whole_image_box
+from .objectness import agreeing, feature_maps, first_component
 from .segment import Segmentation, graphcut, threshold
 
 
@@ -50,6 +51,10 @@ class LocalizationConfig:
         box: ``largest`` connected component (the paper's) or ``union`` of the
             components with at least ``union_min_fraction`` of the largest's area.
         work_side: the longest side, in pixels, at which maps are segmented.
+        objectness: weight of class-agnostic objectness mixed into the class
+            map, both over their peaks (0: none; 0.5: their mean): the first
+            principal component of the feature layer's descriptors, its sign
+            the one that agrees with the class map (DDT; needs a feature layer).
     """
 
     name: str
@@ -66,6 +71,7 @@ class LocalizationConfig:
     work_side: int = 320
     scales: tuple[float, ...] = (1.0,)
     centre_prior: float = 0.0
+    objectness: float = 0.0
 
     def segment(self, photo: np.ndarray, saliency_map: np.ndarray) -> Segmentation:
         if self.centre_prior > 0:
@@ -185,6 +191,7 @@ def explain_maps(
         (scale, flip) for scale in config.scales for flip in ((False, True) if config.flip else (False,))
     ]
     total = None
+    components: list[torch.Tensor] = []  # per view (B, 1, H, W), with objectness
     for scale, flip in views:
         x = inputs.flip(-1) if flip else inputs
         if scale != 1.0:
@@ -206,8 +213,19 @@ def explain_maps(
             maps = F.interpolate(maps, size=inputs.shape[-2:], mode="bilinear", align_corners=False)
         maps = maps / _peak(maps) if len(views) > 1 else maps
         total = maps if total is None else total + maps
+        if config.objectness > 0:
+            layer = feature_layer_of(model, options.get("layer"))  # type: ignore[arg-type]
+            components.append(view_component(model, x, layer, inputs.shape[-2:], flip))
     assert total is not None
-    return total / len(views)
+    total = total / len(views)
+    if config.objectness > 0:
+        # The class map says which object; the features' first component, turned
+        # to agree with it, how far the object extends (localization/objectness.py).
+        objectness = agreeing(torch.cat(components, dim=1), total)
+        total = (1 - config.objectness) * total / _peak(total) + config.objectness * objectness / _peak(
+            objectness
+        )
+    return total
 
 
 #: Photos prepared at a time by default (the rows of a pass are bounded apart).
@@ -232,16 +250,32 @@ def bounded_rows(method: str, options: dict[str, object], x: torch.Tensor) -> Me
 def feature_layer_needed(model: Classifier, config: LocalizationConfig) -> None:
     """Refuse, before any work, a CAM config on a model without a feature layer,
     naming both ways out."""
-    if config.method not in ("grad-cam", "guided-grad-cam"):
+    if config.method not in ("grad-cam", "guided-grad-cam") and config.objectness == 0:
         return
     try:
         feature_layer_of(model, dict(config.method_options).get("layer"))  # type: ignore[arg-type]
     except DeepInsideError:
+        uses = config.method if config.method in ("grad-cam", "guided-grad-cam") else "objectness"
         raise DeepInsideError(
-            f"config {config.name!r} uses {config.method}, which needs the model's last convolutional "
+            f"config {config.name!r} uses {uses}, which needs the model's last convolutional "
             "layer: declare it with --feature-layer NAME (in Python, load_model(..., feature_layer='NAME')), "
             "or use --config paper (the paper's gradient map: no layer needed)"
         ) from None
+
+
+def view_component(
+    model: Classifier, x: torch.Tensor, layer: str, size: torch.Size, flip: bool
+) -> torch.Tensor:
+    """The first principal component of the descriptors of ``layer`` on the view
+    ``x`` ``(B, 3, h, w)``, brought back onto the input ``size`` as the view's
+    maps are: ``(B, 1, H, W)``, sign arbitrary."""
+    features = feature_maps(model, x, layer)
+    component = first_component(features)[:, None]
+    component = F.interpolate(component, size=x.shape[-2:], mode="bilinear", align_corners=False)
+    component = component.flip(-1) if flip else component
+    if component.shape[-2:] != size:
+        component = F.interpolate(component, size=size, mode="bilinear", align_corners=False)
+    return component
 
 
 def _peak(maps: torch.Tensor) -> torch.Tensor:
