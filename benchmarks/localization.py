@@ -3,9 +3,12 @@ default, and the whole-image and centred-box baselines, in one table, with
 the run's time and peak memory.
 
     python benchmarks/localization.py [--data ../shared/data/imagenet-val-loc-dev] [--limit 300]
+        [--config NAME ...] [--out localization.json] [--top5-photos 50]
 
-Runs the same code as ``deepinside evaluate localization``; writes
-benchmarks/results/localization.json.
+Runs the same code as ``deepinside evaluate localization`` (all named configs,
+or those given); writes benchmarks/results/localization.json (or ``--out``).
+With ``--top5-photos N`` it also times ``deepinside.localize`` with top-5
+boxes on the first N photos, for each config given, the way a user runs it.
 """
 
 from __future__ import annotations
@@ -26,9 +29,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/imagenet-val-loc-dev"))
     parser.add_argument("--limit", type=int, default=300)
+    parser.add_argument("--config", action="append", default=[])
+    parser.add_argument("--out", default="localization.json")
+    parser.add_argument("--top5-photos", type=int, default=0)
     args = parser.parse_args()
-    path = RESULTS / "localization.json"
+    path = RESULTS / args.out
     start = time.perf_counter()
+    configs = [a for name in args.config for a in ("--config", name)]
     code = cli(
         [
             "evaluate",
@@ -37,6 +44,7 @@ def main() -> None:
             str(args.data / "annotations.json"),
             "--limit",
             str(args.limit),
+            *configs,
             "--json",
             str(path),
         ]
@@ -46,8 +54,26 @@ def main() -> None:
     results = json.loads(path.read_text())
     results["seconds"] = round(time.perf_counter() - start, 1)
     results["peak_rss_mb"] = peak_rss_mb()
+    if args.top5_photos:
+        results["top5_seconds_per_photo"] = time_top5(args.data, args.top5_photos, args.config or ["default"])
     write_results(path, "localization", results)
     print(f"{results['seconds']} s, peak memory {results['peak_rss_mb']} MB (resident, whole process)")
+
+
+def time_top5(data: Path, photos: int, configs: list[str]) -> dict[str, float]:
+    """Seconds per photo of ``deepinside.localize`` with top-5 boxes, per config."""
+    import deepinside
+
+    model = deepinside.load_model()
+    entries = json.loads((data / "annotations.json").read_text())[:photos]
+    paths = [data / e["image"] for e in entries]
+    timings = {}
+    for name in configs:
+        start = time.perf_counter()
+        deepinside.localize(model, paths, top_k=5, config=name)
+        timings[name] = round((time.perf_counter() - start) / len(paths), 3)
+        print(f"{name}: {timings[name]} s per photo with top-5 boxes")
+    return timings
 
 
 def peak_rss_mb() -> int:

@@ -22,7 +22,6 @@ top-1 localisation, top-5 localisation error, MaxBoxAcc .3/.5/.7 and V2.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,7 +100,9 @@ def cache(args: argparse.Namespace) -> None:
     model = deepinside.load_model()
     everything = samples(args.data)
     args.cache.mkdir(parents=True, exist_ok=True)
-    todo = [i for i in range(args.lo, min(args.hi, len(everything))) if not (args.cache / f"{i}.npz").exists()]
+    todo = [
+        i for i in range(args.lo, min(args.hi, len(everything))) if not (args.cache / f"{i}.npz").exists()
+    ]
     start = time.perf_counter()
     for lo in range(0, len(todo), args.batch):
         rows = todo[lo : lo + args.batch]
@@ -111,7 +112,9 @@ def cache(args: argparse.Namespace) -> None:
         per_view = {(s, f): view_maps(model, inputs, targets, s, f) for s in SCALES for f in FLIPS}
         for j, i in enumerate(rows):
             record = {
-                f"{key}@{s}{'f' if f else ''}": value[j] for (s, f), maps in per_view.items() for key, value in maps.items()
+                f"{key}@{s}{'f' if f else ''}": value[j]
+                for (s, f), maps in per_view.items()
+                for key, value in maps.items()
             }
             tmp = args.cache / f"{i}.tmp.npz"
             np.savez_compressed(tmp, **record)
@@ -135,9 +138,13 @@ def check(args: argparse.Namespace) -> None:
         rec = np.load(args.cache / f"{i}.npz")
         ours = class_cam(rec, "gc_last", S3, False)
         print(i, "Grad-CAM", float((lib - ours).abs().max() / lib.abs().max()))
-        config = LocalizationConfig("c", method="grad-cam", scales=S3, segmentation="threshold", objectness=0.5)
+        config = LocalizationConfig(
+            "c", method="grad-cam", scales=S3, segmentation="threshold", objectness=0.5
+        )
         lib = explain_maps(model, inputs, torch.tensor([[s.class_index]]), config)[0, 0]
-        ours = mean_of(lambda r: class_cam(r, "gc_last", S3, False), lambda r: pca_map(r, "pca_last", S3, False, ours))(rec)
+        ours = mean_of(
+            lambda r: class_cam(r, "gc_last", S3, False), lambda r: pca_map(r, "pca_last", S3, False, ours)
+        )(rec)
         print(i, "Grad-CAM + objectness", float((lib - ours).abs().max() / lib.abs().max()))
 
 
@@ -210,7 +217,9 @@ class Scorer:
         everything = samples(data)
         n = min(limit, len(everything))
         self.samples = [s for i, s in enumerate(everything[:n]) if (cache_dir / f"{i}.npz").exists()]
-        self.records = [dict(np.load(cache_dir / f"{i}.npz")) for i in range(n) if (cache_dir / f"{i}.npz").exists()]
+        self.records = [
+            dict(np.load(cache_dir / f"{i}.npz")) for i in range(n) if (cache_dir / f"{i}.npz").exists()
+        ]
         self.placements = [self.model.prepare([s.photo])[1][0] for s in self.samples]
         self.top1 = [int(r["top5@1.0"][0]) == s.class_index for r, s in zip(self.records, self.samples)]
         self.top5 = [s.class_index in r["top5@1.0"].tolist() for r, s in zip(self.records, self.samples)]
@@ -221,6 +230,7 @@ class Scorer:
         make_map: Callable[[dict], torch.Tensor],
         config: LocalizationConfig,
         rule: Callable[[np.ndarray], float] | None = None,
+        boxer: Callable[[np.ndarray], tuple[float, float, float, float]] | None = None,
     ) -> dict[str, object]:
         """``make_map(record)`` gives the map on the input; ``config`` its box rule;
         ``rule(map on the photo)``, if given, the photo's own threshold fraction."""
@@ -232,8 +242,15 @@ class Scorer:
                 w, h = working_size(s.photo.width, s.photo.height, config.work_side)
                 on_photo = minmax(placement.to_photo(m, size=(w, h))).numpy()
                 photo_config = LocalizationConfig(**{**config.__dict__, "threshold": rule(on_photo)})
-            (found,) = boxes_for(s.photo, placement, m[None], [None], photo_config)  # type: ignore[list-item]
-            known.append(best_iou(found.box, s.boxes) >= 0.5)
+            if boxer is None:
+                (found,) = boxes_for(s.photo, placement, m[None], [None], photo_config)  # type: ignore[list-item]
+                box = found.box
+            else:
+                w, h = working_size(s.photo.width, s.photo.height, config.work_side)
+                x0, y0, x1, y1 = boxer(minmax(placement.to_photo(m, size=(w, h))).numpy())
+                sx, sy = s.photo.width / w, s.photo.height / h
+                box = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
+            known.append(best_iou(box, s.boxes) >= 0.5)
             w, h = working_size(s.photo.width, s.photo.height, config.work_side)
             maxbox.add_map(placement.to_photo(m, size=(w, h)).numpy(), s.boxes, s.photo.width, s.photo.height)
         k, t1, t5 = np.array(known), np.array(self.top1), np.array(self.top5)
@@ -258,8 +275,8 @@ def score(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     scorer = Scorer(args.data, args.cache, args.limit)
     rows = []
-    for name, make_map, config, rule in variants(args.only):
-        rows.append(scorer.score(name, make_map, config, rule))
+    for name, make_map, config, rule, boxer in variants(args.only):
+        rows.append(scorer.score(name, make_map, config, rule, boxer))
     if args.write:
         write_results(
             RESULTS / "localization_variants.json",
@@ -270,7 +287,11 @@ def score(args: argparse.Namespace) -> None:
 
 def threshold_config(t: float = 0.2, box: str = "largest", frac: float = 0.0) -> LocalizationConfig:
     return LocalizationConfig(
-        "v", segmentation="threshold", threshold=t, box=box, union_min_fraction=frac  # type: ignore[arg-type]
+        "v",
+        segmentation="threshold",
+        threshold=t,
+        box=box,
+        union_min_fraction=frac,  # type: ignore[arg-type]
     )
 
 
@@ -288,9 +309,9 @@ def mean_of(*makers):  # type: ignore[no-untyped-def]
 def variants(only: str | None):  # type: ignore[no-untyped-def]
     found = []
 
-    def add(name, make_map, config=None, rule=None):  # type: ignore[no-untyped-def]
+    def add(name, make_map, config=None, rule=None, boxer=None):  # type: ignore[no-untyped-def]
         if only is None or any(o in name for o in only.split("|")):
-            found.append((name, make_map, config or threshold_config(), rule))
+            found.append((name, make_map, config or threshold_config(), rule, boxer))
 
     def cam(key="gc_last", scales=S3, flip=False):  # type: ignore[no-untyped-def]
         return lambda r: class_cam(r, key, scales, flip)
@@ -314,7 +335,9 @@ def variants(only: str | None):  # type: ignore[no-untyped-def]
     add("Grad-CAM 1.5/2/2.5x, t=0.2", cam(scales=(1.5, 2.0, 2.5)))
     add("Grad-CAM 1/1.5/2x + flip, t=0.2", cam(flip=True))
     add("Grad-CAM 1/1.5/2/2.5x + flip, t=0.2", cam(scales=SCALES, flip=True))
-    add("Grad-CAM 1/1.5/2x, union of components >= 0.5 of largest", cam(), threshold_config(0.2, "union", 0.5))
+    add(
+        "Grad-CAM 1/1.5/2x, union of components >= 0.5 of largest", cam(), threshold_config(0.2, "union", 0.5)
+    )
     add("Grad-CAM 1/1.5/2x, union of all components", cam(), threshold_config(0.2, "union", 0.0))
     # Multi-layer CAMs.
     add("Layer-CAM last layer 1/1.5/2x, t=0.2", cam("lc_last"))
@@ -351,8 +374,53 @@ def variants(only: str | None):  # type: ignore[no-untyped-def]
     add("Grad-CAM, threshold = mean of the map", cam(), rule=lambda m: float(m.mean()))
     add("Grad-CAM, threshold = 1.5 x mean of the map", cam(), rule=lambda m: 1.5 * float(m.mean()))
     add("mean(Grad-CAM, PCA), Otsu threshold", mean_of(cam(), pca()), rule=otsu)
-    add("mean(Grad-CAM, PCA), threshold = mean of the map", mean_of(cam(), pca()), rule=lambda m: float(m.mean()))
+    add(
+        "mean(Grad-CAM, PCA), threshold = mean of the map",
+        mean_of(cam(), pca()),
+        rule=lambda m: float(m.mean()),
+    )
+    add(
+        "Grad-CAM, threshold = mean of the map, union >= 0.5",
+        cam(),
+        threshold_config(0.2, "union", 0.5),
+        rule=lambda m: float(m.mean()),
+    )
+    add(
+        "Grad-CAM 1/1.5/2x + flip, threshold = mean of the map",
+        cam(flip=True),
+        rule=lambda m: float(m.mean()),
+    )
+    add(
+        "Grad-CAM 1/1.5/2/2.5x, threshold = mean of the map",
+        cam(scales=SCALES),
+        rule=lambda m: float(m.mean()),
+    )
+    # One instance's box where the map holds several (watershed from its peaks).
+    for peak in (0.3, 0.5, 0.7):
+        for distance in (10, 20):
+            add(
+                f"Grad-CAM, t=0.2, split at peaks >= {peak} {distance} px apart (watershed)",
+                cam(),
+                boxer=lambda m, p=peak, d=distance: instance_box(m, 0.2, p, d),
+            )
     return found
+
+
+def instance_box(m: np.ndarray, t: float, peak: float, distance: int):  # type: ignore[no-untyped-def]
+    """The box of the strongest peak's watershed basin within the map above ``t``."""
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    from deepinside.localization.boxes import largest_component_box
+
+    mask = m >= t
+    peaks = (m == ndimage.maximum_filter(m, size=2 * distance + 1)) & (m >= peak)
+    markers, n = ndimage.label(peaks)
+    if n <= 1:
+        return largest_component_box(mask)
+    basins = watershed(-m, markers, mask=mask)
+    strongest = markers[np.unravel_index(np.argmax(np.where(peaks, m, -1)), m.shape)]
+    return largest_component_box(basins == strongest)
 
 
 def main() -> None:
@@ -366,7 +434,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default=None, help="score only the variants whose name contains this")
-    parser.add_argument("--write", action="store_true", help="write benchmarks/results/localization_variants.json")
+    parser.add_argument(
+        "--write", action="store_true", help="write benchmarks/results/localization_variants.json"
+    )
     args = parser.parse_args()
     {"cache": cache, "score": score, "check": check}[args.step](args)
 

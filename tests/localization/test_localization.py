@@ -12,7 +12,7 @@ import deepinside
 from deepinside.cli import main
 from deepinside.localization import PRESETS, centred_box, iou, largest_component_box, localize
 from deepinside.localization.boxes import components, union_box
-from deepinside.localization.segment import graphcut, threshold
+from deepinside.localization.segment import above_mean, graphcut, threshold
 from deepinside.models import Preprocessing
 
 
@@ -44,6 +44,20 @@ def test_graphcut_recovers_a_coloured_object_from_a_few_seeds():
     seg = graphcut(photo, saliency_map)
     assert seg.note == ""
     assert iou(largest_component_box(seg.mask), (20, 15, 50, 45)) > 0.9
+
+
+def test_a_map_cut_at_its_own_mean():
+    # Mean (0 * 12 + 0.2 * 2 + 0.9 + 1.0) / 16 = 0.14375: the two 0.2 pixels are kept with the peak.
+    saliency_map = np.zeros((4, 4), np.float32)
+    saliency_map[0, 0], saliency_map[0, 1] = 1.0, 0.9
+    saliency_map[3, 2:4] = 0.2
+    assert above_mean(saliency_map).mask.tolist() == (saliency_map > 0.14375).tolist()
+    assert above_mean(saliency_map).mask.sum() == 4
+    # Half the map high: the cut moves up with it (mean 0.5 keeps the high half only).
+    half = np.zeros((4, 4), np.float32)
+    half[:2] = 1.0
+    assert above_mean(half).mask.sum() == 8 and above_mean(half).mask[:2].all()
+    assert "constant" in above_mean(np.full((3, 3), 0.4, np.float32)).note
 
 
 def test_segmentation_fallbacks_are_reported(monkeypatch):
@@ -155,7 +169,7 @@ def test_evaluate_localization(tmp_path, photos, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "GT-known" in out
     rows = {r["config"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
-    assert set(rows) == {"paper", "default", "whole image", "centred box"}
+    assert set(rows) == {"paper", "default", "fixed-threshold", "whole image", "centred box"}
     assert rows["whole image"]["gt_known_loc"] == 1.0  # the box covers most of the photo
     assert 0 <= rows["default"]["maxboxacc_0.5"] <= 1
 

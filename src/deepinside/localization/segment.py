@@ -77,3 +77,13 @@ def threshold(saliency_map: np.ndarray, fraction: float) -> Segmentation:
     if high <= low:
         return Segmentation(np.ones(saliency_map.shape, bool), "constant saliency map: whole image taken")
     return Segmentation(saliency_map >= low + fraction * (high - low))
+
+
+def above_mean(saliency_map: np.ndarray) -> Segmentation:
+    """Pixels at or above the map's own mean: a threshold each map sets itself,
+    with no fraction to choose (a map that is high over a large object has a
+    high mean too, one with a small object a low one)."""
+    low, high = float(saliency_map.min()), float(saliency_map.max())
+    if high <= low:
+        return Segmentation(np.ones(saliency_map.shape, bool), "constant saliency map: whole image taken")
+    return Segmentation(saliency_map >= float(saliency_map.mean()))
