@@ -22,6 +22,7 @@ top-1 localisation, top-5 localisation error, MaxBoxAcc .3/.5/.7 and V2.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -263,7 +264,8 @@ class Scorer:
             **maxbox.result(),
         }
         print(
-            f"{name:60s} GT-known {100 * row['gt_known_loc']:5.1f}  top-5 err {100 * row['top5_loc_error']:5.1f}  "
+            f"{name:60s} GT-known {100 * row['gt_known_loc']:5.1f}  "
+            f"top-5 err {100 * row['top5_loc_error']:5.1f}  "
             f"MaxBoxAcc {100 * row['maxboxacc_0.3']:.1f}/{100 * row['maxboxacc_0.5']:.1f}/"
             f"{100 * row['maxboxacc_0.7']:.1f} V2 {100 * row['maxboxacc_v2']:.1f}",
             flush=True,
@@ -278,11 +280,13 @@ def score(args: argparse.Namespace) -> None:
     for name, make_map, config, rule, boxer in variants(args.only):
         rows.append(scorer.score(name, make_map, config, rule, boxer))
     if args.write:
-        write_results(
-            RESULTS / "localization_variants.json",
-            "localization_variants",
-            {"images": len(scorer.samples), "rows": rows},
-        )
+        path = RESULTS / "localization_variants.json"
+        if args.only and path.exists():  # a partial run updates its rows, keeps the others
+            fresh = {r["variant"] for r in rows}
+            rows = [
+                r for r in json.loads(path.read_text())["results"]["rows"] if r["variant"] not in fresh
+            ] + rows
+        write_results(path, "localization_variants", {"images": len(scorer.samples), "rows": rows})
 
 
 def threshold_config(t: float = 0.2, box: str = "largest", frac: float = 0.0) -> LocalizationConfig:

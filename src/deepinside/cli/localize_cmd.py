@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--config",
         choices=list(PRESETS),
         default="default",
-        help="paper: the paper's gradient map + GraphCut; default: measured best (see docs/localization.md)",
+        help="paper: the paper's gradient map + GraphCut; default: measured best; fixed-threshold: the "
+        "previous default (see docs/localization.md)",
     )
     p.add_argument(
         "--method", help="override the config's saliency method (e.g. gradient, smoothgrad, grad-cam)"
