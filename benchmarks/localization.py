@@ -30,7 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/imagenet-val-loc-dev"))
     parser.add_argument("--limit", type=int, default=300)
-    parser.add_argument("--config", action="append", default=[])
+    parser.add_argument("--config", nargs="+", action="extend", default=[])
     parser.add_argument("--out", default="localization.json")
     parser.add_argument("--top5-photos", type=int, default=0)
     parser.add_argument("--top5-config", action="append", default=[])
