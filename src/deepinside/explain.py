@@ -118,6 +118,45 @@ def read_batches(
         yield pending
 
 
+@dataclass
+class BatchMaps:
+    """The model's work on a batch of inputs: ``scores`` ``(B, classes)``, the
+    ``classes`` mapped ``(B, K)``, and each method's ``maps`` ``(B, K, H, W)``."""
+
+    scores: torch.Tensor
+    classes: torch.Tensor
+    maps: dict[str, torch.Tensor]
+
+
+def explain_inputs(
+    model: Classifier,
+    inputs: torch.Tensor,
+    methods: Sequence[Method],
+    targets: Sequence[int] | None = None,
+    top_k: int = 1,
+    reduce: Reduction = "max-abs",
+    deterministic: bool = False,
+) -> BatchMaps:
+    """Every method's maps of prepared ``inputs`` ``(B, 3, H, W)``, for
+    ``targets`` (the same classes for every input) or else each input's
+    ``top_k`` predicted classes, in one batched call per method: the model
+    step that photo loops, batch runs and the web app share."""
+    first, *rest = methods
+    n = len(inputs)
+    if targets is not None:
+        classes: torch.Tensor | None = torch.tensor([list(targets)] * n, device=inputs.device)
+    elif top_k == 1:
+        classes = None  # the first method's own forward pass finds the top class: no pass just for it
+    else:
+        classes = model.scores(inputs).topk(top_k, dim=1).indices
+    found = attribute(model, inputs, classes, first, reduce, deterministic=deterministic)
+    scores, classes = found.scores, found.targets.reshape(n, -1)
+    maps = {first.name: found.map.reshape(n, classes.shape[1], *found.map.shape[-2:])}
+    for method in rest:
+        maps[method.name] = attribute(model, inputs, classes, method, reduce, deterministic=deterministic).map
+    return BatchMaps(scores, classes, maps)
+
+
 def _explain_batch(
     model: Classifier,
     batch: list[tuple[str, Image.Image]],
@@ -129,16 +168,8 @@ def _explain_batch(
     deterministic: bool,
 ) -> Iterator[PhotoSaliency]:
     inputs, placements = model.prepare([photo for _, photo in batch])
-    if targets is not None:
-        classes = torch.tensor([list(targets)] * len(batch))
-    elif top_k == 1:
-        classes = None
-    else:
-        classes = model.scores(inputs).topk(top_k, dim=1).indices
-    found = attribute(model, inputs, classes, method, reduce, deterministic=deterministic)
-    maps, scores, used = found.map, found.scores, found.targets
-    if used.dim() == 1:
-        maps, used = maps[:, None], used[:, None]
+    found = explain_inputs(model, inputs, [method], targets, top_k, reduce, deterministic)
+    maps, scores = found.maps[method.name], found.scores
     probs = scores.float().softmax(dim=1)
     top = model.predictions(scores, max(num_predictions, top_k))
     names = model.classes
@@ -148,7 +179,7 @@ def _explain_batch(
                 Prediction(c, names[c].wnid, names[c].label, float(scores[b, c]), float(probs[b, c])),
                 maps[b, k],
             )
-            for k, c in enumerate(used[b].tolist())
+            for k, c in enumerate(found.classes[b].tolist())
         ]
         yield PhotoSaliency(source, photo, placements[b], top[b], class_maps, method.name)
 
@@ -164,4 +195,12 @@ def collect(results: Iterable[PhotoSaliency | PhotoFailure]) -> list[PhotoSalien
     return out
 
 
-__all__ = ["ClassMap", "PhotoFailure", "PhotoSaliency", "collect", "explain_photos"]
+__all__ = [
+    "BatchMaps",
+    "ClassMap",
+    "PhotoFailure",
+    "PhotoSaliency",
+    "collect",
+    "explain_inputs",
+    "explain_photos",
+]

@@ -68,7 +68,7 @@ def test_other_settings_are_refused_naming_the_difference(first_run, photo_folde
         batch.run(photo_folder, first_run, model, batch.BatchSettings(localize="paper", float16=True))
 
 
-def test_worker_processes_give_the_same_results(tmp_path, photo_folder, model):
+def test_decoding_threads_give_the_same_results(tmp_path, photo_folder, model):
     here, there = tmp_path / "here", tmp_path / "there"
     settings = batch.BatchSettings(index_format="jsonl")
     batch.run(photo_folder, here, model, settings, batch_size=2, workers=0)

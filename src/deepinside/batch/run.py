@@ -65,7 +65,7 @@ def run(
     CSV or JSONL manifest; or entries) into ``out``, skipping photos an
     earlier run there finished.
 
-    ``workers`` processes decode photos ahead of the model, which sees
+    ``workers`` threads decode photos ahead of the model, which sees
     batches of ``batch_size``; ``writers`` threads write the files meanwhile.
     ``engine="ray"`` runs the same stages on Ray Data (``ray_options``: see
     :func:`deepinside.batch.ray_engine.run_on_ray`). Raises
@@ -167,9 +167,11 @@ def _run_here(
     writers: int,
     max_pixels: int,
 ) -> Iterator[Row]:
-    """The local engine: decoding processes ahead, the model here on full
+    """The local engine: decoding threads ahead, the model here on full
     batches, writing threads behind; rows in the order they finish."""
-    decoded = read_photos((e.path for e in todo), max_pixels, workers, model.preprocessing, hash_files=True)
+    decoded = read_photos(
+        (e.path for e in todo), max_pixels, workers, model.preprocessing, hash_files=True, threads=True
+    )
     pending: deque[cf.Future[Row]] = deque()
     with cf.ThreadPoolExecutor(writers, thread_name_prefix="deepinside-write") as pool:
         try:
@@ -192,7 +194,7 @@ def _run_here(
         finally:
             for future in pending:
                 future.cancel()
-            decoded.close()  # stops the reading processes now, not when the generator is collected
+            decoded.close()  # stops the reading threads now, not when the generator is collected
 
 
 def _submit(

@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--workers",
         type=int,
         default=2,
-        help="processes decoding photos ahead of the model (default 2; 0: none)",
+        help="threads decoding photos ahead of the model (default 2; 0: none)",
     )
     p.add_argument("--overwrite", action="store_true", help="delete the results of a run with other settings")
     p.add_argument("--engine", choices=list(batch.ENGINES), default="local", help="local (default) or ray")

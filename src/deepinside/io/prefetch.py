@@ -1,7 +1,7 @@
-"""Photos decoded ahead of the model: worker processes read, decode and
-preprocess while the model works on the batch before, results come back in
-input order, and at most a window of them is in flight however long the list,
-so memory stays flat for a million photos as for ten.
+"""Photos decoded ahead of the model: workers (processes, or threads) read,
+decode and preprocess while the model works on the batch before, results come
+back in input order, and at most a window of them is in flight however long
+the list, so memory stays flat for a million photos as for ten.
 
 Every command that reads photos goes through :func:`read_photos` (directly,
 or through :func:`deepinside.explain.read_batches`), so there is one reading
@@ -18,6 +18,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Union
@@ -63,18 +64,24 @@ def read_photos(
     preprocessing: Preprocessing | None = None,
     hash_files: bool = False,
     ahead: int | None = None,
+    threads: bool = False,
 ) -> Iterator[DecodedPhoto]:
     """Each item read as a :class:`DecodedPhoto`, in input order.
 
     ``workers`` processes decode files in parallel (0: here, one by one), at
     most ``ahead`` photos in flight (default ``32 * workers``). Images already
     in memory are converted here. ``hash_files`` adds each file's SHA-256.
+
+    ``threads``: the workers are threads of this process. Pillow decodes and
+    resamples without the GIL, and a thread starts at once where a process
+    first imports torch (about 1.5 s of CPU, which a short run on few cores
+    feels) and sends each photo back pickled.
     """
     read = partial(decode_photo, max_pixels=max_pixels, preprocessing=preprocessing, hash_file=hash_files)
     if workers <= 0:
         yield from map(read, items)
         return
-    yield from _ordered_in_processes(items, read, workers, ahead or 32 * workers)
+    yield from _ordered_in_pool(items, read, _pool(workers, threads), ahead or 32 * workers)
 
 
 def decode_photo(
@@ -115,14 +122,19 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _ordered_in_processes(
-    items: Iterable[PhotoItem], read: Callable[[PhotoItem], DecodedPhoto], workers: int, ahead: int
-) -> Iterator[DecodedPhoto]:
+def _pool(workers: int, threads: bool) -> cf.Executor:
+    if threads:
+        return cf.ThreadPoolExecutor(workers, thread_name_prefix="deepinside-read")
     # Spawned, not forked: a fork of a process whose torch already runs
     # threads can hang in the child.
-    pool = cf.ProcessPoolExecutor(
+    return cf.ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_reader
     )
+
+
+def _ordered_in_pool(
+    items: Iterable[PhotoItem], read: Callable[[PhotoItem], DecodedPhoto], pool: cf.Executor, ahead: int
+) -> Iterator[DecodedPhoto]:
     pending: deque[cf.Future[DecodedPhoto] | DecodedPhoto] = deque()
     try:
         for item in items:
@@ -132,7 +144,7 @@ def _ordered_in_processes(
                 yield _result(pending.popleft())
         while pending:
             yield _result(pending.popleft())
-    except cf.process.BrokenProcessPool:
+    except BrokenProcessPool:
         raise DeepInsideError(
             "a photo-reading process died (out of memory?): run again with fewer --workers"
         ) from None

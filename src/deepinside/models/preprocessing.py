@@ -104,8 +104,12 @@ class Preprocessing:
         resized = to_rgb(photo).resize(
             (iw, ih), Image.Resampling.BICUBIC, box=placement.box, reducing_gap=3.0
         )
-        pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32).copy()).permute(2, 0, 1)
-        return self.normalize(pixels / 255.0), placement
+        # In NumPy, not torch (the same float32 operations, the same values): a
+        # torch operation called from a reading thread starts a team of torch
+        # threads of its own, which competes with the model's.
+        pixels = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
+        mean, std = (np.array(v, dtype=np.float32).reshape(3, 1, 1) for v in (self.mean, self.std))
+        return torch.from_numpy(np.ascontiguousarray((pixels - mean) / std)), placement
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Pixels in [0, 1] ``(..., 3, H, W)`` to model input."""
