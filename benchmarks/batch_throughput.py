@@ -5,9 +5,14 @@ grow with the count).
 
 Photos/s is photos over the wall time of ``deepinside.batch.run`` (reading,
 decoding, model, files and index; the model loaded and Ray started before).
-Writes JSON. Run (the dev photos are in ../shared/data/imagenet-val-loc-dev):
+Each Ray run starts its own model actor: ``ray_startup_s`` is the wall time of
+a one-photo Ray run, and ``ray_after_startup`` a row's photos over its wall
+time less that. Every invocation measures its own bare rate and writes its
+rows as one ``--section`` of the JSON, so a long benchmark runs in pieces:
 
-    python benchmarks/batch_throughput.py --photos DIR [--count 300] [--copies 20] [--json out.json]
+    python benchmarks/batch_throughput.py --section local --no-ray --no-memory
+    python benchmarks/batch_throughput.py --section ray --count 64 --no-memory
+    python benchmarks/batch_throughput.py --section memory --tasks --copies 20
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import time
 from pathlib import Path
 
 import torch
-from _results import RESULTS, write_results
+from _results import RESULTS, header, write_results
 
 import deepinside
 from deepinside import batch
@@ -77,7 +82,6 @@ def memory_run(manifest: str, out: str) -> None:
     model = deepinside.load_model()
     after_load = peak_rss_mib()
     summary = batch.run(manifest, out, model, batch_size=32, workers=2)
-    readers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(
         json.dumps(
             {
@@ -85,7 +89,6 @@ def memory_run(manifest: str, out: str) -> None:
                 "seconds": summary.seconds,
                 "peak_rss_mib": peak_rss_mib(),
                 "rss_after_model_load_mib": after_load,
-                "largest_reader_rss_mib": readers,
             }
         )
     )
@@ -139,8 +142,10 @@ def main() -> None:
     )
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--tasks", nargs="*", default=list(TASKS), choices=list(TASKS))
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--section", default="all", help="the part of the JSON's results this run replaces")
     parser.add_argument("--json", type=Path, default=RESULTS / "batch_throughput.json")
     parser.add_argument("--memory-run", nargs=2, metavar=("MANIFEST", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -150,12 +155,13 @@ def main() -> None:
 
     model = deepinside.load_model()
     entries = batch.list_photos(args.photos)[: args.count]
-    report: dict[str, object] = {"photos": len(entries)}
+    report: dict[str, object] = {**header("batch_throughput"), "photos": len(entries)}
     bare = bare_rate(model, entries, 32, repeats=5)
     report["bare_forward_backward_batch32_photos_per_s"] = bare
     print(f"bare forward+backward, batch 32: {bare:.1f} photos/s", flush=True)
     engines = ["local"] if args.no_ray else ["local", "ray"]
-    if "ray" in engines:
+    startup = 0.0
+    if "ray" in engines and args.tasks:
         import ray
 
         ray.init(
@@ -164,28 +170,51 @@ def main() -> None:
             include_dashboard=False,
             log_to_driver=False,
         )
+        one = entries[:1]
+        startup = len(one) / engine_rate(model, one, batch.BatchSettings(), "ray", 1, 1, ray_options(model))
+        report["ray_startup_s"] = startup
+        print(f"ray: a one-photo run takes {startup:.1f} s", flush=True)
     rows = []
-    for task, settings in (
-        ("gradient", batch.BatchSettings()),
-        ("gradient+localize", batch.BatchSettings(localize="paper")),
-    ):
+    for task in args.tasks:
         for size in args.batch_sizes:
             for workers in args.workers:
-                row = {"task": task, "batch_size": size, "workers": workers}
+                row: dict[str, object] = {"task": task, "batch_size": size, "workers": workers}
                 for engine in engines:
-                    # Ray: one actor with the torch threads the local engine has; decoding tasks beside it.
-                    options = {"threads_per_actor": torch.get_num_threads()} if engine == "ray" else None
-                    row[engine] = engine_rate(model, entries, settings, engine, size, workers, options)
+                    options = ray_options(model) if engine == "ray" else None
+                    row[engine] = engine_rate(model, entries, TASKS[task], engine, size, workers, options)
                 if "ray" in row:
                     row["ray_over_local"] = row["ray"] / row["local"]
+                    seconds = len(entries) / row["ray"]
+                    row["ray_after_startup"] = len(entries) / max(seconds - startup, 1e-9)
                 row["local_over_bare"] = row["local"] / bare
                 rows.append(row)
                 print(row, flush=True)
-    report["throughput_photos_per_s"] = rows
+    if rows:
+        report["throughput_photos_per_s"] = rows
     if not args.no_memory:
         report["memory"] = measure_memory(args.photos, args.memory_count, args.copies)
-    write_results(args.json, "batch_throughput", report)
-    print(f"written {args.json}")
+    results = existing_sections(args.json)
+    results[args.section] = report
+    write_results(args.json, "batch_throughput", results)
+    print(f"written {args.json} ({args.section})")
+
+
+TASKS = {"gradient": batch.BatchSettings(), "gradient+localize": batch.BatchSettings(localize="paper")}
+
+
+def ray_options(model: deepinside.Classifier) -> dict[str, object]:
+    """One actor with the torch threads the local engine has; decoding tasks beside it."""
+    return {"threads_per_actor": torch.get_num_threads()}
+
+
+def existing_sections(path: Path) -> dict[str, object]:
+    """The results of the other pieces already in ``path`` (each a section)."""
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    results = found.get("results", {}) if found.get("benchmark") == "batch_throughput" else {}
+    return results if all(isinstance(v, dict) and "commit" in v for v in results.values()) else {}
 
 
 if __name__ == "__main__":

@@ -70,7 +70,10 @@ def run_on_ray(
     items = [{"path": str(e.path), "key": e.key, "true_class": e.true_class, "row": e.row} for e in todo]
     # A function, not a callable class: decoding runs as plain Ray tasks, and
     # asking for half a CPU keeps Ray from fusing it into the model's actors.
-    decoded = ray.data.from_items(items).map(
+    # Blocks of a batch each: a block is a task, and a task per photo costs
+    # more in scheduling and object store traffic than decoding the photo.
+    blocks = -(-len(items) // batch_size)
+    decoded = ray.data.from_items(items, override_num_blocks=blocks).map(
         partial(_decode, max_pixels=max_pixels, preprocessing=model.preprocessing),
         compute=ray.data.TaskPoolStrategy(size=workers) if workers else None,
         num_cpus=0.5,
