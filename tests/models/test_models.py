@@ -2,9 +2,11 @@ import sys
 import textwrap
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import nn
 
 import deepinside
@@ -255,6 +257,18 @@ def test_preprocessing_round_trip_and_checks():
         Preprocessing(input_size=(32, 32))
 
 
+def test_preprocessing_gives_normalize_of_the_resized_pixels_bit_for_bit(photos):
+    # The photo's path runs in NumPy (reading threads must not start torch
+    # threads); it must equal the tensor path, normalize, exactly.
+    prep = Preprocessing()
+    photo = photos["chelsea"]
+    found, placement = prep(photo)
+    resized = photo.resize((224, 224), Image.Resampling.BICUBIC, box=placement.box, reducing_gap=3.0)
+    pixels = torch.from_numpy(np.asarray(resized, dtype=np.float32).copy()).permute(2, 0, 1)
+    assert found.dtype == torch.float32 and found.is_contiguous()
+    assert torch.equal(found, prep.normalize(pixels / 255.0))
+
+
 def test_torch_export_program(tmp_path):
     torch.manual_seed(0)
     net = nn.Sequential(
@@ -270,6 +284,7 @@ def test_torch_export_program(tmp_path):
 
 _USER_MODELS = """
 import torch
+from PIL import Image
 from torch import nn
 
 
