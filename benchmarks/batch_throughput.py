@@ -11,8 +11,9 @@ time less that. Every invocation measures its own bare rate and writes its
 rows as one ``--section`` of the JSON, so a long benchmark runs in pieces:
 
     python benchmarks/batch_throughput.py --section local --no-ray --no-memory
-    python benchmarks/batch_throughput.py --section ray --count 64 --no-memory
-    python benchmarks/batch_throughput.py --section memory --tasks --copies 20
+    python benchmarks/batch_throughput.py --section ray-64 --count 64 --no-memory
+    python benchmarks/batch_throughput.py --section ray-300 --tasks gradient --batch-sizes 32 --no-memory
+    python benchmarks/batch_throughput.py --section memory --tasks --no-ray
 """
 
 from __future__ import annotations
