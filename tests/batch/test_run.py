@@ -63,6 +63,21 @@ def test_maps_files_are_stored_not_deflated(first_run):
             assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_STORED}
 
 
+def test_compress_deflates_the_same_maps(tmp_path, photo_folder, model):
+    stored, deflated = tmp_path / "stored", tmp_path / "deflated"
+    for out, compress in ((stored, False), (deflated, True)):
+        settings = batch.BatchSettings(methods=("grad-cam",), compress=compress, index_format="jsonl")
+        batch.run(photo_folder, out, model, settings, batch_size=4, workers=0)
+    files = sorted(p.relative_to(stored) for p in (stored / "maps").rglob("*.npz"))
+    assert files
+    for name in files:
+        with zipfile.ZipFile(deflated / name) as archive:
+            assert {i.compress_type for i in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+        assert (deflated / name).stat().st_size < (stored / name).stat().st_size
+        with np.load(stored / name) as a, np.load(deflated / name) as b:
+            assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
 def test_rerun_skips_everything_and_rewrites_nothing(first_run, photo_folder, model):
     shards = batch.shard_paths(first_run)
     settings = batch.BatchSettings(targets="top2", localize="paper", float16=True)
@@ -100,11 +115,11 @@ def test_a_full_disk_stops_the_run_and_keeps_the_finished_shards(tmp_path, photo
     out = tmp_path / "out"
     write_maps, calls = stages.write_maps, []
 
-    def fills_up(path, done, float16):
+    def fills_up(path, *args):
         calls.append(path)
         if len(calls) > 2:
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        write_maps(path, done, float16)
+        write_maps(path, *args)
 
     monkeypatch.setattr(stages, "write_maps", fills_up)
     settings = batch.BatchSettings(index_format="jsonl")

@@ -45,6 +45,8 @@ class BatchSettings:
             boxes, or None.
         float16: store maps as float16 (half the disk; stats are computed on
             float32 first).
+        compress: deflate the maps' ``.npz`` (zlib: smaller files for smooth
+            maps and float16, more CPU per photo).
         pictures: also write PNG overlays of each map on its photo.
         index_format: ``parquet`` (needs pyarrow) or ``jsonl``.
     """
@@ -54,6 +56,7 @@ class BatchSettings:
     reduce: Reduction = "max-abs"
     localize: str | None = None
     float16: bool = False
+    compress: bool = False
     pictures: bool = False
     index_format: str = "parquet"
 
@@ -89,6 +92,7 @@ class BatchSettings:
             "reduce": self.reduce,
             "localize": self.localize,
             "float16": self.float16,
+            "compress": self.compress,
             "pictures": self.pictures,
             "index_format": self.index_format,
         }

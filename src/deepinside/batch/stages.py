@@ -113,7 +113,7 @@ def finish_photo(out: Path, done: PhotoMaps, settings: BatchSettings) -> Row:
         )
         boxes = [_box_row(b.prediction, b.box, b.note) for b in found]
     maps_file = output_name(entry.key, ".npz")
-    write_maps(out / MAPS_FOLDER / maps_file, done, settings.float16)
+    write_maps(out / MAPS_FOLDER / maps_file, done, settings.float16, settings.compress)
     written = []
     if settings.pictures:
         for method, maps in done.maps.items():
@@ -191,12 +191,12 @@ def output_name(key: str, suffix: str) -> str:
     return f"{path}{suffix}"
 
 
-def write_maps(path: Path, done: PhotoMaps, float16: bool) -> None:
+def write_maps(path: Path, done: PhotoMaps, float16: bool, compress: bool = False) -> None:
     """One ``.npz`` per photo: each method's maps ``(K, H, W)`` on the model
     input, ``classes`` ``(K,)`` and ``input_box`` (where the input lies in the
     photo, for :meth:`~deepinside.models.preprocessing.Placement.to_photo`).
     The same maps give the same bytes (no time stamps), so a rerun's file
-    equals the first run's."""
+    equals the first run's. ``compress`` deflates the arrays."""
     dtype = np.float16 if float16 else np.float32
     assert done.decoded.placement is not None
     arrays = {
@@ -205,14 +205,16 @@ def write_maps(path: Path, done: PhotoMaps, float16: bool) -> None:
         "input_box": np.array(done.decoded.placement.box, dtype=np.float64),
     }
     with atomic_write(path) as handle:
-        # Stored, not deflated: zlib saves a tenth of a map's bytes (its
-        # mantissas are noise) at a fifth of the model's CPU time per photo.
-        with zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED) as archive:
+        # Stored, not deflated, unless asked: zlib saves a tenth of a float32
+        # gradient map's bytes (its mantissas are noise) at a fifth of the
+        # model's CPU time per photo; smooth maps and float16 shrink more.
+        kind = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        with zipfile.ZipFile(handle, "w", kind) as archive:
             for name, array in arrays.items():
                 buffer = io.BytesIO()
                 np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
                 info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                archive.writestr(info, buffer.getvalue())
+                archive.writestr(info, buffer.getvalue(), compress_type=kind)
         handle.flush()
         os.fsync(handle.fileno())  # its row may reach a durable shard before the page cache is flushed
 
