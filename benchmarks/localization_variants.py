@@ -17,12 +17,15 @@ benchmark's MaxBoxAccV2 protocol (``evaluation/maxboxacc.py``), and writes
 benchmarks/results/localization_variants.json. Metrics are over the true
 class only, as ``deepinside evaluate localization`` computes them: GT-known,
 top-1 localisation, top-5 localisation error, MaxBoxAcc .3/.5/.7 and V2.
+With ``LOCVAR_SKIP_MAXBOX=1`` the box-rule variants (``boxer``) skip the
+MaxBoxAccV2 sweep, which dominates the time and cannot change with the box rule.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -236,6 +239,8 @@ class Scorer:
         """``make_map(record)`` gives the map on the input; ``config`` its box rule;
         ``rule(map on the photo)``, if given, the photo's own threshold fraction."""
         known, maxbox = [], MaxBoxAccV2()
+        # A box rule on a map already scored leaves MaxBoxAccV2 as it was: skip the costly sweep.
+        skip_maxbox = boxer is not None and os.environ.get("LOCVAR_SKIP_MAXBOX") == "1"
         for s, placement, rec in zip(self.samples, self.placements, self.records):
             m = make_map(rec)
             photo_config = config
@@ -248,10 +253,20 @@ class Scorer:
                 box = found.box
             else:
                 w, h = working_size(s.photo.width, s.photo.height, config.work_side)
-                x0, y0, x1, y1 = boxer(minmax(placement.to_photo(m, size=(w, h))).numpy())
+                on_photo = minmax(placement.to_photo(m, size=(w, h))).numpy()
+                if getattr(boxer, "wants_views", False):
+                    # Rules that read a second map (one view) for the split, the averaged one for extent.
+                    def view_on_photo(make, rec=rec, placement=placement, w=w, h=h):  # type: ignore[no-untyped-def]
+                        return minmax(placement.to_photo(make(rec), size=(w, h))).numpy()
+
+                    x0, y0, x1, y1 = boxer(on_photo, view_on_photo)
+                else:
+                    x0, y0, x1, y1 = boxer(on_photo)
                 sx, sy = s.photo.width / w, s.photo.height / h
                 box = (x0 * sx, y0 * sy, x1 * sx, y1 * sy)
             known.append(best_iou(box, s.boxes) >= 0.5)
+            if skip_maxbox:
+                continue
             w, h = working_size(s.photo.width, s.photo.height, config.work_side)
             maxbox.add_map(placement.to_photo(m, size=(w, h)).numpy(), s.boxes, s.photo.width, s.photo.height)
         k, t1, t5 = np.array(known), np.array(self.top1), np.array(self.top5)
@@ -261,13 +276,17 @@ class Scorer:
             "gt_known_loc": float(k.mean()),
             "top1_loc": float((k & t1).mean()),
             "top5_loc_error": float(1 - (k & t5).mean()),
-            **maxbox.result(),
+            **({} if skip_maxbox else maxbox.result()),
         }
         print(
             f"{name:60s} GT-known {100 * row['gt_known_loc']:5.1f}  "
             f"top-5 err {100 * row['top5_loc_error']:5.1f}  "
-            f"MaxBoxAcc {100 * row['maxboxacc_0.3']:.1f}/{100 * row['maxboxacc_0.5']:.1f}/"
-            f"{100 * row['maxboxacc_0.7']:.1f} V2 {100 * row['maxboxacc_v2']:.1f}",
+            + (
+                ""
+                if skip_maxbox
+                else f"MaxBoxAcc {100 * row['maxboxacc_0.3']:.1f}/{100 * row['maxboxacc_0.5']:.1f}/"
+                f"{100 * row['maxboxacc_0.7']:.1f} V2 {100 * row['maxboxacc_v2']:.1f}"
+            ),
             flush=True,
         )
         return row
@@ -407,7 +426,141 @@ def variants(only: str | None):  # type: ignore[no-untyped-def]
                 cam(),
                 boxer=lambda m, p=peak, d=distance: instance_box(m, 0.2, p, d),
             )
+    # Third round: instances apart on a smoothed map, every cut at a mean.
+    for depth in (0.1, 0.2, 0.3):
+        add(
+            f"Grad-CAM, mean cut, split at humps of depth >= {depth} (h-maxima watershed)",
+            cam(),
+            boxer=lambda m, d=depth: hmax_box(m, d, "peak"),
+        )
+        add(
+            f"Grad-CAM, mean cut, split at humps of depth >= {depth}, largest segment",
+            cam(),
+            boxer=lambda m, d=depth: hmax_box(m, d, "largest"),
+        )
+    add("Grad-CAM, mean cut, recut at the component's mean while it splits", cam(), boxer=recut_box)
+    add(
+        "Grad-CAM, mean cut, recut once at the component's mean if it splits",
+        cam(),
+        boxer=lambda m: recut_box(m, once=True),
+    )
+    add(
+        "Grad-CAM, mean cut, recut while it splits, peak part",
+        cam(),
+        boxer=lambda m: recut_box(m, pick="peak"),
+    )
+    for fine in (2.0, 2.5):
+        for depth in (0.1, 0.2, 0.3):
+            add(
+                f"Grad-CAM, mean cut, split by {fine}x view's humps of depth >= {depth}",
+                cam(),
+                boxer=fine_split(cam(scales=(fine,)), depth),
+            )
+        add(
+            f"Grad-CAM, mean cut, recut by {fine}x view at its mean while it splits",
+            cam(),
+            boxer=fine_recut(cam(scales=(fine,))),
+        )
     return found
+
+
+def mean_mask_components(m: np.ndarray, mask: np.ndarray):  # type: ignore[no-untyped-def]
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask)
+    return labels, n
+
+
+def box_of(mask: np.ndarray):  # type: ignore[no-untyped-def]
+    ys, xs = np.nonzero(mask)
+    return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+
+
+def largest_label(labels: np.ndarray, n: int) -> int:
+    areas = np.bincount(labels.ravel(), minlength=n + 1)
+    areas[0] = 0
+    return int(np.argmax(areas))
+
+
+def hmax_segments(m: np.ndarray, depth: float, mask: np.ndarray, sigma: float):  # type: ignore[no-untyped-def]
+    """Watershed of the smoothed map from its h-maxima: humps at least ``depth``
+    (of the map's range) above the saddle to any higher hump."""
+    from scipy import ndimage
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    smooth = ndimage.gaussian_filter(m, sigma) if sigma > 0 else m
+    smooth = (smooth - smooth.min()) / max(float(np.ptp(smooth)), 1e-12)
+    peaks = h_maxima(smooth, depth)
+    markers, n = ndimage.label(peaks & mask)
+    return smooth, markers, n, watershed(-smooth, markers, mask=mask)
+
+
+def hmax_box(m: np.ndarray, depth: float, pick: str, sigma_frac: float = 0.02):  # type: ignore[no-untyped-def]
+    mask = m >= m.mean()
+    labels, n = mean_mask_components(m, mask)
+    comp = labels == largest_label(labels, n)
+    sigma = sigma_frac * max(m.shape)
+    _, markers, k, basins = hmax_segments(m, depth, comp, sigma)
+    if k <= 1:
+        return box_of(comp)
+    if pick == "peak":
+        chosen = basins[np.unravel_index(np.argmax(np.where(comp, m, -1)), m.shape)]
+    else:
+        chosen = largest_label(basins, k)
+    return box_of(basins == chosen)
+
+
+def recut_box(m: np.ndarray, once: bool = False, pick: str = "largest", split_map=None):  # type: ignore[no-untyped-def]
+    """Cut at the map's mean, keep the largest component; cut that component
+    again at its own mean: if it falls into several parts, keep the chosen one
+    and repeat; if it stays whole, its box is the answer."""
+    from scipy import ndimage
+
+    split = m if split_map is None else split_map
+    mask = m >= m.mean()
+    labels, n = ndimage.label(mask)
+    comp = labels == largest_label(labels, n)
+    while True:
+        inner = comp & (split >= split[comp].mean())
+        labels, n = ndimage.label(inner)
+        if n <= 1:
+            return box_of(comp)
+        if pick == "peak":
+            chosen = labels[np.unravel_index(np.argmax(np.where(inner, split, -1)), m.shape)]
+        else:
+            chosen = largest_label(labels, n)
+        # Grow the chosen part back within the component: the part's basin, not its core.
+        from skimage.segmentation import watershed
+
+        basins = watershed(-split, labels, mask=comp)
+        comp = basins == chosen
+        if once:
+            return box_of(comp)
+
+
+def fine_split(make_fine, depth: float):  # type: ignore[no-untyped-def]
+    def boxer(m, view_on_photo):  # type: ignore[no-untyped-def]
+        fine = view_on_photo(make_fine)
+        mask = m >= m.mean()
+        labels, n = mean_mask_components(m, mask)
+        comp = labels == largest_label(labels, n)
+        _, markers, k, basins = hmax_segments(fine, depth, comp, 0.0)
+        if k <= 1:
+            return box_of(comp)
+        chosen = basins[np.unravel_index(np.argmax(np.where(comp, fine, -1)), m.shape)]
+        return box_of(basins == chosen)
+
+    boxer.wants_views = True  # type: ignore[attr-defined]
+    return boxer
+
+
+def fine_recut(make_fine):  # type: ignore[no-untyped-def]
+    def boxer(m, view_on_photo):  # type: ignore[no-untyped-def]
+        return recut_box(m, split_map=view_on_photo(make_fine))
+
+    boxer.wants_views = True  # type: ignore[attr-defined]
+    return boxer
 
 
 def instance_box(m: np.ndarray, t: float, peak: float, distance: int):  # type: ignore[no-untyped-def]
