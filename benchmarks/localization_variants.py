@@ -427,7 +427,7 @@ def variants(only: str | None):  # type: ignore[no-untyped-def]
                 boxer=lambda m, p=peak, d=distance: instance_box(m, 0.2, p, d),
             )
     # Third round: instances apart on a smoothed map, every cut at a mean.
-    for depth in (0.1, 0.2, 0.3):
+    for depth in (0.1, 0.2, 0.3, 0.4, 0.5):
         add(
             f"Grad-CAM, mean cut, split at humps of depth >= {depth} (h-maxima watershed)",
             cam(),
@@ -448,6 +448,11 @@ def variants(only: str | None):  # type: ignore[no-untyped-def]
         "Grad-CAM, mean cut, recut while it splits, peak part",
         cam(),
         boxer=lambda m: recut_box(m, pick="peak"),
+    )
+    add(
+        "Grad-CAM, mean cut, recut once at the component's mean if it splits into comparable parts",
+        cam(),
+        boxer=lambda m: recut_box(m, once=True, comparable=0.5),
     )
     for fine in (2.0, 2.5):
         for depth in (0.1, 0.2, 0.3):
@@ -511,7 +516,9 @@ def hmax_box(m: np.ndarray, depth: float, pick: str, sigma_frac: float = 0.02): 
     return box_of(basins == chosen)
 
 
-def recut_box(m: np.ndarray, once: bool = False, pick: str = "largest", split_map=None):  # type: ignore[no-untyped-def]
+def recut_box(  # type: ignore[no-untyped-def]
+    m: np.ndarray, once: bool = False, pick: str = "largest", split_map=None, comparable: float = 0.0
+):  # type: ignore[no-untyped-def]
     """Cut at the map's mean, keep the largest component; cut that component
     again at its own mean: if it falls into several parts, keep the chosen one
     and repeat; if it stays whole, its box is the answer."""
@@ -524,7 +531,8 @@ def recut_box(m: np.ndarray, once: bool = False, pick: str = "largest", split_ma
     while True:
         inner = comp & (split >= split[comp].mean())
         labels, n = ndimage.label(inner)
-        if n <= 1:
+        areas = np.sort(np.bincount(labels.ravel())[1:])[::-1]
+        if n <= 1 or areas[1] < comparable * areas[0]:
             return box_of(comp)
         if pick == "peak":
             chosen = labels[np.unravel_index(np.argmax(np.where(inner, split, -1)), m.shape)]
