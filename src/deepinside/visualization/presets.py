@@ -31,7 +31,10 @@ class Preset:
     minus the preset's ``penalty`` (a regulariser such as ``lam * l2()``).
     ``description`` says what the recipe is; a class model job keeps it in
     its folder's ``run.json`` to refuse resuming with another recipe, so a
-    shipped preset's description changes whenever its recipe does."""
+    shipped preset's description changes whenever its recipe does.
+    ``average_from`` is the step the averaging of the parameters starts at
+    (default: half the first early-stop check's step, or half the steps
+    without an early stop)."""
 
     name: str
     param: ParamFactory
@@ -43,6 +46,7 @@ class Preset:
     interleave: bool = False
     views: int = 1
     average: float = 0.0
+    average_from: int | None = None
     early_stop: EarlyStop | None = None
     penalty: Objective | None = None
     description: str = ""
