@@ -53,7 +53,7 @@ from tqdm import tqdm
 import deepinside
 from deepinside._allocator import keep_freed_memory
 from deepinside._core.gradients import scoring
-from deepinside.models._graph import eval_mode
+from deepinside.models.graph import eval_mode
 from deepinside.visualization import param as vparam
 from deepinside.visualization import presets, visualize_class
 from deepinside.visualization import transforms as T

@@ -94,3 +94,13 @@ def test_the_command_exits_non_zero_and_names_the_classes(tmp_path, capsys):
     assert "goldfish" in err and "tabby" in err and "not_converged" in err
     records = json.loads((out / "summary.json").read_text())["classes"]
     assert [(r["converged"], r["attempts"]) for r in records] == [(False, 2), (False, 2)]
+
+
+def test_the_convincing_preset_keeps_the_retries_with_its_stricter_rule(tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["classmodel", "goldfish", "--preset", "convincing", "--steps", "1", "--size", "64"]
+    assert _cli([*argv, "--retries", "1", "--out", str(out)]) == 1
+    assert "1 of 1 classes did not converge" in capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["required_probability"] == 0.98 and summary["not_converged"] == ["goldfish"]
+    assert [(r["converged"], r["attempts"]) for r in summary["classes"]] == [(False, 2)]

@@ -76,10 +76,15 @@ def test_average_of_the_second_half_by_hand():
         model, [2], preset=dataclasses.replace(ascent, steps=6, average=0.5), preprocessing=HALF, size=16
     )
     assert torch.allclose(averaged.images, 0.5 + 0.5 * 5.25 * d, atol=1e-6)
-    with pytest.raises(DeepInsideError, match="average"):
-        visualize_class(
-            model, [2], preset=dataclasses.replace(ascent, average=1.0), preprocessing=HALF, size=16
-        )
+    # From step 1 instead: 2d, 2.5d, 3.25d, 4.125d, 5.0625d.
+    early = dataclasses.replace(ascent, steps=6, average=0.5, average_from=1)
+    from_one = visualize_class(model, [2], preset=early, preprocessing=HALF, size=16)
+    assert torch.allclose(from_one.images, 0.5 + 0.5 * 5.0625 * d, atol=1e-6)
+    for bad in ({"average": 1.0}, {"average_from": -1}):
+        with pytest.raises(DeepInsideError, match="average"):
+            visualize_class(
+                model, [2], preset=dataclasses.replace(ascent, **bad), preprocessing=HALF, size=16
+            )
 
 
 def _model_state(model: nn.Module) -> dict[str, object]:

@@ -46,3 +46,12 @@ def test_adam_ascent_is_torchs_adam_maximising():
         x, state = ours.clone(), rule.init([ours])
         rule.step([x], [torch.ones_like(x)], state, 0, 5, moving=torch.tensor([False, True]))
         assert torch.equal(x[0], ours[0]) and torch.allclose(x[1], ours[1] + 0.1)
+
+
+def test_the_convincing_preset_shows_the_whole_picture_on_two_steps_in_five():
+    from deepinside.visualization import presets
+
+    recipe = presets.convincing()
+    sizes = _octave_sizes(recipe.octaves, (224, 224), 20, interleave=recipe.interleave)
+    assert sizes.count((224, 224)) == 8 and {(123, 123), (157, 157), (190, 190)} <= set(sizes)
+    assert max(sizes[i : i + 5].count((224, 224)) for i in range(16)) == 2, "spread, not in a row"

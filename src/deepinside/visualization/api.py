@@ -46,8 +46,9 @@ def visualize_class(
             :class:`~deepinside.Classifier` knows its preprocessing and class
             names). Never changed: the loop runs on a private eval-mode copy.
         targets: classes by index, WordNet id or name (names need a Classifier).
-        preset: ``"default"`` (recognisable pictures), ``"paper"`` (the
-            paper's recipe) or a :class:`Preset`.
+        preset: ``"default"`` (recognisable pictures), ``"convincing"``
+            (pictures a second network is surer of, for more time),
+            ``"paper"`` (the paper's recipe) or a :class:`Preset`.
         objective: the class term, ``"logit"`` (S_c, the default),
             ``"probability"`` (P_c) or ``"log-probability"``, minus the
             preset's penalty; or a whole :class:`Objective`.

@@ -162,22 +162,8 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
             else torch.zeros(spec.batch, 3, *freqs.shape, 2, device=spec.device, dtype=spec.dtype)
         )
         spectrum.requires_grad_(True)
-        colour = color_correlation(spec.device, spec.dtype)
-        # Normalising (p - mean) / std as one multiply-add: p * (1 / std) - mean / std.
-        mean = torch.tensor(spec.preprocessing.mean, dtype=torch.float64).view(3, 1, 1)
-        std = torch.tensor(spec.preprocessing.std, dtype=torch.float64).view(3, 1, 1)
-        gain = (1 / std).to(spec.device, spec.dtype)
-        offset = (-mean / std).to(spec.device, spec.dtype)
-        # Whole cycles per image of each coefficient, down the rows and along the columns.
-        cycles_y = torch.fft.fftfreq(h, 1 / h, dtype=torch.float64)
-        cycles_x = torch.fft.rfftfreq(w, 1 / w, dtype=torch.float64)
-        complex_dtype = spec.dtype.to_complex()
-
-        def finish(image: torch.Tensor) -> torch.Tensor:
-            # A matmul over the flattened image: no copies (einsum copies and was slower here).
-            if decorrelate:
-                image = torch.matmul(colour, image.flatten(2)).view(image.shape)
-            return torch.addcmul(offset, torch.sigmoid(image), gain)
+        finish = _finisher(spec, decorrelate)
+        shift = _shifter(spec)
 
         def image_of(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
             # A complex-by-real product (a broadcast over (re, im) was slower here).
@@ -188,18 +174,144 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
         ) -> torch.Tensor:
             # Moving the image is a product with the shift's spectrum, folded
             # into the 1/f scaling; the colour and sigmoid then make only the window.
-            shifts = shifts.to("cpu", torch.float64)
-            down = _shift_spectrum(shifts[:, 1], cycles_y, h).to(spec.device, complex_dtype)
-            across = _shift_spectrum(shifts[:, 0], cycles_x, w).to(spec.device, complex_dtype)
-            factor = (down[:, :, None] * across[:, None, :] * scale[0])[:, None]
+            factor = (shift(shifts) * scale[0])[:, None]
             image = torch.fft.irfft2(torch.view_as_complex(tensors[0]) * factor, s=(h, w), norm="ortho")
-            # A negative pad cuts the window out as one contiguous copy, whose
-            # gradient is one pad, where slicing takes two of each way.
-            return finish(image if tuple(size) == (h, w) else F.pad(image, (0, size[1] - w, 0, size[0] - h)))
+            return finish(_cut(image, size))
 
         return Param([spectrum], image_of, window_of=window_of)
 
     return build
+
+
+# The magnitude spectrum of natural photos: the mean magnitude of the
+# orthonormal real 2-D FFT of 265 ImageNet validation photos (the project's
+# development photos less those of the class-model benchmark's classes), each
+# cut to its middle 224 px, taken before the sigmoid (4 (p - mean), the
+# sigmoid's inverse near grey) and colour-decorrelated, per channel, in rings
+# about these frequencies (cycles per pixel). benchmarks/natural_spectrum.py
+# derives the table.
+NATURAL_FREQUENCIES = (
+    0.004464, 0.007075, 0.01121, 0.01777, 0.02816, 0.04463, 0.07073, 0.1121, 0.1776, 0.2815, 0.4462, 0.7071
+)  # fmt: skip
+NATURAL_MAGNITUDE = (
+    (73.65, 39.54, 28.62, 13.65, 7.624, 4.431, 2.437, 1.384, 0.7718, 0.4381, 0.2841, 0.2081),
+    (66.27, 36.76, 24.89, 11.86, 6.783, 3.776, 1.988, 0.9669, 0.3827, 0.126, 0.05341, 0.03304),
+    (64.22, 37.33, 25.78, 12.33, 6.901, 3.945, 2.115, 1.113, 0.4902, 0.1709, 0.07601, 0.05173),
+)
+
+
+def natural_magnitude(h: int, w: int, contrast: float = 1.0) -> torch.Tensor:
+    """``(3, h, w // 2 + 1)``: a natural photo's magnitude at each coefficient
+    of a real 2-D FFT (orthonormal, before the sigmoid, colour-decorrelated),
+    from :data:`NATURAL_MAGNITUDE`, straight between its rings in log-log,
+    held beyond them, times ``contrast``; 0 at ``f = 0`` (mean grey)."""
+    log_f = fft_frequencies(h, w).clamp_min(1.0 / max(h, w)).log()
+    rings = torch.tensor(NATURAL_FREQUENCIES, dtype=torch.float64).log()
+    table = torch.tensor(NATURAL_MAGNITUDE, dtype=torch.float64).log()
+    k = torch.searchsorted(rings, log_f.flatten()).clamp(1, len(rings) - 1)
+    part = ((log_f.flatten() - rings[k - 1]) / (rings[k] - rings[k - 1])).clamp(0, 1)
+    log_m = table[:, k - 1] + part * (table[:, k] - table[:, k - 1])
+    magnitude = contrast * log_m.exp().view(3, *log_f.shape)
+    magnitude[:, 0, 0] = 0.0
+    return magnitude
+
+
+def maco(contrast: float = 1.0, decorrelate: bool = True) -> ParamFactory:
+    """Magnitude-constrained Fourier image (MACO; Fel et al. 2023, "Unlocking
+    feature visualization for deeper networks with magnitude constrained
+    optimization"): only the phase of each coefficient is optimised, the
+    magnitude fixed to a natural photo's (:func:`natural_magnitude`, times
+    ``contrast``), so the picture keeps a photo's spread of coarse and fine
+    detail and its contrast whatever the gradient does. Colour-decorrelated
+    like :func:`fft`, through a sigmoid into pixels; starts from a random
+    phase (a natural-looking noise picture)."""
+    if not contrast > 0:
+        raise DeepInsideError(f"contrast must be > 0, got {contrast}")
+
+    def build(spec: ParamSpec) -> Param:
+        h, w = spec.size
+        magnitude = natural_magnitude(h, w, contrast).to(spec.device, spec.dtype)
+        rows = [torch.rand((3, h, w // 2 + 1), generator=g, device=g.device) for g in spec.generators]
+        phase = ((torch.stack(rows) * 2 - 1) * math.pi).to(spec.device, spec.dtype).requires_grad_(True)
+        finish = _finisher(spec, decorrelate)
+        shift = _shifter(spec)
+
+        def spectrum(phases: torch.Tensor) -> torch.Tensor:
+            return torch.polar(magnitude.expand_as(phases), _hermitian_phase(phases, h, w))
+
+        def image_of(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+            return finish(torch.fft.irfft2(spectrum(tensors[0]), s=(h, w), norm="ortho"))
+
+        def window_of(
+            tensors: Sequence[torch.Tensor], shifts: torch.Tensor, size: tuple[int, int]
+        ) -> torch.Tensor:
+            image = torch.fft.irfft2(spectrum(tensors[0]) * shift(shifts)[:, None], s=(h, w), norm="ortho")
+            return finish(_cut(image, size))
+
+        return Param([phase], image_of, window_of=window_of)
+
+    return build
+
+
+def _hermitian_phase(phase: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    """The phases with the columns a real FFT holds both halves of (the
+    first, and the last for even ``w``) made odd down the rows, ``p[-k] =
+    -p[k]``, as a real image's are: otherwise the inverse FFT keeps only their
+    Hermitian part, and their magnitude would shrink."""
+    flip = (-torch.arange(h, device=phase.device)) % h
+
+    def odd(column: torch.Tensor) -> torch.Tensor:
+        return (column - column[..., flip, :]) / 2
+
+    parts = [odd(phase[..., :1]), phase[..., 1 : w // 2 + (w % 2)]]
+    if w % 2 == 0:
+        parts.append(odd(phase[..., w // 2 :]))
+    return torch.cat(parts, -1)
+
+
+def _finisher(spec: ParamSpec, decorrelate: bool) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What turns a decorrelated image before its sigmoid into model input:
+    the colour mixing, the sigmoid and the normalisation."""
+    colour = color_correlation(spec.device, spec.dtype)
+    # Normalising (p - mean) / std as one multiply-add: p * (1 / std) - mean / std.
+    mean = torch.tensor(spec.preprocessing.mean, dtype=torch.float64).view(3, 1, 1)
+    std = torch.tensor(spec.preprocessing.std, dtype=torch.float64).view(3, 1, 1)
+    gain = (1 / std).to(spec.device, spec.dtype)
+    offset = (-mean / std).to(spec.device, spec.dtype)
+
+    def finish(image: torch.Tensor) -> torch.Tensor:
+        # A matmul over the flattened image: no copies (einsum copies and was slower here).
+        if decorrelate:
+            image = torch.matmul(colour, image.flatten(2)).view(image.shape)
+        return torch.addcmul(offset, torch.sigmoid(image), gain)
+
+    return finish
+
+
+def _shifter(spec: ParamSpec) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``shifts (B, 2) -> (B, H, W // 2 + 1)``: the spectrum of moving each
+    periodic image by its shift (x, y)."""
+    h, w = spec.size
+    # Whole cycles per image of each coefficient, down the rows and along the columns.
+    cycles_y = torch.fft.fftfreq(h, 1 / h, dtype=torch.float64)
+    cycles_x = torch.fft.rfftfreq(w, 1 / w, dtype=torch.float64)
+    complex_dtype = spec.dtype.to_complex()
+
+    def shift(shifts: torch.Tensor) -> torch.Tensor:
+        shifts = shifts.to("cpu", torch.float64)
+        down = _shift_spectrum(shifts[:, 1], cycles_y, h).to(spec.device, complex_dtype)
+        across = _shift_spectrum(shifts[:, 0], cycles_x, w).to(spec.device, complex_dtype)
+        return down[:, :, None] * across[:, None, :]
+
+    return shift
+
+
+def _cut(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The window of ``size`` at the top left of ``image``. A negative pad
+    cuts it out as one contiguous copy, whose gradient is one pad, where
+    slicing takes two of each way."""
+    h, w = image.shape[-2:]
+    return image if tuple(size) == (h, w) else F.pad(image, (0, size[1] - w, 0, size[0] - h))
 
 
 def _shift_spectrum(shift: torch.Tensor, cycles: torch.Tensor, n: int) -> torch.Tensor:
@@ -235,5 +347,7 @@ __all__ = [
     "color_correlation",
     "fft",
     "fft_frequencies",
+    "maco",
+    "natural_magnitude",
     "pixels",
 ]

@@ -163,6 +163,9 @@ def _check_preset(preset: Preset) -> None:
     average = preset.average
     if isinstance(average, bool) or not isinstance(average, (int, float)) or not 0.0 <= average < 1.0:
         raise DeepInsideError(f"average is a decay per step in [0, 1), got {average!r}")
+    start = preset.average_from
+    if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
+        raise DeepInsideError(f"average_from is a step, a whole number of at least 0, got {start!r}")
     if preset.early_stop is not None and not isinstance(preset.early_stop, EarlyStop):
         raise DeepInsideError(f"early_stop must be an EarlyStop or None, got {preset.early_stop!r}")
 
@@ -321,7 +324,11 @@ class _Batch:
         self.log_s = torch.full((self.size, steps), float("nan"), dtype=torch.float64, device=device)
         self.log_p, self.log_o = self.log_s.clone(), self.log_s.clone()
         early = preset.early_stop
-        self.average_from = (min(steps, early.first) if early else steps) // 2
+        self.average_from = (
+            preset.average_from
+            if preset.average_from is not None
+            else (min(steps, early.first) if early else steps) // 2
+        )
         self.averaged: list[torch.Tensor] = []
         # On a GPU every row goes through the network at every step, the
         # stopped ones masked (see _keeps_batch_shape).
