@@ -13,6 +13,8 @@ rows as one ``--section`` of the JSON, so a long benchmark runs in pieces:
     python benchmarks/batch_throughput.py --section local --no-ray --no-memory
     python benchmarks/batch_throughput.py --section ray-64 --count 64 --no-memory
     python benchmarks/batch_throughput.py --section ray-300 --tasks gradient --batch-sizes 32 --no-memory
+    python benchmarks/batch_throughput.py --section ray-1500 --listed 5 --tasks gradient \
+        --batch-sizes 32 --workers 1 --no-memory
     python benchmarks/batch_throughput.py --section memory --tasks --no-ray
 """
 
@@ -104,24 +106,30 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def listed(files: list[Path], root: Path, copies: int) -> Path:
+    """A manifest listing ``files`` ``copies`` times as distinct paths (symbolic
+    links in ``copies`` folders under ``root``), so that none is skipped as done."""
+    lines = ["path"]
+    for c in range(copies):
+        (root / f"copy{c}").mkdir(exist_ok=True)
+        for f in files:
+            link = root / f"copy{c}" / f.name
+            if not link.exists():
+                link.symlink_to(f.resolve())
+            lines.append(f"copy{c}/{f.name}")
+    manifest = root / f"list{copies}.csv"
+    manifest.write_text("\n".join(lines) + "\n")
+    return manifest
+
+
 def measure_memory(folder: Path, count: int, copies: int) -> list[dict]:
-    """Peak memory for ``count`` photos and for them listed ``copies`` times
-    (as distinct paths: symbolic links in ``copies`` folders)."""
+    """Peak memory for ``count`` photos and for them listed ``copies`` times."""
     files = sorted(folder.iterdir())[:count]
     found = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for n in (1, copies):
-            lines = ["path"]
-            for c in range(n):
-                (root / f"copy{c}").mkdir(exist_ok=True)
-                for f in files:
-                    link = root / f"copy{c}" / f.name
-                    if not link.exists():
-                        link.symlink_to(f)
-                    lines.append(f"copy{c}/{f.name}")
-            manifest = root / f"list{n}.csv"
-            manifest.write_text("\n".join(lines) + "\n")
+            manifest = listed(files, root, n)
             result = subprocess.run(
                 [sys.executable, __file__, "--memory-run", str(manifest), str(root / f"out{n}")],
                 check=True,
@@ -137,6 +145,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=Path, default=DEV)
     parser.add_argument("--count", type=int, default=300, help="photos per throughput run")
+    parser.add_argument(
+        "--listed",
+        type=int,
+        default=1,
+        help="the throughput runs' photos listed this many times (a longer run amortises Ray's start-up)",
+    )
     parser.add_argument("--memory-count", type=int, default=300, help="photos of the memory run's dataset")
     parser.add_argument(
         "--copies", type=int, default=20, help="the memory run's dataset listed this many times"
@@ -155,8 +169,10 @@ def main() -> None:
         return
 
     model = deepinside.load_model()
-    entries = batch.list_photos(args.photos)[: args.count]
-    report: dict[str, object] = {**header("batch_throughput"), "photos": len(entries)}
+    listing = tempfile.TemporaryDirectory()
+    files = [e.path for e in batch.list_photos(args.photos)[: args.count]]
+    entries = batch.list_photos(listed([Path(f) for f in files], Path(listing.name), args.listed))
+    report: dict[str, object] = {**header("batch_throughput"), "photos": len(entries), "listed": args.listed}
     bare = bare_rate(model, batch.list_photos(args.photos), 32, repeats=5)  # whatever --count is
     report["bare_forward_backward_batch32_photos_per_s"] = bare
     print(f"bare forward+backward, batch 32: {bare:.1f} photos/s", flush=True)
