@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from deepinside import batch
@@ -38,3 +39,12 @@ def test_ray_engine_without_ray_says_how_to_install(tmp_path, photo_folder, monk
     err = capsys.readouterr().err
     hint = "--engine ray needs Ray: pip install 'deepinside[ray]' (or pip install 'ray[data]')"
     assert err == f"deepinside: error: {hint}\n"
+
+
+def test_localize_alone_takes_the_measured_default_config(tmp_path, photo_folder, capsys):
+    out = tmp_path / "out"
+    args = ["batch", str(photo_folder), "--out", str(out), "--index", "jsonl", "--localize"]
+    assert main([*args, "--workers", "0"]) == 1  # the damaged photo
+    assert json.loads((out / "run.json").read_text())["localize"] == "default"
+    rows = [r for r in batch.read_index(out) if not r["error"]]
+    assert rows and all(len(r["boxes"]) == 1 for r in rows)

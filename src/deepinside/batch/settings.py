@@ -41,7 +41,7 @@ class BatchSettings:
         targets: ``"top1"``, ``"top5"`` (any ``"topK"``), or class indices
             explained for every photo.
         reduce: channel reduction of every map.
-        localize: a localisation config name (``paper``, ``default``) to add
+        localize: a localisation config name (``default``, ``paper``, ...) to add
             boxes, or None.
         float16: store maps as float16 (half the disk; stats are computed on
             float32 first).

@@ -32,9 +32,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--localize",
         nargs="?",
-        const="paper",
+        const="default",
         choices=list(PRESETS),
-        help="also find a box per mapped class (config: paper, the default here, or default)",
+        metavar="CONFIG",
+        help=f"also find a box per mapped class (a config of localize: {', '.join(PRESETS)}; alone: default)",
     )
     p.add_argument("--pictures", action="store_true", help="also write a PNG overlay per map")
     p.add_argument("--float16", action="store_true", help="store maps as float16 (half the disk)")
