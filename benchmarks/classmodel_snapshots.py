@@ -53,11 +53,20 @@ def variant(args: argparse.Namespace) -> presets.Preset:
         early_stop=None,
         average=args.average,
         average_from=args.average_from,
-        octaves=tuple((float(w), float(f)) for w, f in (o.split(":") for o in args.windows.split(","))),
+        octaves=windows(args.windows),
+        late_octaves=windows(args.late_windows) if args.late_windows else (),
+        late_from=args.late_from,
     )
 
 
+def windows(text: str) -> tuple[tuple[float, float], ...]:
+    return tuple((float(w), float(f)) for w, f in (o.split(":") for o in text.split(",")))
+
+
 def blurred(pixels: torch.Tensor, how: str) -> torch.Tensor:
+    if how.startswith("flip"):  # a transform the loop never applies, then the rest of the check
+        flipped = pixels.flip(-1)
+        return flipped if how == "flip" else blurred(flipped, how.removeprefix("flip"))
     if how == "blur2":
         x = torch.arange(-6, 7, dtype=pixels.dtype)
         k = torch.exp(-(x**2) / 8)
@@ -70,7 +79,7 @@ def blurred(pixels: torch.Tensor, how: str) -> torch.Tensor:
     return F.interpolate(small, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
 
 
-CHECKS = ("plain", "shrink0.5", "shrink0.35", "blur2")
+CHECKS = ("plain", "shrink0.5", "shrink0.35", "blur2", "shrink0.25", "flip", "flipshrink0.35")
 
 
 @torch.no_grad()
@@ -114,10 +123,15 @@ def render(args: argparse.Namespace) -> None:
         seen: dict[int, dict[str, torch.Tensor]] = {}
         aside = [0.0]
 
-        def on_step(report, t=t, seen=seen, aside=aside) -> None:
+        kept: dict[int, torch.Tensor] = {}
+
+        def on_step(report, t=t, seen=seen, aside=aside, kept=kept) -> None:
             if report.step in SNAPSHOTS:
                 c0 = time.process_time()
-                seen[report.step] = observe(model, judge, report.pictures(), t)
+                pictures = report.pictures()
+                seen[report.step] = observe(model, judge, pictures, t)
+                if args.pictures:
+                    kept[report.step] = (pictures.clamp(0, 1) * 255).round().to(torch.uint8)
                 aside[0] += time.process_time() - c0
 
         c0 = time.process_time()
@@ -129,6 +143,12 @@ def render(args: argparse.Namespace) -> None:
             for k, v in obs.items():
                 row[k] = torch.cat([row.get(k, torch.empty(0)), v])
         torch.save(saved, args.out)
+        if args.pictures:
+            shots = torch.load(args.pictures) if args.pictures.exists() else {"classes": [], "pictures": {}}
+            shots["classes"] += chunk
+            for s, pictures in kept.items():
+                shots["pictures"][s] = torch.cat([shots["pictures"].get(s, pictures[:0]), pictures])
+            torch.save(shots, args.pictures)
         last = saved["rows"][max(seen)]
         print(
             f"{len(saved['classes'])} classes: judge P at {max(seen)} {float(last['judge_p'].mean()):.3f}, "
@@ -203,11 +223,14 @@ def main() -> None:
     parser.add_argument(
         "--windows", default="0.55:1,0.7:1,0.85:1,1.0:1", help="window:share,... in turn (the default's)"
     )
+    parser.add_argument("--late-windows", help="window:share,... in turn from --late-from on")
+    parser.add_argument("--late-from", type=int, default=0)
     parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--part", default="1/1")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--pictures", type=Path, help="also keep every snapshot's 8-bit pictures here")
     parser.add_argument("--score", type=Path, nargs="*")
     parser.add_argument("--json", type=Path, help="with --score: write the tables here")
     parser.add_argument("--cpu-per-step", type=float, help="CPU s a class-step for the estimates")

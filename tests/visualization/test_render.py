@@ -8,6 +8,7 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from deepinside.errors import DeepInsideError
@@ -222,6 +223,29 @@ def test_early_stop_judges_the_picture_at_a_coarser_scale():
     assert bool((scores.softmax(1)[:, 0] > 0.99).all())  # both fool it at full scale
     sure = rule.sure(FineTexture(), pixels, torch.tensor([0, 0]), HALF)
     assert sure.tolist() == [False, True]
+
+
+class Smooth(nn.Module):
+    """Class 0 scores the image's smoothness (minus its pixel-to-pixel contrast), class 1 a constant."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        contrast = (x[..., 1:] - x[..., :-1]).abs().mean(dim=(1, 2, 3))
+        return torch.stack([4 - 20 * contrast, torch.zeros_like(contrast)], dim=1)
+
+
+def test_early_stop_needs_the_picture_as_saved_to_pass_too():
+    # A one-pixel checkerboard is smooth once blurred, not as it is: the
+    # saved picture would fall short of the probability, so it is not done.
+    rule = EarlyStop(probability=0.9)
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2
+    pixels = torch.stack([checker.float(), torch.full((16, 16), 0.5)])[:, None].expand(2, 3, 16, 16)
+    blurred = F.interpolate(
+        F.interpolate(pixels, scale_factor=0.5, mode="bilinear", antialias=True),
+        size=(16, 16),
+        mode="bilinear",
+    )
+    assert bool((Smooth()(HALF.normalize(blurred)).softmax(1)[:, 0] > 0.9).all())  # the blur alone passes
+    assert rule.sure(Smooth(), pixels, torch.tensor([0, 0]), HALF).tolist() == [False, True]
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,16 @@ def test_interleaved_octaves_take_turns_in_proportion():
     assert _octave_sizes(((0.5, 1), (1.0, 0)), (100, 100), 4, interleave=True) == [(50, 50)] * 4
 
 
+def test_late_octaves_take_over_from_their_step():
+    two = ((0.5, 1), (1.0, 1))
+    sizes = _octave_sizes(two, (100, 100), 7, interleave=True, late=((1.0, 1),), late_from=4)
+    assert sizes == [(50, 50), (100, 100)] * 2 + [(100, 100)] * 3
+    # A late phase past the last step changes nothing.
+    assert (
+        _octave_sizes(two, (100, 100), 4, True, late=((1.0, 1),), late_from=4) == [(50, 50), (100, 100)] * 2
+    )
+
+
 def test_adam_ascent_is_torchs_adam_maximising():
     torch.manual_seed(0)
     ours, theirs = torch.randn(2, 5, dtype=torch.float64), None

@@ -20,12 +20,14 @@ class EarlyStop:
     the steps go to the classes that need them. At step ``first`` and every
     ``every`` steps after, the picture as it would be returned (averaged,
     clipped) is shrunk by ``scale`` and enlarged back; a class whose
-    probability P_c for that blurred picture is at least ``probability`` is
-    done, and the rest of its batch goes on without it. (A picture that only
-    fools the network with fine texture loses the class at half scale: on
-    development classes this check separated the pictures a second network
-    recognised from those it did not better than the model's own confidence
-    during the run.)"""
+    probability P_c is at least ``probability`` both for that blurred picture
+    and for the picture itself is done, and the rest of its batch goes on
+    without it. (A picture that only fools the network with fine texture
+    loses the class at half scale: on development classes this check
+    separated the pictures a second network recognised from those it did not
+    better than the model's own confidence during the run. The picture itself
+    must pass too, as it is what is saved and judged converged: a blurred
+    picture can be surer than the sharp one.)"""
 
     probability: float = 0.95
     scale: float = 0.5
@@ -54,13 +56,16 @@ class EarlyStop:
         preprocessing: Preprocessing,
     ) -> torch.Tensor:
         """``(K,)``: whether the model gives each picture (pixels ``(K, 3, H, W)``
-        in [0, 1]) at least ``probability`` for its target after the blur."""
+        in [0, 1]) at least ``probability`` for its target, both after the
+        blur and as it is (one pass through the network for both)."""
         small = F.interpolate(
             pixels, scale_factor=self.scale, mode="bilinear", antialias=True, align_corners=False
         )
         blurred = F.interpolate(small, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
-        scores = score(preprocessing.normalize(blurred).contiguous(memory_format=torch.channels_last))
-        return target_probability(scores, targets) >= self.probability
+        both = preprocessing.normalize(torch.cat([blurred, pixels]))
+        scores = score(both.contiguous(memory_format=torch.channels_last))
+        sure = target_probability(scores, targets.repeat(2)) >= self.probability
+        return sure[: len(pixels)] & sure[len(pixels) :]
 
 
 def target_probability(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -32,9 +32,10 @@ class Preset:
     ``description`` says what the recipe is; a class model job keeps it in
     its folder's ``run.json`` to refuse resuming with another recipe, so a
     shipped preset's description changes whenever its recipe does.
-    ``average_from`` is the step the averaging of the parameters starts at
-    (default: half the first early-stop check's step, or half the steps
-    without an early stop)."""
+    ``late_octaves``, where given, replace ``octaves`` from step
+    ``late_from`` on. ``average_from`` is the step the averaging of the
+    parameters starts at (default: half the first early-stop check's step,
+    or half the steps without an early stop)."""
 
     name: str
     param: ParamFactory
@@ -44,6 +45,8 @@ class Preset:
     between_steps: Sequence[BetweenSteps] = ()
     octaves: Sequence[Octave] = ()
     interleave: bool = False
+    late_octaves: Sequence[Octave] = ()
+    late_from: int = 0
     views: int = 1
     average: float = 0.0
     average_from: int | None = None
@@ -110,7 +113,7 @@ def default(steps: int = DEFAULT_STEPS) -> Preset:
     of 0.55, 0.7, 0.85 and 1.0 of the image in turn; Adam at a constant 0.05
     maximising S_c; the picture is a moving average of the parameters
     (decay 0.95) from step 48 on. A class stops early (from step 96) once
-    the model still gives its picture at half scale P_c >= 0.95."""
+    the model gives its picture P_c >= 0.95 both as it is and at half scale."""
     return Preset(
         name="default",
         param=param.fft(sd=0.01, decay_power=1.0, decorrelate=True),
@@ -130,7 +133,7 @@ def default(steps: int = DEFAULT_STEPS) -> Preset:
         early_stop=EarlyStop(),
         description="default: FFT 1/f + colour decorrelation, jitter (scale/rotate on 40% of steps), "
         "windows of 0.55-1.0 in turn, Adam 0.05, parameters averaged from step 48, "
-        "early stop when recognised at half scale",
+        "early stop when recognised as it is and at half scale",
     )
 
 

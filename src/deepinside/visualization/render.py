@@ -105,7 +105,9 @@ def render_classes(
     labels = list(labels) if labels is not None else [_label(model, t) for t in targets]
     if len(labels) != len(targets):
         raise DeepInsideError(f"{len(labels)} labels for {len(targets)} classes: give one label per class")
-    sizes = octave_sizes(preset.octaves, hw, preset.steps, preset.interleave)
+    sizes = octave_sizes(
+        preset.octaves, hw, preset.steps, preset.interleave, preset.late_octaves, preset.late_from
+    )
     base = _base_seed(seed)
     k_all = len(targets)
 
@@ -163,6 +165,9 @@ def _check_preset(preset: Preset) -> None:
     average = preset.average
     if isinstance(average, bool) or not isinstance(average, (int, float)) or not 0.0 <= average < 1.0:
         raise DeepInsideError(f"average is a decay per step in [0, 1), got {average!r}")
+    late = preset.late_from
+    if isinstance(late, bool) or not isinstance(late, int) or late < 0:
+        raise DeepInsideError(f"late_from is a step, a whole number of at least 0, got {late!r}")
     start = preset.average_from
     if start is not None and (isinstance(start, bool) or not isinstance(start, int) or start < 0):
         raise DeepInsideError(f"average_from is a step, a whole number of at least 0, got {start!r}")

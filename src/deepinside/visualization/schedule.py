@@ -12,9 +12,24 @@ Octave = tuple[float, float]
 
 
 def octave_sizes(
-    octaves: Sequence[Octave], size: tuple[int, int], steps: int, interleave: bool = False
+    octaves: Sequence[Octave],
+    size: tuple[int, int],
+    steps: int,
+    interleave: bool = False,
+    late: Sequence[Octave] = (),
+    late_from: int = 0,
 ) -> list[tuple[int, int]]:
-    """The ``(H, W)`` the model sees at each of ``steps`` steps."""
+    """The ``(H, W)`` the model sees at each of ``steps`` steps: ``octaves``
+    until step ``late_from``, then ``late`` (where given) for the rest."""
+    if late and 0 <= late_from < steps:
+        early = _sizes(octaves, size, late_from, interleave)
+        return early + _sizes(late, size, steps - late_from, interleave)
+    return _sizes(octaves, size, steps, interleave)
+
+
+def _sizes(
+    octaves: Sequence[Octave], size: tuple[int, int], steps: int, interleave: bool
+) -> list[tuple[int, int]]:
     if not octaves:
         return [size] * steps
     total = sum(f for _, f in octaves)
