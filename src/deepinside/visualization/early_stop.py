@@ -57,15 +57,26 @@ class EarlyStop:
     ) -> torch.Tensor:
         """``(K,)``: whether the model gives each picture (pixels ``(K, 3, H, W)``
         in [0, 1]) at least ``probability`` for its target, both after the
-        blur and as it is (one pass through the network for both)."""
+        blur and as it is (the latter scored only for the pictures that pass
+        the blur, most often none)."""
         small = F.interpolate(
             pixels, scale_factor=self.scale, mode="bilinear", antialias=True, align_corners=False
         )
         blurred = F.interpolate(small, size=pixels.shape[-2:], mode="bilinear", align_corners=False)
-        both = preprocessing.normalize(torch.cat([blurred, pixels]))
-        scores = score(both.contiguous(memory_format=torch.channels_last))
-        sure = target_probability(scores, targets.repeat(2)) >= self.probability
-        return sure[: len(pixels)] & sure[len(pixels) :]
+        sure = self._passes(score, blurred, targets, preprocessing)
+        if bool(sure.any()):
+            sure[sure.clone()] = self._passes(score, pixels[sure], targets[sure], preprocessing)
+        return sure
+
+    def _passes(
+        self,
+        score: Callable[[torch.Tensor], torch.Tensor],
+        pixels: torch.Tensor,
+        targets: torch.Tensor,
+        preprocessing: Preprocessing,
+    ) -> torch.Tensor:
+        scores = score(preprocessing.normalize(pixels).contiguous(memory_format=torch.channels_last))
+        return target_probability(scores, targets) >= self.probability
 
 
 def target_probability(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
