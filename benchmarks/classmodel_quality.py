@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import statistics
 import sys
 import time
@@ -457,6 +458,46 @@ def against_lucent(rows: Sequence[dict[str, object]]) -> list[dict[str, object]]
     return out
 
 
+def lucent_steps_for(curve: Sequence[tuple[float, float]], probability: float) -> float | None:
+    """The steps at which Lucent's curve ``(steps, mean judge P)`` first reaches
+    ``probability``, straight between its snapshots (from the best one before)."""
+    best = (0.0, 0.0)
+    for steps, p in sorted(curve):
+        if p >= probability:
+            return best[0] + (steps - best[0]) * (probability - best[1]) / (p - best[1])
+        if p > best[1]:
+            best = (steps, p)
+    return None
+
+
+def against_lucent_probability(
+    rows: Sequence[dict[str, object]], curve_file: Path, target: float
+) -> list[dict[str, object]]:
+    """For each preset: Lucent's time for the preset's mean judge probability
+    (and for ``target``): its CPU seconds a class-step in this run times the
+    steps its stored curve (``curve_file``, one seed-0 run) needs for it."""
+    stored = json.loads(curve_file.read_text())["results"]["rows"]
+    curve = [(r["steps"], r["judge_mean_probability"]) for r in stored if r["method"] == "lucent-recipe"]
+    here = [r for r in rows if r["method"] == "lucent-recipe"]
+    if not here:
+        return []
+    rate = here[0]["cpu_seconds_per_class"] / here[0]["steps"]
+    out = []
+    for row in rows:
+        if row["method"] == "lucent-recipe":
+            continue
+        p = row["judge_mean_probability"]
+        entry: dict[str, object] = {"method": row["method"], "judge_mean_probability": p}
+        entry["lucent_cpu_seconds_per_class_step"] = rate
+        for name, prob in (("own", p), ("target", target)):
+            steps = lucent_steps_for(curve, prob)
+            entry[f"lucent_steps_{name}"] = steps
+            entry[f"time_fraction_{name}"] = row["cpu_seconds_per_class"] / (steps * rate) if steps else None
+        entry["target_probability"] = target
+        out.append(entry)
+    return out
+
+
 # ---------------------------------------------------------------------- main
 
 
@@ -534,6 +575,13 @@ def main() -> None:
         "--figure-from", type=Path, help="only draw --figure from pictures saved by --save-images"
     )
     parser.add_argument("--timing-only", action="store_true", help="only time a step against the floor")
+    parser.add_argument(
+        "--lucent-curve",
+        type=Path,
+        help="a stored run of Lucent's recipe (its JSON): also set each preset's time against the steps "
+        "that run needed for the preset's mean judge probability, at this run's cost of a Lucent step",
+    )
+    parser.add_argument("--target-probability", type=float, default=0.88, help="with --lucent-curve")
     args = parser.parse_args()
     keep_freed_memory()  # as the command line does
     if args.figure_from:
@@ -674,6 +722,17 @@ def main() -> None:
             print(
                 f"{head} costs Lucent's recipe {r['lucent_steps']:.0f} steps; "
                 f"time {r['time_fraction']:.2f} of Lucent's (CPU seconds)"
+            )
+    if args.lucent_curve:
+        results["against_lucent_probability"] = against_lucent_probability(
+            rows, args.lucent_curve, args.target_probability
+        )
+        for r in results["against_lucent_probability"]:
+            print(
+                f"{r['method']}: mean judge P {r['judge_mean_probability']:.3f}, which Lucent's stored curve "
+                f"reaches at {r['lucent_steps_own']:.0f} steps: time {r['time_fraction_own']:.3f} of its; "
+                f"for P {r['target_probability']}: {r['lucent_steps_target']:.0f} steps, "
+                f"time {r['time_fraction_target']:.3f}"
             )
     if args.timing_repeats:
         print("step time against the floor (default preset, batch", args.batch, ")")

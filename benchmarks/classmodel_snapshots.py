@@ -42,13 +42,30 @@ def dev_classes(count: int) -> list[int]:
     return [DEV[i] for i in order[:count]]
 
 
+@dataclasses.dataclass(frozen=True)
+class LateDecay(Adam):
+    """Adam at a constant ``lr`` until step ``decay_from``, then straight down
+    to ``final * lr`` at step ``until`` (by the step, whichever class)."""
+
+    decay_from: int = 160
+    until: int = 320
+    final: float = 0.25
+
+    def step(self, params, grads, state, step, steps, moving=None) -> None:  # type: ignore[no-untyped-def]
+        t = min(1.0, max(0.0, (step - self.decay_from) / (self.until - self.decay_from)))
+        now = Adam(self.lr * (1 - (1 - self.final) * t), self.betas, self.eps)
+        now.step(params, grads, state, step, steps, moving)
+
+
 def variant(args: argparse.Namespace) -> presets.Preset:
     base = presets.default()
     prm = param.maco(contrast=args.contrast) if args.variant == "maco" else base.param
     return dataclasses.replace(
         base,
         param=prm,
-        optimizer=Adam(args.lr),
+        optimizer=Adam(args.lr)
+        if args.lr_decay_from is None
+        else LateDecay(args.lr, decay_from=args.lr_decay_from, until=args.steps, final=args.lr_final),
         steps=args.steps,
         early_stop=None,
         average=args.average,
@@ -217,6 +234,8 @@ def main() -> None:
     parser.add_argument("--variant", choices=("default", "maco"), default="default")
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--contrast", type=float, default=1.0)
+    parser.add_argument("--lr-decay-from", type=int, help="decay the learning rate straight from this step")
+    parser.add_argument("--lr-final", type=float, default=0.25, help="the last step's share of --lr")
     parser.add_argument("--average", type=float, default=presets.DEFAULT_AVERAGE)
     parser.add_argument("--average-from", type=int, default=48)
     parser.add_argument("--steps", type=int, default=256)
