@@ -102,5 +102,5 @@ def test_the_convincing_preset_keeps_the_retries_with_its_stricter_rule(tmp_path
     assert _cli([*argv, "--retries", "1", "--out", str(out)]) == 1
     assert "1 of 1 classes did not converge" in capsys.readouterr().err
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["required_probability"] == 0.98 and summary["not_converged"] == ["goldfish"]
+    assert summary["required_probability"] == 0.99 and summary["not_converged"] == ["goldfish"]
     assert [(r["converged"], r["attempts"]) for r in summary["classes"]] == [(False, 2)]

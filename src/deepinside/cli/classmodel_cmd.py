@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         choices=sorted(presets.PRESETS),
         default="default",
         help="default: recognisable pictures; convincing: pictures a second network is surer of, at "
-        "about 1.5x the time; paper: the paper's recipe (default: %(default)s)",
+        "about twice the time; paper: the paper's recipe (default: %(default)s)",
     )
     p.add_argument(
         "--objective",
@@ -51,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         type=_stop_probability,
         metavar="P|off",
         help="stop a class once the model gives its picture, shrunk (to half; to 0.35 for convincing) "
-        "and enlarged back, a probability of at least P; checked at step 96 and every 32 after "
-        "(default: the preset's: 0.95 for default, 0.98 for convincing, off for paper; off: every "
+        "and enlarged back, and as it is, a probability of at least P; checked at step 96 (128 for "
+        "convincing) and every 32 after (default: the preset's: 0.95 for default, 0.99 for convincing, "
+        "off for paper; off: every "
         "class runs all --steps)",
     )
     p.add_argument(

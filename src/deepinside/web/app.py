@@ -240,7 +240,7 @@ def _classmodel_tab(server: Server) -> None:
                 sorted(presets.PRESETS),
                 value="default",
                 label="preset",
-                info="default: recognisable pictures; convincing: surer ones, slower (give it 256 steps); "
+                info="default: recognisable pictures; convincing: surer ones, slower (give it 320 steps); "
                 "paper: the paper's recipe",
             )
             with gr.Row():
