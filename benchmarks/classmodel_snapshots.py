@@ -194,15 +194,19 @@ def score(path: Path, cpu_per_step: float | None) -> dict[str, object]:
         out["snapshots"].append({"steps": s, "judge_top1": top1, "judge_mean_probability": p})
     print("  rule (check >= p, first, every, cap): judge top-1, P, mean steps, est CPU s, own-converged")
     for check in CHECKS[1:]:
-        for p in (0.9, 0.95, 0.98):
+        if check not in rows[min(rows)]:  # a run from before this check was kept
+            continue
+        for p in (0.9, 0.95, 0.98, 0.99):
             for first, every in ((96, 32), (128, 32), (96, 16)):
-                for cap in (192, 224, 256):
+                for cap in (192, 224, 256, 288, 320):
                     if cap > steps:
                         continue
                     due = [s for s in sorted(rows) if s >= first and (s - first) % every == 0 and s < cap]
                     stop = torch.full((n,), cap)
                     for s in reversed(due):
-                        stop = torch.where(rows[s][check] >= p, torch.tensor(s), stop)
+                        # As the render loop: the picture itself must pass too.
+                        passed = (rows[s][check] >= p) & (rows[s]["plain"] >= p)
+                        stop = torch.where(passed, torch.tensor(s), stop)
                     pick = {
                         k: torch.stack([rows[int(st)][k][i] for i, st in enumerate(stop)])
                         for k in ("judge_p", "judge_top1", "plain")
