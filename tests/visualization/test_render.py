@@ -81,8 +81,12 @@ def test_average_of_the_second_half_by_hand():
     early = dataclasses.replace(ascent, steps=6, average=0.5, average_from=1)
     from_one = visualize_class(model, [2], preset=early, preprocessing=HALF, size=16)
     assert torch.allclose(from_one.images, 0.5 + 0.5 * 5.0625 * d, atol=1e-6)
-    for bad in ({"average": 1.0}, {"average_from": -1}):
-        with pytest.raises(DeepInsideError, match="average"):
+    for bad, name in (
+        ({"average": 1.0}, "average"),
+        ({"average_from": -1}, "average"),
+        ({"late_from": -2}, "late"),
+    ):
+        with pytest.raises(DeepInsideError, match=name):
             visualize_class(
                 model, [2], preset=dataclasses.replace(ascent, **bad), preprocessing=HALF, size=16
             )
