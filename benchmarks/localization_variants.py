@@ -220,10 +220,10 @@ class Scorer:
         self.model = deepinside.load_model()
         everything = samples(data)
         n = min(limit, len(everything))
-        self.samples = [s for i, s in enumerate(everything[:n]) if (cache_dir / f"{i}.npz").exists()]
-        self.records = [
-            dict(np.load(cache_dir / f"{i}.npz")) for i in range(n) if (cache_dir / f"{i}.npz").exists()
-        ]
+        # The dev photos' indices (their cache files' names), for scripts that cache more per photo.
+        self.indices = [i for i in range(n) if (cache_dir / f"{i}.npz").exists()]
+        self.samples = [everything[i] for i in self.indices]
+        self.records = [dict(np.load(cache_dir / f"{i}.npz")) for i in self.indices]
         self.placements = [self.model.prepare([s.photo])[1][0] for s in self.samples]
         self.top1 = [int(r["top5@1.0"][0]) == s.class_index for r, s in zip(self.records, self.samples)]
         self.top5 = [s.class_index in r["top5@1.0"].tolist() for r, s in zip(self.records, self.samples)]
@@ -235,12 +235,14 @@ class Scorer:
         config: LocalizationConfig,
         rule: Callable[[np.ndarray], float] | None = None,
         boxer: Callable[[np.ndarray], tuple[float, float, float, float]] | None = None,
+        skip_maxbox: bool = False,
     ) -> dict[str, object]:
         """``make_map(record)`` gives the map on the input; ``config`` its box rule;
-        ``rule(map on the photo)``, if given, the photo's own threshold fraction."""
+        ``rule(map on the photo)``, if given, the photo's own threshold fraction;
+        ``skip_maxbox``: GT-known and the top-5 error only (a quick look)."""
         known, maxbox = [], MaxBoxAccV2()
         # A box rule on a map already scored leaves MaxBoxAccV2 as it was: skip the costly sweep.
-        skip_maxbox = boxer is not None and os.environ.get("LOCVAR_SKIP_MAXBOX") == "1"
+        skip_maxbox = skip_maxbox or (boxer is not None and os.environ.get("LOCVAR_SKIP_MAXBOX") == "1")
         for s, placement, rec in zip(self.samples, self.placements, self.records):
             m = make_map(rec)
             photo_config = config

@@ -191,6 +191,19 @@ def test_evaluate_faithfulness_and_pointing(tmp_path, annotated, capsys):
     assert code == 0 and "grad-cam" in out and "centre" in out
 
 
+def test_localize_and_evaluate_take_the_affinity_config(tmp_path, annotated, capsys):
+    out = tmp_path / "out"
+    code, _, _ = _run(
+        ["localize", tmp_path / "cat.jpg", "--top-k", "2", "--config", "affinity", "--out", out], capsys
+    )
+    assert code == 0
+    assert len(json.loads((out / "cat.localize-affinity.json").read_text())["boxes"]) == 2
+    code, out, _ = _run(
+        ["evaluate", "localization", "--annotations", annotated, "--config", "affinity"], capsys
+    )
+    assert code == 0 and [line.split()[0] for line in out.splitlines()[1:2]] == ["affinity"]
+
+
 def test_evaluate_needs_boxes_for_the_pointing_game(photo_dir, capsys):
     code, _, err = _run(["evaluate", "pointing-game", "--images", photo_dir / "cat.jpg"], capsys)
     assert code == 2 and "needs object boxes" in err

@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--config",
         choices=list(PRESETS),
         default="default",
-        help="paper: the paper's gradient map + GraphCut; default: measured best; fixed-threshold: the "
+        help="paper: the paper's gradient map + GraphCut; default: measured best; affinity: the "
+        "default's map carried over the network's own feature affinities; fixed-threshold: the "
         "previous default (see docs/localization.md)",
     )
     p.add_argument(

@@ -28,6 +28,7 @@ from ..errors import DeepInsideError
 from ..io.photos import to_rgb
 from ..models.classifier import Classifier, Prediction, read_photos
 from ..models.preprocessing import Placement
+from .affinity import propagate
 from .boxes import Box, largest_component_box, scale_box, union_box, whole_image_box
 from .objectness import agreeing, feature_maps, first_component
 from .segment import Segmentation, above_mean, graphcut, threshold
@@ -56,6 +57,12 @@ class LocalizationConfig:
             map, both over their peaks (0: none; 0.5: their mean): the first
             principal component of the feature layer's descriptors, its sign
             the one that agrees with the class map (DDT; needs a feature layer).
+        affinity_steps: random-walk steps that carry the averaged map over the
+            affinities of ``affinity_layer``'s descriptors on the input at
+            ``affinity_scale``, cosine similarities cut at 0 and raised to
+            ``affinity_power`` (0: none; localization/affinity.py).
+        affinity_layer: the layer whose descriptors give the affinities
+            (a submodule name; None: the feature layer).
     """
 
     name: str
@@ -73,6 +80,10 @@ class LocalizationConfig:
     scales: tuple[float, ...] = (1.0,)
     centre_prior: float = 0.0
     objectness: float = 0.0
+    affinity_steps: int = 0
+    affinity_power: float = 8.0
+    affinity_scale: float = 2.0
+    affinity_layer: str | None = None
 
     def segment(self, photo: np.ndarray, saliency_map: np.ndarray) -> Segmentation:
         if self.centre_prior > 0:
@@ -110,6 +121,19 @@ PRESETS: dict[str, LocalizationConfig] = {
         scales=(1.0, 1.5, 2.0),
         segmentation="mean",
         box="largest",
+    ),
+    # The default's map carried 16 random-walk steps over the feature layer's
+    # affinities on the input at 2x, so that it follows the object's own
+    # features rather than Grad-CAM's coarse grid (localization/affinity.py).
+    "affinity": LocalizationConfig(
+        "affinity",
+        method="grad-cam",
+        scales=(1.0, 1.5, 2.0),
+        segmentation="mean",
+        box="largest",
+        affinity_steps=16,
+        affinity_power=8.0,
+        affinity_scale=2.0,
     ),
     # The previous default: the same maps cut at 0.2 of their range, a
     # fraction chosen on the dev photos.
@@ -238,7 +262,25 @@ def explain_maps(
         total = (1 - config.objectness) * total / _peak(total) + config.objectness * objectness / _peak(
             objectness
         )
+    if config.affinity_steps > 0:
+        total = along_features(model, inputs, total, config)
     return total
+
+
+def along_features(
+    model: Classifier, inputs: torch.Tensor, maps: torch.Tensor, config: LocalizationConfig
+) -> torch.Tensor:
+    """Maps ``(B, K, H, W)`` carried by the config's random walk over the
+    affinities of its layer's descriptors, on ``inputs`` at its scale."""
+    layer = config.affinity_layer or feature_layer_of(
+        model,
+        dict(config.method_options).get("layer"),  # type: ignore[arg-type]
+    )
+    x = inputs
+    if config.affinity_scale != 1.0:
+        x = F.interpolate(inputs, scale_factor=config.affinity_scale, mode="bilinear", align_corners=False)
+    features = feature_maps(model, x, layer)
+    return propagate(maps, features, config.affinity_power, config.affinity_steps)
 
 
 #: Photos prepared at a time by default (the rows of a pass are bounded apart).
@@ -263,12 +305,19 @@ def bounded_rows(method: str, options: dict[str, object], x: torch.Tensor) -> Me
 def feature_layer_needed(model: Classifier, config: LocalizationConfig) -> None:
     """Refuse, before any work, a CAM config on a model without a feature layer,
     naming both ways out."""
-    if config.method not in ("grad-cam", "guided-grad-cam") and config.objectness == 0:
+    uses_layer = config.objectness > 0 or (config.affinity_steps > 0 and config.affinity_layer is None)
+    if config.method not in ("grad-cam", "guided-grad-cam") and not uses_layer:
         return
     try:
         feature_layer_of(model, dict(config.method_options).get("layer"))  # type: ignore[arg-type]
     except DeepInsideError:
-        uses = config.method if config.method in ("grad-cam", "guided-grad-cam") else "objectness"
+        uses = (
+            config.method
+            if config.method in ("grad-cam", "guided-grad-cam")
+            else "objectness"
+            if config.objectness > 0
+            else "feature affinities"
+        )
         raise DeepInsideError(
             f"config {config.name!r} uses {uses}, which needs the model's last convolutional "
             "layer: declare it with --feature-layer NAME (in Python, load_model(..., feature_layer='NAME')), "

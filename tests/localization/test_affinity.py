@@ -1,0 +1,91 @@
+"""The class map carried over feature affinities (a random walk), worked by hand."""
+
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+
+from deepinside.localization import PRESETS, LocalizationConfig
+from deepinside.localization.affinity import propagate, transition
+from deepinside.localization.localize import explain_maps
+from deepinside.localization.objectness import feature_maps
+
+
+def object_and_background() -> torch.Tensor:
+    """A 2 x 2 grid, two channels: the top row looks like an object (1, 0),
+    the bottom row like background (0, 1)."""
+    f = torch.zeros(1, 2, 2, 2)
+    f[0, 0, 0, :] = 1.0
+    f[0, 1, 1, :] = 1.0
+    return f
+
+
+def test_transition_by_hand():
+    # Alike positions share their rows equally; unlike ones (cosine 0) do not mix.
+    half = torch.tensor(
+        [[0.5, 0.5, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.5]]
+    )
+    torch.testing.assert_close(transition(object_and_background(), 8.0)[0], half)
+
+
+def test_the_power_keeps_only_close_likeness():
+    # Descriptors (1, 0) and (1, 1): cosine 1/sqrt 2, so power 2 gives affinity 1/2 against 1 for itself.
+    f = torch.tensor([[1.0, 1.0], [0.0, 1.0]])[None, :, None, :]  # (1, C=2, h=1, w=2)
+    torch.testing.assert_close(transition(f, 2.0)[0], torch.tensor([[2 / 3, 1 / 3], [1 / 3, 2 / 3]]))
+    assert float(transition(f, 16.0)[0, 0, 1]) < 0.01
+
+
+def test_a_position_like_nothing_keeps_its_value():
+    f = object_and_background()
+    f[0, :, 1, 1] = 0.0
+    t = transition(f, 8.0)[0]
+    torch.testing.assert_close(t[3], torch.tensor([0.0, 0.0, 0.0, 1.0]))
+    torch.testing.assert_close(t.sum(-1), torch.ones(4))
+
+
+def test_the_map_fills_the_object_and_stays_off_the_background():
+    # Evidence at one corner of the object spreads over the object's row only.
+    cam = torch.tensor([[1.0, 0.0], [0.0, 0.0]])[None, None]
+    walked = propagate(cam, object_and_background(), power=8.0, steps=3)
+    torch.testing.assert_close(walked[0, 0], torch.tensor([[0.5, 0.5], [0.0, 0.0]]))
+
+
+def test_maps_go_down_to_the_feature_grid_and_back():
+    # A map on a 4 x 4 input over 2 x 2 features: averaged per cell, walked, upsampled bilinearly.
+    cam = torch.zeros(1, 2, 4, 4)
+    cam[0, 0, :2, :2] = 1.0  # class 0: the top-left cell
+    cam[0, 1, 2:, :] = 2.0  # class 1: the bottom row
+    walked = propagate(cam, object_and_background(), power=8.0, steps=1)
+    grid = torch.tensor([[[0.5, 0.5], [0.0, 0.0]], [[0.0, 0.0], [2.0, 2.0]]])[None]
+    expected = F.interpolate(grid, size=(4, 4), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(walked, expected)
+
+
+def test_explain_maps_walks_the_averaged_map_over_the_feature_layer(model, batch):
+    targets = torch.tensor([[281, 285], [967, 504]])
+    cam = LocalizationConfig("cam", method="grad-cam", scales=(1.0, 1.5), segmentation="mean")
+    walked = dataclasses.replace(cam, affinity_steps=2, affinity_power=4.0, affinity_scale=1.5)
+    plain = explain_maps(model, batch, targets, cam)
+    x = F.interpolate(batch, scale_factor=1.5, mode="bilinear", align_corners=False)
+    expected = propagate(plain, feature_maps(model, x, "net.features"), 4.0, 2)
+    torch.testing.assert_close(explain_maps(model, batch, targets, walked), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_another_layer_can_give_the_affinities(model, batch):
+    targets = torch.tensor([[281], [967]])
+    cam = LocalizationConfig("cam", method="grad-cam", segmentation="mean")
+    walked = dataclasses.replace(
+        cam, affinity_steps=1, affinity_scale=1.0, affinity_layer="net.body._blocks.10"
+    )
+    features = feature_maps(model, batch, "net.body._blocks.10")
+    assert features.shape[-2:] == (14, 14)  # stride 16: finer than the feature layer's 7 x 7
+    expected = propagate(explain_maps(model, batch, targets, cam), features, 8.0, 1)
+    torch.testing.assert_close(explain_maps(model, batch, targets, walked), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_affinity_config_is_the_default_walked():
+    default, affinity = PRESETS["default"], PRESETS["affinity"]
+    assert dataclasses.replace(affinity, name="default", affinity_steps=0) == dataclasses.replace(
+        default, affinity_power=affinity.affinity_power, affinity_scale=affinity.affinity_scale
+    )
+    assert affinity.affinity_steps > 0 and affinity.affinity_layer is None
