@@ -9,7 +9,7 @@ Runs the same code as ``deepinside evaluate localization`` (all named configs,
 or those given); writes benchmarks/results/localization.json (or ``--out``).
 With ``--top5-photos N`` it also times ``deepinside.localize`` with top-5
 boxes on the first N photos, the way a user runs it, for each ``--top5-config``
-(default: the default and fixed-threshold configs).
+(default: the default and multiscale configs).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main() -> None:
     results["peak_rss_mb"] = peak_rss_mb()
     if args.top5_photos:
         results["top5_seconds_per_photo"] = time_top5(
-            args.data, args.top5_photos, args.top5_config or ["default", "fixed-threshold"]
+            args.data, args.top5_photos, args.top5_config or ["default", "multiscale"]
         )
     write_results(path, "localization", results)
     print(f"{results['seconds']} s, peak memory {results['peak_rss_mb']} MB (resident, whole process)")

@@ -191,17 +191,17 @@ def test_evaluate_faithfulness_and_pointing(tmp_path, annotated, capsys):
     assert code == 0 and "grad-cam" in out and "centre" in out
 
 
-def test_localize_and_evaluate_take_the_affinity_config(tmp_path, annotated, capsys):
+def test_localize_and_evaluate_take_the_multiscale_config(tmp_path, annotated, capsys):
     out = tmp_path / "out"
     code, _, _ = _run(
-        ["localize", tmp_path / "cat.jpg", "--top-k", "2", "--config", "affinity", "--out", out], capsys
+        ["localize", tmp_path / "cat.jpg", "--top-k", "2", "--config", "multiscale", "--out", out], capsys
     )
     assert code == 0
-    assert len(json.loads((out / "cat.localize-affinity.json").read_text())["boxes"]) == 2
+    assert len(json.loads((out / "cat.localize-multiscale.json").read_text())["boxes"]) == 2
     code, out, _ = _run(
-        ["evaluate", "localization", "--annotations", annotated, "--config", "affinity"], capsys
+        ["evaluate", "localization", "--annotations", annotated, "--config", "multiscale"], capsys
     )
-    assert code == 0 and [line.split()[0] for line in out.splitlines()[1:2]] == ["affinity"]
+    assert code == 0 and [line.split()[0] for line in out.splitlines()[1:2]] == ["multiscale"]
 
 
 def test_evaluate_needs_boxes_for_the_pointing_game(photo_dir, capsys):

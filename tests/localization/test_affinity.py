@@ -83,9 +83,9 @@ def test_another_layer_can_give_the_affinities(model, batch):
     torch.testing.assert_close(explain_maps(model, batch, targets, walked), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_the_affinity_config_is_the_default_walked():
-    default, affinity = PRESETS["default"], PRESETS["affinity"]
-    assert dataclasses.replace(affinity, name="default", affinity_steps=0) == dataclasses.replace(
-        default, affinity_power=affinity.affinity_power, affinity_scale=affinity.affinity_scale
+def test_the_default_is_the_multiscale_map_walked():
+    default, multiscale = PRESETS["default"], PRESETS["multiscale"]
+    assert dataclasses.replace(default, name="multiscale", affinity_steps=0) == dataclasses.replace(
+        multiscale, affinity_power=default.affinity_power, affinity_scale=default.affinity_scale
     )
-    assert affinity.affinity_steps > 0 and affinity.affinity_layer is None
+    assert default.affinity_steps > 0 and default.affinity_layer is None

@@ -169,7 +169,7 @@ def test_evaluate_localization(tmp_path, photos, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "GT-known" in out
     rows = {r["config"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
-    assert set(rows) == {"paper", "default", "affinity", "fixed-threshold", "whole image", "centred box"}
+    assert set(rows) == {"paper", "default", "multiscale", "fixed-threshold", "whole image", "centred box"}
     assert rows["whole image"]["gt_known_loc"] == 1.0  # the box covers most of the photo
     assert 0 <= rows["default"]["maxboxacc_0.5"] <= 1
 

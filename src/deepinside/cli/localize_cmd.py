@@ -44,9 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--config",
         choices=list(PRESETS),
         default="default",
-        help="paper: the paper's gradient map + GraphCut; default: measured best; affinity: the "
-        "default's map carried over the network's own feature affinities; fixed-threshold: the "
-        "previous default (see docs/localization.md)",
+        help="paper: the paper's gradient map + GraphCut; default: measured best (Grad-CAM at three "
+        "scales carried over the network's own feature affinities); multiscale, fixed-threshold: "
+        "earlier defaults (see docs/localization.md)",
     )
     p.add_argument(
         "--method", help="override the config's saliency method (e.g. gradient, smoothgrad, grad-cam)"
