@@ -28,6 +28,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,7 @@ from deepinside.evaluation.run import samples_from
 from deepinside.io.photos import load_photo
 from deepinside.localization.boxes import best_iou
 from deepinside.localization.localize import LocalizationConfig, boxes_for, working_size
+from deepinside.models.preprocessing import Placement
 
 SCALES = (1.0, 1.5, 2.0, 2.5)
 FLIPS = (False, True)
@@ -64,22 +66,21 @@ def first_components(features: torch.Tensor, n: int = 2) -> torch.Tensor:
     return (x @ vt[:n].T).T.reshape(n, h, w).float()
 
 
-def view_maps(model, inputs: torch.Tensor, targets: torch.Tensor, scale: float, flip: bool) -> dict:  # type: ignore[no-untyped-def]
-    """Every cached map of one view, per photo of the batch."""
+def layer_cams(model, x: torch.Tensor, targets: torch.Tensor, blocks: dict[str, int]):  # type: ignore[no-untyped-def]
+    """Grad-CAM (``gc_NAME``) and Layer-CAM (``lc_NAME``) maps ``(B, h, w)`` of the
+    feature layer (``last``) and of ``blocks`` for the inputs ``x``, the scores,
+    and the layers' outputs."""
     net = model.net
-    x = inputs.flip(-1) if flip else inputs
-    if scale != 1.0:
-        x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
     outs: dict[str, torch.Tensor] = {}
     hooks = [net.features.register_forward_hook(lambda m, i, o: outs.__setitem__("last", o))]
-    for name, idx in BLOCKS.items():
+    for name, idx in blocks.items():
         hooks.append(
             net.body._blocks[idx].register_forward_hook(lambda m, i, o, name=name: outs.__setitem__(name, o))
         )
     try:
         with torch.enable_grad():
             scores = net(x.requires_grad_(True))
-            names = ["last", *BLOCKS]
+            names = ["last", *blocks]
             grads = torch.autograd.grad(scores.gather(1, targets[:, None]).sum(), [outs[n] for n in names])
     finally:
         for h in hooks:
@@ -89,13 +90,22 @@ def view_maps(model, inputs: torch.Tensor, targets: torch.Tensor, scale: float, 
         a = outs[name].detach()
         result[f"gc_{name}"] = F.relu((g.mean((2, 3), keepdim=True) * a).sum(1)).numpy()
         result[f"lc_{name}"] = F.relu((F.relu(g) * a).sum(1)).numpy()
+    return result, scores.detach(), outs
+
+
+def view_maps(model, inputs: torch.Tensor, targets: torch.Tensor, scale: float, flip: bool) -> dict:  # type: ignore[no-untyped-def]
+    """Every cached map of one view, per photo of the batch."""
+    x = inputs.flip(-1) if flip else inputs
+    if scale != 1.0:
+        x = F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+    result, scores, outs = layer_cams(model, x, targets, BLOCKS)
     last = outs["last"].detach()
     result["pca_last"] = torch.stack([first_components(f) for f in last]).numpy()
     result["pca_b15"] = torch.stack([first_components(f) for f in outs["b15"].detach()]).numpy()
     result["mean_last"] = last.mean(1).numpy()
     if scale == 1.0 and not flip:
         result["features_last"] = last.half().numpy()
-        result["top5"] = scores.detach().topk(5, dim=1).indices.numpy()
+        result["top5"] = scores.topk(5, dim=1).indices.numpy()
     return result
 
 
@@ -215,15 +225,30 @@ def otsu(values: np.ndarray, bins: int = 256) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
+@dataclass
+class PlacedMap:
+    """A map on a crop of the photo rather than on the model input: ``placement``
+    lays it over the whole photo, ``crop`` ``(x0, y0, x1, y1)`` (whole pixels)
+    is the part whose box is cut (the crop is the photo the box rule sees)."""
+
+    map: torch.Tensor
+    placement: Placement
+    crop: tuple[int, int, int, int]
+
+
 class Scorer:
-    def __init__(self, data: Path, cache_dir: Path, limit: int) -> None:
+    def __init__(self, data: Path, cache_dir: Path, limit: int, more: tuple[Path, ...] = ()) -> None:
+        """Records from ``cache_dir``, merged with those of the same photo in ``more``."""
         self.model = deepinside.load_model()
         everything = samples(data)
         n = min(limit, len(everything))
+        dirs = (cache_dir, *more)
         # The dev photos' indices (their cache files' names), for scripts that cache more per photo.
-        self.indices = [i for i in range(n) if (cache_dir / f"{i}.npz").exists()]
+        self.indices = [i for i in range(n) if all((d / f"{i}.npz").exists() for d in dirs)]
         self.samples = [everything[i] for i in self.indices]
-        self.records = [dict(np.load(cache_dir / f"{i}.npz")) for i in self.indices]
+        self.records = [
+            {k: v for d in dirs for k, v in np.load(d / f"{i}.npz").items()} for i in self.indices
+        ]
         self.placements = [self.model.prepare([s.photo])[1][0] for s in self.samples]
         self.top1 = [int(r["top5@1.0"][0]) == s.class_index for r, s in zip(self.records, self.samples)]
         self.top5 = [s.class_index in r["top5@1.0"].tolist() for r, s in zip(self.records, self.samples)]
@@ -245,6 +270,13 @@ class Scorer:
         skip_maxbox = skip_maxbox or (boxer is not None and os.environ.get("LOCVAR_SKIP_MAXBOX") == "1")
         for s, placement, rec in zip(self.samples, self.placements, self.records):
             m = make_map(rec)
+            if isinstance(m, PlacedMap):
+                known.append(best_iou(placed_box(s.photo, m, config), s.boxes) >= 0.5)
+                if not skip_maxbox:
+                    w, h = working_size(s.photo.width, s.photo.height, config.work_side)
+                    on_photo = m.placement.to_photo(m.map, size=(w, h)).numpy()
+                    maxbox.add_map(on_photo, s.boxes, s.photo.width, s.photo.height)
+                continue
             photo_config = config
             if rule is not None:
                 w, h = working_size(s.photo.width, s.photo.height, config.work_side)
@@ -292,6 +324,16 @@ class Scorer:
             flush=True,
         )
         return row
+
+
+def placed_box(photo, placed: PlacedMap, config: LocalizationConfig):  # type: ignore[no-untyped-def]
+    """The library's box of a map on a crop, cut within the crop, in photo pixels."""
+    x0, y0, x1, y1 = placed.crop
+    crop = photo.crop(placed.crop)
+    inside = Placement(crop.size, tuple(float(v) - o for v, o in zip(placed.placement.box, (x0, y0, x0, y0))))
+    (found,) = boxes_for(crop, inside, placed.map[None], [None], config)  # type: ignore[list-item]
+    bx0, by0, bx1, by1 = found.box
+    return (bx0 + x0, by0 + y0, bx1 + x0, by1 + y0)
 
 
 def score(args: argparse.Namespace) -> None:
