@@ -1,19 +1,19 @@
 """Finer localisation maps from more views: sub-stride shifts, zoom-in, larger scales.
 
     python benchmarks/localization_finer.py cache --views shifts --lo 0 --hi 100   (pieces)
-    python benchmarks/localization_finer.py cache --views zoom --lo 0 --hi 100
+    python benchmarks/localization_finer.py cache --views zoom --margin 0.25 --lo 0 --hi 100
     python benchmarks/localization_finer.py score [--limit N] [--only NAME] [--write]
 
 The fourth round of docs/localization.md. It reuses localization_variants.py:
 its cache (``--base``, read only: 1x-2.5x views, the true class's Grad-CAM and
 top 5) and its ``Scorer`` (the library's box code and the MaxBoxAccV2
 protocol); this script caches only the new views, for the true class, in
-``--cache``/shifts and ``--cache``/zoom:
+``--cache``/shifts and ``--cache``/zoomMARGIN:
 
 - ``shifts``: the input at each scale, pasted into a canvas one stride (32 px
   of the view) larger at sub-stride offsets, so that the feature grid samples
   the photo at other phases: Grad-CAM ``gc@SCALE+DY,DX`` on the canvas.
-- ``zoom``: a second pass on a square crop around the library default's box for
+- ``zoom``: a second pass on a square crop around the ``multiscale`` config's box for
   the true class (with a margin), resized to the model input: Grad-CAM
   ``zoomMARGIN@SCALE``, the crop (``zoomMARGIN_crop``, with ``photo_size``),
   the crop's probability of the class and whether it is in the crop's top 5.
@@ -52,7 +52,7 @@ STRIDE = 32  # the feature layer's stride in view pixels
 SIDE = 224
 # Sub-stride phases cached per scale (n per axis: offsets k * 32 / n view pixels).
 PHASES = {1.0: 4, 1.5: 2, 2.0: 2, 2.5: 2, 3.0: 2}
-ZOOM_MARGINS = (0.25,)
+ZOOM_MARGINS = (0.25, 0.0)
 ZOOM_SCALES = (1.0, 1.5, 2.0)
 MEAN_CUT = LocalizationConfig("v", segmentation="mean")
 
@@ -153,30 +153,30 @@ def crop_input(model, photo: Image.Image, crop) -> torch.Tensor:  # type: ignore
     return pre.normalize(pixels)
 
 
-def cache_zoom(model, chunk, inputs: torch.Tensor, targets: torch.Tensor) -> list[dict]:  # type: ignore[no-untyped-def]
-    default = PRESETS["default"]
-    maps = explain_maps(model, inputs, targets[:, None], default)
+def cache_zoom(model, chunk, inputs: torch.Tensor, targets: torch.Tensor, margin: float) -> list[dict]:  # type: ignore[no-untyped-def]
+    # The multiscale maps (the default of the earlier rounds), without the affinity walk.
+    first = PRESETS["multiscale"]
+    maps = explain_maps(model, inputs, targets[:, None], first)
     _, placements = model.prepare([s.photo for s in chunk])
     records: list[dict] = [{} for _ in chunk]
-    for margin in ZOOM_MARGINS:
-        crops = []
-        for s, placement, m in zip(chunk, placements, maps):
-            (found,) = boxes_for(s.photo, placement, m, [None], default)  # type: ignore[list-item]
-            crops.append(zoom_crop(found.box, s.photo.width, s.photo.height, margin))
-        x = torch.stack([crop_input(model, s.photo, c) for s, c in zip(chunk, crops)])
-        for scale in ZOOM_SCALES:
-            xs = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear")
-            cams, scores, _ = layer_cams(model, xs, targets, {})
-            for rec, m in zip(records, cams["gc_last"]):
-                rec[f"zoom{margin}@{scale}"] = m
-            if scale == 1.0:
-                probs = scores.softmax(1)
-                top5 = scores.topk(5, dim=1).indices
-                for j, rec in enumerate(records):
-                    rec[f"zoom{margin}_crop"] = np.array(crops[j])
-                    rec["photo_size"] = np.array(chunk[j].photo.size)
-                    rec[f"zoom{margin}_prob"] = float(probs[j, targets[j]])
-                    rec[f"zoom{margin}_in_top5"] = bool((top5[j] == targets[j]).any())
+    crops = []
+    for s, placement, m in zip(chunk, placements, maps):
+        (found,) = boxes_for(s.photo, placement, m, [None], first)  # type: ignore[list-item]
+        crops.append(zoom_crop(found.box, s.photo.width, s.photo.height, margin))
+    x = torch.stack([crop_input(model, s.photo, c) for s, c in zip(chunk, crops)])
+    for scale in ZOOM_SCALES:
+        xs = x if scale == 1.0 else F.interpolate(x, scale_factor=scale, mode="bilinear")
+        cams, scores, _ = layer_cams(model, xs, targets, {})
+        for rec, m in zip(records, cams["gc_last"]):
+            rec[f"zoom{margin}@{scale}"] = m
+        if scale == 1.0:
+            probs = scores.softmax(1)
+            top5 = scores.topk(5, dim=1).indices
+            for j, rec in enumerate(records):
+                rec[f"zoom{margin}_crop"] = np.array(crops[j])
+                rec["photo_size"] = np.array(chunk[j].photo.size)
+                rec[f"zoom{margin}_prob"] = float(probs[j, targets[j]])
+                rec[f"zoom{margin}_in_top5"] = bool((top5[j] == targets[j]).any())
     return records
 
 
@@ -184,7 +184,7 @@ def cache(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     model = deepinside.load_model()
     everything = samples(args.data)
-    tag = args.views
+    tag = "shifts" if args.views == "shifts" else f"zoom{args.margin}"
     where = args.cache / tag
     where.mkdir(parents=True, exist_ok=True)
     todo = [i for i in range(args.lo, min(args.hi, len(everything))) if not (where / f"{i}.npz").exists()]
@@ -197,7 +197,7 @@ def cache(args: argparse.Namespace) -> None:
         if tag == "shifts":
             records = cache_shifts(model, inputs, targets)
         else:
-            records = cache_zoom(model, chunk, inputs, targets)
+            records = cache_zoom(model, chunk, inputs, targets, args.margin)
         for i, record in zip(rows, records):
             tmp = where / f"{i}.tmp.npz"
             np.savez_compressed(tmp, **record)
@@ -224,7 +224,7 @@ class Views:
         """One view of localization_variants' cache (input resized by ``scale``)."""
         low = rec[f"gc_last@{scale}"]
         side = view_side(scale)
-        return self._place(low, side, how, shift=(0, 0), per_input=SIDE / side)
+        return self.place(low, side, how, shift=(0, 0), per_input=SIDE / side)
 
     def shifted(self, rec, scale: float, n: int, how: str, stitch: bool) -> torch.Tensor:  # type: ignore[no-untyped-def]
         """The ``n`` x ``n`` phases of one scale: each view's map brought onto the
@@ -236,7 +236,7 @@ class Views:
         phases = offsets(n)
         if not stitch:
             maps = [
-                peak_normalised(self._place(rec[f"gc@{scale}+{dy},{dx}"], full, how, (dy, dx), SIDE / side))
+                peak_normalised(self.place(rec[f"gc@{scale}+{dy},{dx}"], full, how, (dy, dx), SIDE / side))
                 for dy in phases
                 for dx in phases
             ]
@@ -255,7 +255,9 @@ class Views:
         fine = fine[order_y][:, order_x]
         return resample(fine, ys_fine[order_y] * SIDE / side, xs_fine[order_x] * SIDE / side)
 
-    def _place(self, low, full: int, how: str, shift, per_input: float) -> torch.Tensor:  # type: ignore[no-untyped-def]
+    def place(self, low, full: int, how: str, shift, per_input: float) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        """Cells ``low`` of a view ``full`` pixels wide whose photo content starts at
+        ``shift`` ``(dy, dx)``, onto the input (``per_input``: input pixels per view pixel)."""
         h, w = low.shape
         geometry = self.geometry[full]
         ys = (cell_centres(h, full, how, geometry) - shift[0]) * per_input
@@ -290,7 +292,7 @@ def zoomed(views: Views, margin: float, scales, how: str, check: bool) -> Callab
 def zoom_view(rec, margin: float, scale: float, how: str, views: Views) -> torch.Tensor:  # type: ignore[no-untyped-def]
     low = rec[f"zoom{margin}@{scale}"]
     side = view_side(scale)
-    return views._place(low, side, how, (0, 0), SIDE / side)
+    return views.place(low, side, how, (0, 0), SIDE / side)
 
 
 # ---------------------------------------------------------------- variants
@@ -314,6 +316,10 @@ def variants(views: Views, only: str | None):  # type: ignore[no-untyped-def]
         add(f"Grad-CAM 1x/1.5x/2x, cells at {how} centres", plain(s3, how))
         add(f"Grad-CAM 1x, cells at {how} centres", plain((1.0,), how))
         add(f"Grad-CAM 1x-2.5x, cells at {how} centres", plain((1.0, 1.5, 2.0, 2.5), how))
+        # The 3x view is the canvas at offset 0 (only the shifted views were cached at 3x).
+        three = shifted([(3.0, 1)], how, False)
+        each = [lambda r, s=s: views.plain(r, s, how) for s in (1.0, 1.5, 2.0, 2.5)]
+        add(f"Grad-CAM 1x-3x, cells at {how} centres", multiscale(*each, three))
         for n in (1, 2, 4):
             for stitch in (False, True) if n > 1 else (False,):
                 rule = "stitched" if stitch else "averaged"
@@ -332,7 +338,7 @@ def variants(views: Views, only: str | None):  # type: ignore[no-untyped-def]
             for check in (False, True):
                 tail = ", first map where the class leaves the crop's top 5" if check else ""
                 add(
-                    f"zoom-in on the default's box, margin {margin}, 1x/1.5x/2x, {how} centres{tail}",
+                    f"zoom-in on the multiscale box, margin {margin}, 1x/1.5x/2x, {how} centres{tail}",
                     zoomed(views, margin, s3, how, check),
                 )
     return found
@@ -343,6 +349,7 @@ def score(args: argparse.Namespace) -> None:
     scorer = Scorer(args.data, args.base, args.limit, more=tuple(args.cache / t for t in args.tags))
     views = Views(scorer.model)
     rows = [scorer.score(name, make, MEAN_CUT) for name, make in variants(views, args.only)]
+    paired_with_multiscale(scorer.hits)
     if args.write:
         path = RESULTS / "localization_finer.json"
         if args.only and path.exists():  # a partial run updates its rows, keeps the others
@@ -352,6 +359,21 @@ def score(args: argparse.Namespace) -> None:
         write_results(path, "localization_finer", {"images": len(scorer.samples), "rows": rows})
 
 
+# The multiscale config's map (the default of the earlier rounds), the reference of every row.
+MULTISCALE_ROW = "Grad-CAM 1x/1.5x/2x, cells at bilinear centres"
+
+
+def paired_with_multiscale(hits: dict[str, list[bool]]) -> None:
+    """Photos each variant gets right that the multiscale map misses, and the
+    reverse (GT-known): how much of a difference is a few photos changing sides."""
+    if MULTISCALE_ROW not in hits:
+        return
+    base = np.array(hits[MULTISCALE_ROW])
+    for name, known in hits.items():
+        k = np.array(known)
+        print(f"{name:60s} vs multiscale: +{int((k & ~base).sum())} / -{int((~k & base).sum())} photos")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["cache", "score"])
@@ -359,7 +381,12 @@ def main() -> None:
     parser.add_argument("--base", type=Path, default=Path("/tmp/locvar"), help="localization_variants' cache")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/locvarA"))
     parser.add_argument("--views", choices=["shifts", "zoom"], default="shifts")
-    parser.add_argument("--tags", nargs="+", default=["shifts", "zoom"], help="view caches to score with")
+    parser.add_argument(
+        "--margin", type=float, default=0.25, help="the zoom crop's margin (of the box's side)"
+    )
+    parser.add_argument(
+        "--tags", nargs="+", default=["shifts", "zoom0.25", "zoom0.0"], help="view caches to score with"
+    )
     parser.add_argument("--lo", type=int, default=0)
     parser.add_argument("--hi", type=int, default=300)
     parser.add_argument("--limit", type=int, default=300)

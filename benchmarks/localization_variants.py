@@ -252,6 +252,7 @@ class Scorer:
         self.placements = [self.model.prepare([s.photo])[1][0] for s in self.samples]
         self.top1 = [int(r["top5@1.0"][0]) == s.class_index for r, s in zip(self.records, self.samples)]
         self.top5 = [s.class_index in r["top5@1.0"].tolist() for r, s in zip(self.records, self.samples)]
+        self.hits: dict[str, list[bool]] = {}
 
     def score(
         self,
@@ -303,6 +304,7 @@ class Scorer:
                 continue
             w, h = working_size(s.photo.width, s.photo.height, config.work_side)
             maxbox.add_map(placement.to_photo(m, size=(w, h)).numpy(), s.boxes, s.photo.width, s.photo.height)
+        self.hits[name] = known  # per photo, for paired comparisons between variants
         k, t1, t5 = np.array(known), np.array(self.top1), np.array(self.top5)
         row = {
             "variant": name,
