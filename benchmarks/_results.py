@@ -22,7 +22,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def commit() -> str:
-    """The checked-out commit, with ``-dirty`` when the tree has changes; ``unknown`` outside git."""
+    """The checked-out commit, with ``-dirty`` when tracked files outside the results
+    have changes; ``unknown`` outside git."""
     here = Path(__file__).resolve().parent
 
     def git(*args: str) -> str:
@@ -32,7 +33,9 @@ def commit() -> str:
 
     try:
         sha = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        # Results being rewritten (a script adding to a file the CLI just wrote)
+        # do not make the code that produced them dirty.
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", ":/", ":!/benchmarks/results")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + ("-dirty" if dirty else "")
