@@ -74,7 +74,8 @@ def localization_figure(model: Classifier, photos: list[Image.Image]) -> Image.I
             ]
         )
         captions.append(f"{_shows(photo)}: boxes for {paper.prediction.label}")
-    method = PRESETS["default"].method
+    default_config = PRESETS["default"]
+    method = default_config.method + (", walked" if default_config.affinity_steps else "")
     return pictures.figure(
         rows,
         captions,
