@@ -30,7 +30,6 @@ The variants (docs/localization.md, "Fourth round"):
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -38,11 +37,20 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _results import RESULTS, write_results
-from localization_variants import S3, SIDE, Scorer, class_cam, norm, otsu, samples, threshold_config
+from localization_variants import (
+    S3,
+    SIDE,
+    Scorer,
+    add_run_args,
+    class_cam,
+    fill_cache,
+    norm,
+    otsu,
+    threshold_config,
+    write_rows,
+)
 from PIL import Image
 
-import deepinside
 from deepinside.io.photos import to_rgb
 from deepinside.localization.localize import LocalizationConfig
 
@@ -69,26 +77,16 @@ def view_features(model, inputs: torch.Tensor, scale: float) -> dict[str, np.nda
     return {name: t.half().numpy() for name, t in outs.items()}
 
 
-def cache(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
-    model = deepinside.load_model()
-    everything = samples(args.data)
-    args.features.mkdir(parents=True, exist_ok=True)
-    todo = [
-        i for i in range(args.lo, min(args.hi, len(everything))) if not (args.features / f"{i}.npz").exists()
+def feature_records(model, chunk, inputs: torch.Tensor, targets: torch.Tensor) -> list[dict]:  # type: ignore[no-untyped-def]
+    per_view = {s: view_features(model, inputs, s) for s in FEATURE_SCALES}
+    return [
+        {f"f_{k}@{s}": v[j] for s, feats in per_view.items() for k, v in feats.items()}
+        for j in range(len(chunk))
     ]
-    start = time.perf_counter()
-    for lo in range(0, len(todo), args.batch):
-        rows = todo[lo : lo + args.batch]
-        inputs, _ = model.prepare([everything[i].photo for i in rows])
-        per_view = {s: view_features(model, inputs, s) for s in FEATURE_SCALES}
-        for j, i in enumerate(rows):
-            record = {f"f_{k}@{s}": v[j] for s, feats in per_view.items() for k, v in feats.items()}
-            tmp = args.features / f"{i}.tmp.npz"
-            np.savez(tmp, **record)
-            tmp.rename(args.features / f"{i}.npz")
-        done = lo + len(rows)
-        print(f"{done}/{len(todo)} photos, {(time.perf_counter() - start) / done:.2f} s/photo", flush=True)
+
+
+def cache(args: argparse.Namespace) -> None:
+    fill_cache(args, args.features, feature_records, compress=False)
 
 
 # ---------------------------------------------------------------- the maps
@@ -298,30 +296,16 @@ def score(args: argparse.Namespace) -> None:
         print(f"  {row['seconds']:.0f} s", flush=True)
         rows.append(row)
     if args.write:
-        path = RESULTS / "localization_affinity.json"
-        if path.exists():  # a partial run updates its rows, keeps the others
-            fresh = {r["variant"] for r in rows}
-            old = json.loads(path.read_text())["results"]["rows"]
-            rows = [r for r in old if r["variant"] not in fresh] + rows
-        write_results(path, "localization_affinity", {"images": len(scorer.samples), "rows": rows})
+        write_rows("localization_affinity", rows, len(scorer.samples), partial=bool(args.only))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["cache", "score"])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/imagenet-val-loc-dev"))
     parser.add_argument("--cache", type=Path, default=Path("/tmp/locvar"), help="the class maps (read only)")
     parser.add_argument("--features", type=Path, default=Path("/tmp/locvarB"))
-    parser.add_argument("--lo", type=int, default=0)
-    parser.add_argument("--hi", type=int, default=300)
-    parser.add_argument("--limit", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", default=None, help="score only the variants whose name contains this")
     parser.add_argument("--quick", action="store_true", help="GT-known and top-5 error only")
-    parser.add_argument(
-        "--write", action="store_true", help="write benchmarks/results/localization_affinity.json"
-    )
+    add_run_args(parser, "localization_affinity")
     args = parser.parse_args()
     {"cache": cache, "score": score}[args.step](args)
 

@@ -31,19 +31,23 @@ EfficientNet, whose TensorFlow-style padding adds its pixel on the right).
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _results import RESULTS, write_results
-from localization_variants import PlacedMap, Scorer, layer_cams, peak_normalised, samples
+from localization_variants import (
+    PlacedMap,
+    Scorer,
+    add_run_args,
+    fill_cache,
+    layer_cams,
+    peak_normalised,
+    write_rows,
+)
 from PIL import Image
 
-import deepinside
 from deepinside.io.photos import to_rgb
 from deepinside.localization.localize import PRESETS, LocalizationConfig, boxes_for, explain_maps
 from deepinside.models.preprocessing import Placement
@@ -181,29 +185,18 @@ def cache_zoom(model, chunk, inputs: torch.Tensor, targets: torch.Tensor, margin
 
 
 def cache(args: argparse.Namespace) -> None:
-    torch.set_num_threads(args.threads)
-    model = deepinside.load_model()
-    everything = samples(args.data)
-    tag = "shifts" if args.views == "shifts" else f"zoom{args.margin}"
-    where = args.cache / tag
-    where.mkdir(parents=True, exist_ok=True)
-    todo = [i for i in range(args.lo, min(args.hi, len(everything))) if not (where / f"{i}.npz").exists()]
-    start = time.perf_counter()
-    for lo in range(0, len(todo), args.batch):
-        rows = todo[lo : lo + args.batch]
-        chunk = [everything[i] for i in rows]
-        inputs, _ = model.prepare([s.photo for s in chunk])
-        targets = torch.tensor([s.class_index for s in chunk])
-        if tag == "shifts":
-            records = cache_shifts(model, inputs, targets)
-        else:
-            records = cache_zoom(model, chunk, inputs, targets, args.margin)
-        for i, record in zip(rows, records):
-            tmp = where / f"{i}.tmp.npz"
-            np.savez_compressed(tmp, **record)
-            tmp.rename(where / f"{i}.npz")
-        done = lo + len(rows)
-        print(f"{done}/{len(todo)} photos, {(time.perf_counter() - start) / done:.2f} s/photo", flush=True)
+    if args.views == "shifts":
+        fill_cache(
+            args,
+            args.cache / "shifts",
+            lambda model, chunk, inputs, targets: cache_shifts(model, inputs, targets),
+        )
+    else:
+        fill_cache(
+            args,
+            args.cache / f"zoom{args.margin}",
+            lambda model, chunk, inputs, targets: cache_zoom(model, chunk, inputs, targets, args.margin),
+        )
 
 
 # ---------------------------------------------------------------- maps from the views
@@ -351,12 +344,7 @@ def score(args: argparse.Namespace) -> None:
     rows = [scorer.score(name, make, MEAN_CUT) for name, make in variants(views, args.only)]
     paired_with_multiscale(scorer.hits)
     if args.write:
-        path = RESULTS / "localization_finer.json"
-        if args.only and path.exists():  # a partial run updates its rows, keeps the others
-            fresh = {r["variant"] for r in rows}
-            old = json.loads(path.read_text())["results"]["rows"]
-            rows = [r for r in old if r["variant"] not in fresh] + rows
-        write_results(path, "localization_finer", {"images": len(scorer.samples), "rows": rows})
+        write_rows("localization_finer", rows, len(scorer.samples), partial=bool(args.only))
 
 
 # The multiscale config's map (the default of the earlier rounds), the reference of every row.
@@ -377,7 +365,6 @@ def paired_with_multiscale(hits: dict[str, list[bool]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=["cache", "score"])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data/imagenet-val-loc-dev"))
     parser.add_argument("--base", type=Path, default=Path("/tmp/locvar"), help="localization_variants' cache")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/locvarA"))
     parser.add_argument("--views", choices=["shifts", "zoom"], default="shifts")
@@ -387,15 +374,7 @@ def main() -> None:
     parser.add_argument(
         "--tags", nargs="+", default=["shifts", "zoom0.25", "zoom0.0"], help="view caches to score with"
     )
-    parser.add_argument("--lo", type=int, default=0)
-    parser.add_argument("--hi", type=int, default=300)
-    parser.add_argument("--limit", type=int, default=300)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--only", default=None, help="score only the variants whose name contains this")
-    parser.add_argument(
-        "--write", action="store_true", help="write benchmarks/results/localization_finer.json"
-    )
+    add_run_args(parser, "localization_finer")
     args = parser.parse_args()
     {"cache": cache, "score": score}[args.step](args)
 

@@ -109,32 +109,50 @@ def view_maps(model, inputs: torch.Tensor, targets: torch.Tensor, scale: float, 
     return result
 
 
-def cache(args: argparse.Namespace) -> None:
+def fill_cache(
+    args: argparse.Namespace,
+    folder: Path,
+    records_of: Callable[..., list[dict]],
+    compress: bool = True,
+) -> None:
+    """Cache the photos ``args.lo:args.hi`` not yet in ``folder``, a batch at a
+    time: ``records_of(model, chunk, inputs, targets)`` gives each photo's
+    arrays, written to ``folder/<index>.npz`` whole or not at all, so an
+    interrupted run goes on where it stopped."""
     torch.set_num_threads(args.threads)
     model = deepinside.load_model()
     everything = samples(args.data)
-    args.cache.mkdir(parents=True, exist_ok=True)
-    todo = [
-        i for i in range(args.lo, min(args.hi, len(everything))) if not (args.cache / f"{i}.npz").exists()
-    ]
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [i for i in range(args.lo, min(args.hi, len(everything))) if not (folder / f"{i}.npz").exists()]
+    save = np.savez_compressed if compress else np.savez
     start = time.perf_counter()
     for lo in range(0, len(todo), args.batch):
         rows = todo[lo : lo + args.batch]
         chunk = [everything[i] for i in rows]
         inputs, _ = model.prepare([s.photo for s in chunk])
         targets = torch.tensor([s.class_index for s in chunk])
-        per_view = {(s, f): view_maps(model, inputs, targets, s, f) for s in SCALES for f in FLIPS}
-        for j, i in enumerate(rows):
-            record = {
-                f"{key}@{s}{'f' if f else ''}": value[j]
-                for (s, f), maps in per_view.items()
-                for key, value in maps.items()
-            }
-            tmp = args.cache / f"{i}.tmp.npz"
-            np.savez_compressed(tmp, **record)
-            tmp.rename(args.cache / f"{i}.npz")
+        for i, record in zip(rows, records_of(model, chunk, inputs, targets)):
+            tmp = folder / f"{i}.tmp.npz"
+            save(tmp, **record)
+            tmp.rename(folder / f"{i}.npz")
         done = lo + len(rows)
         print(f"{done}/{len(todo)} photos, {(time.perf_counter() - start) / done:.2f} s/photo", flush=True)
+
+
+def view_records(model, chunk, inputs: torch.Tensor, targets: torch.Tensor) -> list[dict]:  # type: ignore[no-untyped-def]
+    per_view = {(s, f): view_maps(model, inputs, targets, s, f) for s in SCALES for f in FLIPS}
+    return [
+        {
+            f"{key}@{s}{'f' if f else ''}": value[j]
+            for (s, f), maps in per_view.items()
+            for key, value in maps.items()
+        }
+        for j in range(len(chunk))
+    ]
+
+
+def cache(args: argparse.Namespace) -> None:
+    fill_cache(args, args.cache, view_records)
 
 
 def check(args: argparse.Namespace) -> None:
@@ -345,13 +363,19 @@ def score(args: argparse.Namespace) -> None:
     for name, make_map, config, rule, boxer in variants(args.only):
         rows.append(scorer.score(name, make_map, config, rule, boxer))
     if args.write:
-        path = RESULTS / "localization_variants.json"
-        if args.only and path.exists():  # a partial run updates its rows, keeps the others
-            fresh = {r["variant"] for r in rows}
-            rows = [
-                r for r in json.loads(path.read_text())["results"]["rows"] if r["variant"] not in fresh
-            ] + rows
-        write_results(path, "localization_variants", {"images": len(scorer.samples), "rows": rows})
+        write_rows("localization_variants", rows, len(scorer.samples), partial=bool(args.only))
+
+
+def write_rows(benchmark: str, rows: list[dict], images: int, partial: bool) -> None:
+    """Write ``benchmarks/results/<benchmark>.json``; a ``partial`` run (some
+    variants only) updates its rows there and keeps the others."""
+    path = RESULTS / f"{benchmark}.json"
+    if partial and path.exists():
+        fresh = {r["variant"] for r in rows}
+        rows = [
+            r for r in json.loads(path.read_text())["results"]["rows"] if r["variant"] not in fresh
+        ] + rows
+    write_results(path, benchmark, {"images": images, "rows": rows})
 
 
 def threshold_config(t: float = 0.2, box: str = "largest", frac: float = 0.0) -> LocalizationConfig:
@@ -634,20 +658,24 @@ def instance_box(m: np.ndarray, t: float, peak: float, distance: int):  # type: 
     return largest_component_box(basins == strongest)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=["cache", "score", "check"])
+def add_run_args(parser: argparse.ArgumentParser, benchmark: str) -> None:
+    """The options every localisation-variant script takes: the photos, the
+    slice to cache, threads, which variants to score and whether to write."""
     parser.add_argument("--data", type=Path, default=Path("/work/shared/data/imagenet-val-loc-dev"))
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/locvar"))
     parser.add_argument("--lo", type=int, default=0)
     parser.add_argument("--hi", type=int, default=300)
     parser.add_argument("--limit", type=int, default=300)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", default=None, help="score only the variants whose name contains this")
-    parser.add_argument(
-        "--write", action="store_true", help="write benchmarks/results/localization_variants.json"
-    )
+    parser.add_argument("--write", action="store_true", help=f"write benchmarks/results/{benchmark}.json")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("step", choices=["cache", "score", "check"])
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/locvar"))
+    add_run_args(parser, "localization_variants")
     args = parser.parse_args()
     {"cache": cache, "score": score, "check": check}[args.step](args)
 

@@ -109,40 +109,26 @@ class LocalizationConfig:
         return union_box(mask, self.union_min_fraction)
 
 
+# Grad-CAM averaged over the input at 1x, 1.5x and 2x (finer feature grids),
+# each map cut at its own mean: no threshold fitted (docs/localization.md).
+_MULTISCALE = LocalizationConfig(
+    "multiscale", method="grad-cam", scales=(1.0, 1.5, 2.0), segmentation="mean", box="largest"
+)
+
 PRESETS: dict[str, LocalizationConfig] = {
     "paper": LocalizationConfig("paper"),
-    # Grad-CAM averaged over the input at 1x, 1.5x and 2x (finer feature
-    # grids), carried 16 random-walk steps over the feature layer's
-    # affinities on the input at 2x, so that the map follows the object's own
-    # features rather than Grad-CAM's coarse grid (localization/affinity.py),
-    # then cut at its own mean: no threshold fitted (docs/localization.md).
-    "default": LocalizationConfig(
-        "default",
-        method="grad-cam",
-        scales=(1.0, 1.5, 2.0),
-        segmentation="mean",
-        box="largest",
-        affinity_steps=16,
-        affinity_power=8.0,
-        affinity_scale=2.0,
+    # The multiscale map carried 16 random-walk steps over the feature layer's
+    # affinities on the input at 2x, so that it follows the object's own
+    # features rather than Grad-CAM's coarse grid (localization/affinity.py).
+    "default": dataclasses.replace(
+        _MULTISCALE, name="default", affinity_steps=16, affinity_power=8.0, affinity_scale=2.0
     ),
     # The previous default: the same maps without the walk.
-    "multiscale": LocalizationConfig(
-        "multiscale",
-        method="grad-cam",
-        scales=(1.0, 1.5, 2.0),
-        segmentation="mean",
-        box="largest",
-    ),
+    "multiscale": _MULTISCALE,
     # The default before that: the multiscale maps cut at 0.2 of their
     # range, a fraction chosen on the dev photos.
-    "fixed-threshold": LocalizationConfig(
-        "fixed-threshold",
-        method="grad-cam",
-        scales=(1.0, 1.5, 2.0),
-        segmentation="threshold",
-        threshold=0.2,
-        box="largest",
+    "fixed-threshold": dataclasses.replace(
+        _MULTISCALE, name="fixed-threshold", segmentation="threshold", threshold=0.2
     ),
 }
 
