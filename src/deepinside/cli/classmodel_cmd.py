@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         choices=sorted(presets.PRESETS),
         default="default",
         help="default: recognisable pictures; convincing: pictures a second network is surer of, at "
-        "about twice the time; paper: the paper's recipe (default: %(default)s)",
+        "about 1.8x the time; paper: the paper's recipe (default: %(default)s)",
     )
     p.add_argument(
         "--objective",
@@ -53,8 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="stop a class once the model gives its picture, shrunk (to half; to 0.35 for convincing) "
         "and enlarged back, and as it is, a probability of at least P; checked at step 96 (128 for "
         "convincing) and every 32 after (default: the preset's: 0.95 for default, 0.99 for convincing, "
-        "off for paper; off: every "
-        "class runs all --steps)",
+        "off for paper; off: every class runs all --steps)",
     )
     p.add_argument(
         "--size", type=positive_int, metavar="PX", help="image size (default: the model's input size)"
