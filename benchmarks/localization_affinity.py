@@ -248,7 +248,7 @@ def variants(only: str | None):  # type: ignore[no-untyped-def]
             f"affinity {label}, power {key[2]}, {steps} steps, {'global' if key[3] is None else 'radius 5'}"
         )
         walk = lambda r, key=key, st=steps: affinity_map(r, key, st)  # noqa: E731
-        add(f"{name}, Otsu cut", walk, rule=otsu)
+        add(f"{name}, Otsu cut", walk, threshold_config(), rule=otsu)
         for t in (0.2, 0.3, 0.4, 0.5):
             add(f"{name}, t={t}", walk, threshold_config(t))
     for radius in (8, 16, 32):
