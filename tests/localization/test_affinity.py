@@ -4,9 +4,11 @@ import dataclasses
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+import deepinside
 from deepinside.localization import PRESETS, LocalizationConfig
-from deepinside.localization.affinity import propagate, transition
+from deepinside.localization.affinity import finer_layer, propagate, transition
 from deepinside.localization.localize import explain_maps
 from deepinside.localization.objectness import feature_maps
 
@@ -83,9 +85,66 @@ def test_another_layer_can_give_the_affinities(model, batch):
     torch.testing.assert_close(explain_maps(model, batch, targets, walked), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_the_default_is_the_multiscale_map_walked():
-    default, multiscale = PRESETS["default"], PRESETS["multiscale"]
-    assert dataclasses.replace(default, name="multiscale", affinity_steps=0) == dataclasses.replace(
-        multiscale, affinity_power=default.affinity_power, affinity_scale=default.affinity_scale
-    )
-    assert default.affinity_steps > 0 and default.affinity_layer is None
+class Strided(nn.Module):
+    """A block that opens with a 1x1 expansion at its input's grid and then
+    halves the grid, as the inverted-residual blocks of mobile networks do."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.expand = nn.Conv2d(c, 2 * c, 1)
+        self.down = nn.Conv2d(2 * c, c, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(torch.relu(self.expand(x)))
+
+
+def _staged(feature_layer: str = "head") -> deepinside.Classifier:
+    # Grids on a 32 x 32 input: stem 16, stage1 16 (s16 x2), stage2 8, head 8.
+    net = nn.Sequential()
+    net.add_module("stem", nn.Conv2d(3, 4, 3, stride=2, padding=1))
+    net.add_module("stage1", nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)))
+    net.add_module("stage2", Strided(4))
+    net.add_module("head", nn.Conv2d(4, 4, 1))
+    net.add_module("pool", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)))
+    pre = deepinside.Preprocessing(input_size=(32, 32), resize="stretch")
+    return deepinside.Classifier(net, pre, name="staged", feature_layer=feature_layer)
+
+
+def test_the_finer_layer_is_the_last_stage_at_half_the_stride():
+    # stage2's 1x1 expansion still has the 16 x 16 grid, but it is the
+    # strided block's scratch: the last stage that ends on that grid is stage1.
+    assert finer_layer(_staged(), "net.head", torch.zeros(1, 3, 32, 32)) == "net.stage1"
+
+
+def test_a_model_with_no_layer_at_half_the_stride_has_no_finer_layer():
+    # The stem's grid (16) is the feature layer's own when the feature layer is stage1.
+    assert finer_layer(_staged(), "net.stage1.1", torch.zeros(1, 3, 32, 32)) is None
+
+
+def test_the_builtin_models_finer_layer_is_block_10(model, batch):
+    # The last block at stride 16 (14 x 14 on a 224 input, 28 x 28 at 2x).
+    assert finer_layer(model, "net.features", batch) == "net.body._blocks.10"
+    assert finer_layer(model, "net.features", F.interpolate(batch, scale_factor=2.0)) == "net.body._blocks.10"
+
+
+def test_the_default_walks_over_the_finer_layer_at_2x(model, batch):
+    targets = torch.tensor([[281], [967]])
+    default = PRESETS["default"]
+    x = F.interpolate(batch, scale_factor=2.0, mode="bilinear", align_corners=False)
+    plain = explain_maps(model, batch, targets, dataclasses.replace(default, affinity_steps=0))
+    expected = propagate(plain, feature_maps(model, x, "net.body._blocks.10"), 4.0, 4)
+    torch.testing.assert_close(explain_maps(model, batch, targets, default), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_the_presets_are_the_multiscale_map_walked_and_cut_two_ways():
+    default, walk, multiscale = PRESETS["default"], PRESETS["feature-walk"], PRESETS["multiscale"]
+    unwalked = {
+        "affinity_steps": 0,
+        "affinity_power": 8.0,
+        "affinity_scale": 2.0,
+        "affinity_depth": "features",
+    }
+    assert dataclasses.replace(default, name="multiscale", segmentation="mean", **unwalked) == multiscale
+    assert dataclasses.replace(walk, name="multiscale", **unwalked) == multiscale
+    assert (default.segmentation, default.affinity_depth, default.affinity_layer) == ("otsu", "finer", None)
+    assert (walk.segmentation, walk.affinity_depth, walk.affinity_steps) == ("mean", "features", 16)

@@ -12,7 +12,7 @@ import deepinside
 from deepinside.cli import main
 from deepinside.localization import PRESETS, centred_box, iou, largest_component_box, localize
 from deepinside.localization.boxes import components, union_box
-from deepinside.localization.segment import above_mean, graphcut, threshold
+from deepinside.localization.segment import above_mean, graphcut, otsu_cut, threshold
 from deepinside.models import Preprocessing
 
 
@@ -44,6 +44,32 @@ def test_graphcut_recovers_a_coloured_object_from_a_few_seeds():
     seg = graphcut(photo, saliency_map)
     assert seg.note == ""
     assert iou(largest_component_box(seg.mask), (20, 15, 50, 45)) > 0.9
+
+
+def test_otsu_cuts_a_two_level_map_between_its_levels():
+    # Background near 0.1 on three quarters, an object near 0.7 on the rest: the
+    # mean (0.25) would take background too, Otsu's cut falls between the levels.
+    rng = np.random.default_rng(0)
+    saliency_map = 0.1 + 0.02 * rng.standard_normal((40, 40))
+    saliency_map[10:30, 15:25] = 0.7 + 0.02 * rng.standard_normal((20, 10))
+    saliency_map[0, 0] = 1.0  # one stray peak sets the range
+    assert otsu_cut(saliency_map).mask.tolist() == (saliency_map > 0.4).tolist()
+
+
+def test_otsu_cut_maximises_the_between_class_variance():
+    # Against a brute-force search over the same 256 levels of the range.
+    values = np.random.default_rng(1).beta(0.6, 1.5, (30, 30))
+    v = (values - values.min()) / (values.max() - values.min())
+
+    def between(level: float) -> float:
+        above = v >= level
+        if above.all() or not above.any():
+            return 0.0
+        return above.mean() * (1 - above.mean()) * (v[above].mean() - v[~above].mean()) ** 2
+
+    mask = otsu_cut(values).mask
+    assert between(float(v[mask].min())) >= max(between(k / 256) for k in range(1, 256)) * 0.999
+    assert "constant" in otsu_cut(np.full((3, 3), 0.4)).note
 
 
 def test_a_map_cut_at_its_own_mean():
@@ -169,7 +195,7 @@ def test_evaluate_localization(tmp_path, photos, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "GT-known" in out
     rows = {r["config"]: r for r in json.loads((tmp_path / "r.json").read_text())["rows"]}
-    assert set(rows) == {"paper", "default", "multiscale", "fixed-threshold", "whole image", "centred box"}
+    assert set(rows) == {*PRESETS, "whole image", "centred box"}
     assert rows["whole image"]["gt_known_loc"] == 1.0  # the box covers most of the photo
     assert 0 <= rows["default"]["maxboxacc_0.5"] <= 1
 

@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         choices=list(PRESETS),
         default="default",
         help="paper: the paper's gradient map + GraphCut; default: measured best (Grad-CAM at three "
-        "scales carried over the network's own feature affinities); multiscale, fixed-threshold: "
-        "earlier defaults (see docs/localization.md)",
+        "scales carried over the affinities of the network's own finer features, cut at Otsu's "
+        "threshold); feature-walk, multiscale, fixed-threshold: earlier defaults (see docs/localization.md)",
     )
     p.add_argument(
         "--method", help="override the config's saliency method (e.g. gradient, smoothgrad, grad-cam)"

@@ -18,8 +18,12 @@ background.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
+
+from ..models.classifier import Classifier
 
 
 def transition(features: torch.Tensor, power: float) -> torch.Tensor:
@@ -47,3 +51,68 @@ def propagate(maps: torch.Tensor, features: torch.Tensor, power: float, steps: i
         v = t @ v
     grid = v.transpose(1, 2).reshape(b, k, h, w)
     return F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)
+
+
+#: Per model, the finer layer found for each (feature layer, input size).
+_FINER: weakref.WeakKeyDictionary[Classifier, dict[tuple[str, int, int], str | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def finer_layer(model: Classifier, feature_layer: str, x: torch.Tensor) -> str | None:
+    """The deepest layer at half the feature layer's stride (a grid twice as
+    fine each way), or None if the model has none: block 10 of the built-in
+    model, ``layer3`` of a ResNet. Its descriptors still say what a position
+    shows, and draw the object's outline twice as finely. A layer inside a
+    block that changes the grid (the 1x1 expansion that opens a strided
+    block) is not a candidate: its output is the block's scratch, not a
+    stage's result. Found by one pass of a single input like ``x``."""
+    key = (feature_layer, *x.shape[-2:])
+    found = _FINER.setdefault(model, {})
+    if key not in found:
+        found[key] = _deepest_at_half_stride(_output_grids(model, x[:1]), feature_layer)
+    return found[key]
+
+
+def _output_grids(model: Classifier, x: torch.Tensor) -> list[tuple[str, tuple[int, int]]]:
+    """Each submodule's output grid ``(h, w)`` on ``x``, in the order the
+    submodules finish (a block after its layers); 4-D outputs only."""
+    grids: list[tuple[str, tuple[int, int]]] = []
+
+    def record(name: str):  # type: ignore[no-untyped-def]
+        def hook(_module, _inputs, out) -> None:  # type: ignore[no-untyped-def]
+            if isinstance(out, torch.Tensor) and out.dim() == 4:
+                grids.append((name, (int(out.shape[-2]), int(out.shape[-1]))))
+
+        return hook
+
+    handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if n]
+    try:
+        with torch.no_grad():
+            model.scores(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return grids
+
+
+def _deepest_at_half_stride(grids: list[tuple[str, tuple[int, int]]], feature_layer: str) -> str | None:
+    last = max((i for i, (n, _) in enumerate(grids) if n == feature_layer), default=None)
+    if last is None:
+        return None
+    fh, fw = grids[last][1]
+    trunk = {
+        feature_layer,
+        *(feature_layer.rsplit(".", k)[0] for k in range(1, feature_layer.count(".") + 1)),
+    }
+    grid_of = dict(grids)
+
+    def inside_another_grid(name: str, grid: tuple[int, int]) -> bool:
+        parts = name.split(".")
+        parents = (".".join(parts[:k]) for k in range(1, len(parts)))
+        return any(p in grid_of and p not in trunk and grid_of[p] != grid for p in parents)
+
+    for name, (h, w) in reversed(grids[:last]):
+        if round(h / fh) == 2 and round(w / fw) == 2 and not inside_another_grid(name, (h, w)):
+            return name
+    return None

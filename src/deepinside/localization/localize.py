@@ -28,10 +28,10 @@ from ..errors import DeepInsideError
 from ..io.photos import to_rgb
 from ..models.classifier import Classifier, Prediction, read_photos
 from ..models.preprocessing import Placement
-from .affinity import propagate
+from .affinity import finer_layer, propagate
 from .boxes import Box, largest_component_box, scale_box, union_box, whole_image_box
 from .objectness import agreeing, feature_maps, first_component
-from .segment import Segmentation, above_mean, graphcut, threshold
+from .segment import Segmentation, above_mean, graphcut, otsu_cut, threshold
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,10 @@ class LocalizationConfig:
         smoothing: Gaussian blur of the map, sigma as a fraction of the
             working image's shorter side (0: none).
         segmentation: ``graphcut`` (the paper's, from quantile seeds),
-            ``threshold`` (pixels above ``threshold`` x the map's range) or
-            ``mean`` (pixels at or above the map's own mean: no fraction to choose).
+            ``threshold`` (pixels above ``threshold`` x the map's range),
+            ``mean`` (pixels at or above the map's own mean) or ``otsu``
+            (at or above Otsu's threshold of the map); the last two have no
+            fraction to choose.
         box: ``largest`` connected component (the paper's) or ``union`` of the
             components with at least ``union_min_fraction`` of the largest's area.
         work_side: the longest side, in pixels, at which maps are segmented.
@@ -62,7 +64,11 @@ class LocalizationConfig:
             ``affinity_scale``, cosine similarities cut at 0 and raised to
             ``affinity_power`` (0: none; localization/affinity.py).
         affinity_layer: the layer whose descriptors give the affinities
-            (a submodule name; None: the feature layer).
+            (a submodule name; None: chosen by ``affinity_depth``).
+        affinity_depth: with no ``affinity_layer``, ``features`` walks over
+            the feature layer, ``finer`` over the deepest layer at half its
+            stride (block 10 of the built-in model; the feature layer if the
+            model has none).
     """
 
     name: str
@@ -70,7 +76,7 @@ class LocalizationConfig:
     method_options: tuple[tuple[str, object], ...] = ()
     flip: bool = False
     smoothing: float = 0.0
-    segmentation: Literal["graphcut", "threshold", "mean"] = "graphcut"
+    segmentation: Literal["graphcut", "threshold", "mean", "otsu"] = "graphcut"
     fg_quantile: float = 0.95
     bg_quantile: float = 0.30
     threshold: float = 0.2
@@ -84,6 +90,7 @@ class LocalizationConfig:
     affinity_power: float = 8.0
     affinity_scale: float = 2.0
     affinity_layer: str | None = None
+    affinity_depth: Literal["features", "finer"] = "features"
 
     def segment(self, photo: np.ndarray, saliency_map: np.ndarray) -> Segmentation:
         if self.centre_prior > 0:
@@ -101,6 +108,8 @@ class LocalizationConfig:
             return graphcut(photo, saliency_map, self.fg_quantile, self.bg_quantile)
         if self.segmentation == "mean":
             return above_mean(saliency_map)
+        if self.segmentation == "otsu":
+            return otsu_cut(saliency_map)
         return threshold(saliency_map, self.threshold)
 
     def box_of(self, mask: np.ndarray) -> Box | None:
@@ -117,15 +126,27 @@ _MULTISCALE = LocalizationConfig(
 
 PRESETS: dict[str, LocalizationConfig] = {
     "paper": LocalizationConfig("paper"),
-    # The multiscale map carried 16 random-walk steps over the feature layer's
-    # affinities on the input at 2x, so that it follows the object's own
-    # features rather than Grad-CAM's coarse grid (localization/affinity.py).
+    # The multiscale map carried 4 random-walk steps over the affinities of the
+    # layer at half the feature layer's stride, on the input at 2x, so that it
+    # follows the object's own features at twice Grad-CAM's resolution; the
+    # walk leaves it nearly two-level, object and background, and Otsu's cut
+    # falls between the two (localization/affinity.py, docs/localization.md).
     "default": dataclasses.replace(
-        _MULTISCALE, name="default", affinity_steps=16, affinity_power=8.0, affinity_scale=2.0
+        _MULTISCALE,
+        name="default",
+        segmentation="otsu",
+        affinity_steps=4,
+        affinity_power=4.0,
+        affinity_scale=2.0,
+        affinity_depth="finer",
     ),
-    # The previous default: the same maps without the walk.
+    # The previous default: 16 steps over the feature layer's own affinities, cut at the mean.
+    "feature-walk": dataclasses.replace(
+        _MULTISCALE, name="feature-walk", affinity_steps=16, affinity_power=8.0, affinity_scale=2.0
+    ),
+    # An earlier default: the multiscale maps without a walk.
     "multiscale": _MULTISCALE,
-    # The default before that: the multiscale maps cut at 0.2 of their
+    # The first measured default: the multiscale maps cut at 0.2 of their
     # range, a fraction chosen on the dev photos.
     "fixed-threshold": dataclasses.replace(
         _MULTISCALE, name="fixed-threshold", segmentation="threshold", threshold=0.2
@@ -264,6 +285,8 @@ def along_features(
     x = inputs
     if config.affinity_scale != 1.0:
         x = F.interpolate(inputs, scale_factor=config.affinity_scale, mode="bilinear", align_corners=False)
+    if config.affinity_layer is None and config.affinity_depth == "finer":
+        layer = finer_layer(model, layer, x) or layer
     features = feature_maps(model, x, layer)
     return propagate(maps, features, config.affinity_power, config.affinity_steps)
 

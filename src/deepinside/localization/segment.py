@@ -79,6 +79,26 @@ def threshold(saliency_map: np.ndarray, fraction: float) -> Segmentation:
     return Segmentation(saliency_map >= low + fraction * (high - low))
 
 
+def otsu_cut(saliency_map: np.ndarray, bins: int = 256) -> Segmentation:
+    """Pixels at or above Otsu's threshold of the map: the level, in ``bins``
+    steps of its range, that splits its values into two classes of the
+    largest between-class variance. A map made nearly two-level (object and
+    background, as the affinity walk leaves it) is cut between its levels,
+    wherever they lie."""
+    low, high = float(saliency_map.min()), float(saliency_map.max())
+    if high <= low:
+        return Segmentation(np.ones(saliency_map.shape, bool), "constant saliency map: whole image taken")
+    values = (saliency_map - low) / (high - low)
+    counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
+    p = counts / counts.sum()
+    centres = (edges[:-1] + edges[1:]) / 2
+    below, below_sum = np.cumsum(p), np.cumsum(p * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (below_sum[-1] * below - below_sum) ** 2 / (below * (1 - below))
+    level = edges[int(np.argmax(np.nan_to_num(between))) + 1]
+    return Segmentation(values >= level)
+
+
 def above_mean(saliency_map: np.ndarray) -> Segmentation:
     """Pixels at or above the map's own mean: a threshold each map sets itself,
     with no fraction to choose (a map that is high over a large object has a
