@@ -13,6 +13,17 @@ from deepinside.localization.localize import explain_maps
 from deepinside.localization.objectness import feature_maps
 
 
+def plain_features(model: deepinside.Classifier, x: torch.Tensor, layer: str) -> torch.Tensor:
+    """``layer``'s output from the user's own model, hooked: the reference."""
+    seen: list[torch.Tensor] = []
+    handle = model.get_submodule(layer).register_forward_hook(lambda _m, _i, out: seen.append(out))
+    try:
+        model.scores(x)
+    finally:
+        handle.remove()
+    return seen[-1]
+
+
 def object_and_background() -> torch.Tensor:
     """A 2 x 2 grid, two channels: the top row looks like an object (1, 0),
     the bottom row like background (0, 1)."""
@@ -63,13 +74,22 @@ def test_maps_go_down_to_the_feature_grid_and_back():
     torch.testing.assert_close(walked, expected)
 
 
+def test_feature_maps_are_the_models_own_a_few_inputs_a_pass(model, batch):
+    # Through the fast view (batch norm folded), one 2x input a pass: the same up to round-off.
+    x = F.interpolate(batch, scale_factor=2.0, mode="bilinear", align_corners=False)
+    expected = plain_features(model, x, "net.body._blocks.10")
+    found = feature_maps(model, x, "net.body._blocks.10")
+    assert found.shape == expected.shape == (2, 112, 28, 28)
+    torch.testing.assert_close(found, expected, rtol=1e-4, atol=1e-3 * float(expected.abs().max()))
+
+
 def test_explain_maps_walks_the_averaged_map_over_the_feature_layer(model, batch):
     targets = torch.tensor([[281, 285], [967, 504]])
     cam = LocalizationConfig("cam", method="grad-cam", scales=(1.0, 1.5), segmentation="mean")
     walked = dataclasses.replace(cam, affinity_steps=2, affinity_power=4.0, affinity_scale=1.5)
     plain = explain_maps(model, batch, targets, cam)
     x = F.interpolate(batch, scale_factor=1.5, mode="bilinear", align_corners=False)
-    expected = propagate(plain, feature_maps(model, x, "net.features"), 4.0, 2)
+    expected = propagate(plain, plain_features(model, x, "net.features"), 4.0, 2)
     torch.testing.assert_close(explain_maps(model, batch, targets, walked), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -79,7 +99,7 @@ def test_another_layer_can_give_the_affinities(model, batch):
     walked = dataclasses.replace(
         cam, affinity_steps=1, affinity_scale=1.0, affinity_layer="net.body._blocks.10"
     )
-    features = feature_maps(model, batch, "net.body._blocks.10")
+    features = plain_features(model, batch, "net.body._blocks.10")
     assert features.shape[-2:] == (14, 14)  # stride 16: finer than the feature layer's 7 x 7
     expected = propagate(explain_maps(model, batch, targets, cam), features, 8.0, 1)
     torch.testing.assert_close(explain_maps(model, batch, targets, walked), expected, rtol=1e-4, atol=1e-5)
@@ -132,7 +152,7 @@ def test_the_default_walks_over_the_finer_layer_at_2x(model, batch):
     default = PRESETS["default"]
     x = F.interpolate(batch, scale_factor=2.0, mode="bilinear", align_corners=False)
     plain = explain_maps(model, batch, targets, dataclasses.replace(default, affinity_steps=0))
-    expected = propagate(plain, feature_maps(model, x, "net.body._blocks.10"), 4.0, 4)
+    expected = propagate(plain, plain_features(model, x, "net.body._blocks.10"), 4.0, 4)
     torch.testing.assert_close(explain_maps(model, batch, targets, default), expected, rtol=1e-4, atol=1e-5)
 
 
