@@ -402,6 +402,61 @@ def lucent_model_cost(
     }
 
 
+def lucent_timing_turn(
+    model: deepinside.Classifier, chunk: Sequence[int], steps: int, size: int, seed: int, batch: int
+) -> dict[str, float]:
+    """CPU seconds of ``steps`` steps of Lucent's recipe on ``chunk``, timed only
+    (no pictures kept): run before the presets on each chunk, while Lucent's
+    picture run follows them, so that Lucent is timed on both sides of ours
+    and a change of the machine's speed during a chunk falls on both alike."""
+    c0 = time.process_time()
+    lucent_render(model, model.preprocessing, chunk, steps, size, seed, [steps], batch)
+    return {"cpu_seconds": time.process_time() - c0, "class_steps": steps * len(chunk)}
+
+
+def lucent_rate(turns: Sequence[dict[str, object]]) -> dict[str, object]:
+    """Lucent's CPU seconds a class-step over every timed run of its recipe
+    (all its steps over all its CPU time), with the spread of the single
+    runs' rates: their median, quartiles and range, and the standard error
+    of the pooled rate (the runs' standard deviation over the square root of
+    their number). Also, per preset, the chunk-by-chunk ratio of the preset's
+    CPU seconds a class-step to Lucent's in the same chunk (median and
+    quartiles): a paired measure, insensitive to slow drifts in the machine's
+    speed (it varies also with the classes' steps at each window size)."""
+    runs = [r for t in turns for r in t["lucent"]]
+    rates = sorted(r["cpu_seconds"] / r["class_steps"] for r in runs)
+    pooled = sum(r["cpu_seconds"] for r in runs) / sum(r["class_steps"] for r in runs)
+    sd = statistics.stdev(rates) if len(rates) > 1 else float("nan")
+    out: dict[str, object] = {
+        "cpu_seconds_per_class_step": pooled,
+        "runs": len(rates),
+        "timed_class_steps": sum(r["class_steps"] for r in runs),
+        "median": statistics.median(rates),
+        "quartiles": quartiles(rates),
+        "min": rates[0],
+        "max": rates[-1],
+        "standard_error": sd / len(rates) ** 0.5,
+        "paired_ratio": {},
+    }
+    for key in turns[0]["presets"] if turns else ():
+        ratios = [
+            (t["presets"][key]["cpu_seconds"] / t["presets"][key]["class_steps"])
+            / (sum(r["cpu_seconds"] for r in t["lucent"]) / sum(r["class_steps"] for r in t["lucent"]))
+            for t in turns
+            if t["lucent"] and t["presets"][key]["class_steps"]
+        ]
+        if ratios:
+            out["paired_ratio"][key] = {"median": statistics.median(ratios), "quartiles": quartiles(ratios)}
+    return out
+
+
+def quartiles(values: Sequence[float]) -> list[float]:
+    if len(values) < 2:
+        return [values[0], values[0]] if values else []
+    q = statistics.quantiles(values, n=4)
+    return [q[0], q[2]]
+
+
 # ------------------------------------------------------- cost at equal quality
 
 
@@ -471,17 +526,18 @@ def lucent_steps_for(curve: Sequence[tuple[float, float]], probability: float) -
 
 
 def against_lucent_probability(
-    rows: Sequence[dict[str, object]], curve_file: Path, target: float
+    rows: Sequence[dict[str, object]], curve_file: Path, target: float, timing: dict[str, object]
 ) -> list[dict[str, object]]:
     """For each preset: Lucent's time for the preset's mean judge probability
-    (and for ``target``): its CPU seconds a class-step in this run times the
-    steps its stored curve (``curve_file``, one seed-0 run) needs for it."""
+    (and for ``target``): its CPU seconds a class-step in this run (``timing``,
+    from :func:`lucent_rate`) times the steps its stored curve (``curve_file``,
+    one seed-0 run) needs for it. The fraction's standard error is the
+    rate's, relative; its spread, the fraction at the quartiles of the
+    single runs' rates."""
     stored = json.loads(curve_file.read_text())["results"]["rows"]
     curve = [(r["steps"], r["judge_mean_probability"]) for r in stored if r["method"] == "lucent-recipe"]
-    here = [r for r in rows if r["method"] == "lucent-recipe"]
-    if not here:
-        return []
-    rate = here[0]["cpu_seconds_per_class"] / here[0]["steps"]
+    rate = timing["cpu_seconds_per_class_step"]
+    relative_error = timing["standard_error"] / rate
     out = []
     for row in rows:
         if row["method"] == "lucent-recipe":
@@ -492,7 +548,14 @@ def against_lucent_probability(
         for name, prob in (("own", p), ("target", target)):
             steps = lucent_steps_for(curve, prob)
             entry[f"lucent_steps_{name}"] = steps
-            entry[f"time_fraction_{name}"] = row["cpu_seconds_per_class"] / (steps * rate) if steps else None
+            entry[f"time_fraction_{name}"] = fraction = (
+                row["cpu_seconds_per_class"] / (steps * rate) if steps else None
+            )
+            if fraction is not None:
+                entry[f"time_fraction_{name}_standard_error"] = fraction * relative_error
+                entry[f"time_fraction_{name}_at_rate_quartiles"] = [
+                    row["cpu_seconds_per_class"] / (steps * q) for q in reversed(timing["quartiles"])
+                ]
         entry["target_probability"] = target
         out.append(entry)
     return out
@@ -582,6 +645,13 @@ def main() -> None:
         "that run needed for the preset's mean judge probability, at this run's cost of a Lucent step",
     )
     parser.add_argument("--target-probability", type=float, default=0.88, help="with --lucent-curve")
+    parser.add_argument(
+        "--lucent-timing-steps",
+        type=int,
+        default=16,
+        help="also time this many steps of Lucent's recipe before the presets on each chunk (0: none), "
+        "so that its cost a step is measured on both sides of theirs",
+    )
     args = parser.parse_args()
     keep_freed_memory()  # as the command line does
     if args.figure_from:
@@ -632,6 +702,7 @@ def main() -> None:
     wall: dict[Key, float] = {}
     cpu: dict[Key, float] = {}
     steps_run: dict[Key, int] = {}  # over the classes done
+    turns: list[dict[str, object]] = []  # per chunk and seed: the CPU time of each method, in turns
 
     def add(key: Key, pictures: torch.Tensor, w: float, c: float, steps: int) -> None:
         images.setdefault(key, []).append(pictures)
@@ -639,17 +710,31 @@ def main() -> None:
         cpu[key] = cpu.get(key, 0.0) + c
         steps_run[key] = steps_run.get(key, 0) + steps
 
+    if args.lucent_steps and args.lucent_timing_steps:
+        # Untimed: the process's first run of Lucent's recipe sets up oneDNN's
+        # kernels for each of its input sizes, a one-off cost that would weigh
+        # on its few timed steps here as it never does over a whole run.
+        lucent_timing_turn(model, targets[: args.batch], args.lucent_timing_steps, size, 10**6, args.batch)
     # Methods take turns chunk by chunk, so that load from other users of the
     # machine falls on all of them alike.
     for first in range(0, len(targets), args.batch):
         chunk = targets[first : first + args.batch]
         for seed in args.seeds:
+            turn: dict[str, object] = {"classes": len(chunk), "seed": seed, "lucent": [], "presets": {}}
+            if args.lucent_steps and args.lucent_timing_steps:
+                turn["lucent"].append(
+                    lucent_timing_turn(
+                        model, chunk, args.lucent_timing_steps, size, seed + first + 1, args.batch
+                    )
+                )
             for key in args.presets:
                 preset = preset_named(key)
                 w0, c0 = clocks()
                 out = visualize_class(model, chunk, preset=preset, seed=seed, batch_size=args.batch)
                 w1, c1 = clocks()
-                add((key, seed), out.images, w1 - w0, c1 - c0, int(out.log.steps_run.sum()))
+                steps = int(out.log.steps_run.sum())
+                add((key, seed), out.images, w1 - w0, c1 - c0, steps)
+                turn["presets"][key] = {"cpu_seconds": c1 - c0, "class_steps": steps}
             if args.lucent_steps:
                 w0, c0 = clocks()
                 shots = lucent_render(
@@ -666,6 +751,8 @@ def main() -> None:
                 for s in snaps:
                     f = s / args.lucent_steps
                     add((f"lucent-recipe@{s}", seed), shots[s], (w1 - w0) * f, (c1 - c0) * f, s * len(chunk))
+                turn["lucent"].append({"cpu_seconds": c1 - c0, "class_steps": args.lucent_steps * len(chunk)})
+            turns.append(turn)
         done = first + len(chunk)
         per_seed = [
             {
@@ -682,6 +769,9 @@ def main() -> None:
         ]
         results["per_seed"] = per_seed
         results["rows"] = rows = over_seeds(per_seed)
+        results["timing_turns"] = turns
+        if args.lucent_steps:
+            results["lucent_rate"] = lucent_rate(turns)
         write_results(args.json, "classmodel_quality", results)  # partial results survive an interruption
         first_seed = {k: torch.cat(v) for (k, seed), v in images.items() if seed == args.seeds[0]}
         if args.save_images:
@@ -724,15 +814,30 @@ def main() -> None:
                 f"time {r['time_fraction']:.2f} of Lucent's (CPU seconds)"
             )
     if args.lucent_curve:
+        timing = results["lucent_rate"]
+        print(
+            f"Lucent's recipe: {timing['cpu_seconds_per_class_step']:.4f} CPU s a class-step over "
+            f"{timing['timed_class_steps']} class-steps in {timing['runs']} runs (single runs: median "
+            f"{timing['median']:.4f}, quartiles {timing['quartiles'][0]:.4f}-{timing['quartiles'][1]:.4f}, "
+            f"range {timing['min']:.4f}-{timing['max']:.4f}; standard error {timing['standard_error']:.4f})"
+        )
+        for key, paired in timing["paired_ratio"].items():
+            print(
+                f"  {key}: CPU a class-step / Lucent's in the same chunk: median {paired['median']:.3f}, "
+                f"quartiles {paired['quartiles'][0]:.3f}-{paired['quartiles'][1]:.3f}"
+            )
         results["against_lucent_probability"] = against_lucent_probability(
-            rows, args.lucent_curve, args.target_probability
+            rows, args.lucent_curve, args.target_probability, timing
         )
         for r in results["against_lucent_probability"]:
+            low, high = r["time_fraction_own_at_rate_quartiles"]
             print(
                 f"{r['method']}: mean judge P {r['judge_mean_probability']:.3f}, which Lucent's stored curve "
-                f"reaches at {r['lucent_steps_own']:.0f} steps: time {r['time_fraction_own']:.3f} of its; "
+                f"reaches at {r['lucent_steps_own']:.0f} steps: time {r['time_fraction_own']:.3f} "
+                f"+- {r['time_fraction_own_standard_error']:.3f} of its (at the single runs' rate quartiles "
+                f"{low:.3f}-{high:.3f}); "
                 f"for P {r['target_probability']}: {r['lucent_steps_target']:.0f} steps, "
-                f"time {r['time_fraction_target']:.3f}"
+                f"time {r['time_fraction_target']:.3f} +- {r['time_fraction_target_standard_error']:.3f}"
             )
     if args.timing_repeats:
         print("step time against the floor (default preset, batch", args.batch, ")")
