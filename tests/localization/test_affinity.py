@@ -156,6 +156,17 @@ def test_the_default_walks_over_the_finer_layer_at_2x(model, batch):
     torch.testing.assert_close(explain_maps(model, batch, targets, default), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_a_model_without_a_finer_layer_walks_over_its_feature_layer():
+    model = _staged("stage1")  # nothing at half stage1's stride (the stem has its grid)
+    x = torch.rand(2, 3, 32, 32)
+    targets = torch.tensor([[0], [2]])
+    default = PRESETS["default"]
+    plain = explain_maps(model, x, targets, dataclasses.replace(default, affinity_steps=0))
+    x2 = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+    expected = propagate(plain, plain_features(model, x2, "net.stage1"), 4.0, 4)
+    torch.testing.assert_close(explain_maps(model, x, targets, default), expected, rtol=1e-4, atol=1e-5)
+
+
 def test_the_presets_are_the_multiscale_map_walked_and_cut_two_ways():
     default, walk, multiscale = PRESETS["default"], PRESETS["feature-walk"], PRESETS["multiscale"]
     unwalked = {
