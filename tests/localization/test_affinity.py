@@ -136,6 +136,36 @@ def test_the_finer_layer_is_the_last_stage_at_half_the_stride():
     assert finer_layer(_staged(), "net.head", torch.zeros(1, 3, 32, 32)) == "net.stage1"
 
 
+class SharedReLU(nn.Module):
+    """One ReLU module called twice a pass, as many hand-written networks do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 4, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, stride=2, padding=1)
+        self.relu = nn.ReLU()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.relu(self.conv2(self.relu(self.conv1(x))))  # grids 32, 32, 16, 16
+        return self.fc(x.mean((-2, -1)))
+
+
+def test_a_module_called_twice_a_pass_is_not_the_finer_layer():
+    # The ReLU's first call ends last on the 32 x 32 grid, but a hook on it
+    # sees its second call too, on the feature layer's grid: conv1 it is.
+    pre = deepinside.Preprocessing(input_size=(64, 64), resize="stretch")
+    model = deepinside.Classifier(SharedReLU(), pre, name="shared", feature_layer="conv2")
+    assert finer_layer(model, "net.conv2", torch.zeros(1, 3, 64, 64)) == "net.conv1"
+
+
+def test_the_finer_layer_is_found_again_when_the_model_changes():
+    model, x = _staged(), torch.zeros(1, 3, 32, 32)
+    assert finer_layer(model, "net.head", x) == "net.stage1"
+    model.net.stage2 = nn.Conv2d(4, 4, 1)  # no longer halves the grid: the head's is stage1's
+    assert finer_layer(model, "net.head", x) is None
+
+
 def test_a_model_with_no_layer_at_half_the_stride_has_no_finer_layer():
     # The stem's grid (16) is the feature layer's own when the feature layer is stage1.
     assert finer_layer(_staged(), "net.stage1.1", torch.zeros(1, 3, 32, 32)) is None

@@ -18,6 +18,8 @@ background.
 
 from __future__ import annotations
 
+import collections
+import contextvars
 import weakref
 
 import torch
@@ -53,9 +55,15 @@ def propagate(maps: torch.Tensor, features: torch.Tensor, power: float, steps: i
     return F.interpolate(grid, size=(height, width), mode="bilinear", align_corners=False)
 
 
-#: Per model, the finer layer found for each (feature layer, input size).
-_FINER: weakref.WeakKeyDictionary[Classifier, dict[tuple[str, int, int], str | None]] = (
+#: Per model, the finer layer found for each (feature layer, input size, modules).
+_FINER: weakref.WeakKeyDictionary[Classifier, dict[tuple[object, ...], str | None]] = (
     weakref.WeakKeyDictionary()
+)
+
+# The list the calling thread's probe records into: the hooks sit on the
+# caller's model, which other threads may be running at the same time.
+_PROBING: contextvars.ContextVar[list[tuple[str, tuple[int, int]]] | None] = contextvars.ContextVar(
+    "deepinside_probing", default=None
 )
 
 
@@ -63,11 +71,14 @@ def finer_layer(model: Classifier, feature_layer: str, x: torch.Tensor) -> str |
     """The deepest layer at half the feature layer's stride (a grid twice as
     fine each way), or None if the model has none: block 10 of the built-in
     model, ``layer3`` of a ResNet. Its descriptors still say what a position
-    shows, and draw the object's outline twice as finely. A layer inside a
-    block that changes the grid (the 1x1 expansion that opens a strided
-    block) is not a candidate: its output is the block's scratch, not a
-    stage's result. Found by one pass of a single input like ``x``."""
-    key = (feature_layer, *x.shape[-2:])
+    shows, and draw the object's outline twice as finely. Not candidates: a
+    layer inside a block that changes the grid (the 1x1 expansion that opens
+    a strided block: the block's scratch, not a stage's result), and a module
+    called more than once a pass (a shared pooling or ReLU: which call is
+    meant is not known). Found by one pass of a single input like ``x``
+    through the model (its own forward hooks see that pass), and remembered
+    while the model keeps the same modules."""
+    key = (feature_layer, *x.shape[-2:], tuple(id(m) for m in model.modules()))
     found = _FINER.setdefault(model, {})
     if key not in found:
         found[key] = _deepest_at_half_stride(_output_grids(model, x[:1]), feature_layer)
@@ -75,22 +86,24 @@ def finer_layer(model: Classifier, feature_layer: str, x: torch.Tensor) -> str |
 
 
 def _output_grids(model: Classifier, x: torch.Tensor) -> list[tuple[str, tuple[int, int]]]:
-    """Each submodule's output grid ``(h, w)`` on ``x``, in the order the
-    submodules finish (a block after its layers); 4-D outputs only."""
+    """Each submodule call's output grid ``(h, w)`` on ``x``, in the order the
+    calls finish (a block after its layers); 4-D outputs only."""
     grids: list[tuple[str, tuple[int, int]]] = []
 
     def record(name: str):  # type: ignore[no-untyped-def]
         def hook(_module, _inputs, out) -> None:  # type: ignore[no-untyped-def]
-            if isinstance(out, torch.Tensor) and out.dim() == 4:
+            if _PROBING.get() is grids and isinstance(out, torch.Tensor) and out.dim() == 4:
                 grids.append((name, (int(out.shape[-2]), int(out.shape[-1]))))
 
         return hook
 
     handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if n]
+    token = _PROBING.set(grids)
     try:
         with torch.no_grad():
             model.scores(x)
     finally:
+        _PROBING.reset(token)
         for h in handles:
             h.remove()
     return grids
@@ -105,14 +118,21 @@ def _deepest_at_half_stride(grids: list[tuple[str, tuple[int, int]]], feature_la
         feature_layer,
         *(feature_layer.rsplit(".", k)[0] for k in range(1, feature_layer.count(".") + 1)),
     }
+    calls = collections.Counter(name for name, _ in grids)
     grid_of = dict(grids)
 
-    def inside_another_grid(name: str, grid: tuple[int, int]) -> bool:
+    def candidate(name: str, grid: tuple[int, int]) -> bool:
         parts = name.split(".")
         parents = (".".join(parts[:k]) for k in range(1, len(parts)))
-        return any(p in grid_of and p not in trunk and grid_of[p] != grid for p in parents)
+        inside_another_grid = any(p in grid_of and p not in trunk and grid_of[p] != grid for p in parents)
+        return (
+            round(grid[0] / fh) == 2
+            and round(grid[1] / fw) == 2
+            and calls[name] == 1
+            and not inside_another_grid
+        )
 
-    for name, (h, w) in reversed(grids[:last]):
-        if round(h / fh) == 2 and round(w / fw) == 2 and not inside_another_grid(name, (h, w)):
+    for name, grid in reversed(grids[:last]):
+        if candidate(name, grid):
             return name
     return None
