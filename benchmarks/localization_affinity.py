@@ -45,7 +45,6 @@ from localization_variants import (
     class_cam,
     fill_cache,
     norm,
-    otsu,
     threshold_config,
     write_rows,
 )
@@ -53,6 +52,7 @@ from PIL import Image
 
 from deepinside.io.photos import to_rgb
 from deepinside.localization.localize import LocalizationConfig
+from deepinside.localization.segment import otsu_level
 
 FEATURE_SCALES = (1.0, 1.5, 2.0)
 # The mid-level layers read: block outputs at strides 8, 16 and 32, and the feature layer.
@@ -248,7 +248,7 @@ def variants(only: str | None):  # type: ignore[no-untyped-def]
             f"affinity {label}, power {key[2]}, {steps} steps, {'global' if key[3] is None else 'radius 5'}"
         )
         walk = lambda r, key=key, st=steps: affinity_map(r, key, st)  # noqa: E731
-        add(f"{name}, Otsu cut", walk, threshold_config(), rule=otsu)
+        add(f"{name}, Otsu cut", walk, threshold_config(), rule=otsu_level)
         for t in (0.2, 0.3, 0.4, 0.5):
             add(f"{name}, t={t}", walk, threshold_config(t))
     for radius in (8, 16, 32):

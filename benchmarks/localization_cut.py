@@ -1,13 +1,16 @@
-"""Sixth round of localisation variants: where to cut a walked map, and
-walks that chain the feature layer's affinities with a finer layer's.
+"""Where to cut a walked class map, and walks that chain the feature
+layer's affinities with a finer layer's (docs/localization.md, "Sixth round").
 
     python benchmarks/localization_cut.py [--limit 100] [--only NAME] [--write]
 
-Reads the caches of ``localization_variants.py`` (class maps, ``--cache``)
-and ``localization_affinity.py`` (features, ``--features``) and scores each
-variant with ``localization_variants.Scorer``, writing
+Reads two per-photo caches of the dev photos, filled beforehand:
+``--cache`` (default /tmp/locvar) by ``localization_variants.py cache``
+(the class maps) and ``--features`` (default /tmp/locvarB) by
+``localization_affinity.py cache`` (the mid-level features), and scores
+each variant with ``localization_variants.Scorer``, writing
 benchmarks/results/localization_cut.json. The cut rules read only the map
-itself (docs/localization.md, "Sixth round").
+itself. Last, the split-half check: the best walk and cut chosen on a
+random half of the photos, scored on the other half.
 """
 
 from __future__ import annotations
@@ -17,11 +20,13 @@ import collections
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from localization_affinity import MEAN_CUT, affinity_map, features_of, transition, walked
-from localization_variants import Scorer, add_run_args, norm, otsu, threshold_config, write_rows
+from localization_variants import Scorer, add_run_args, norm, threshold_config, write_rows
+
+from deepinside.localization import iou, largest_component_box
+from deepinside.localization.segment import otsu_level
 
 # The walks measured in the fourth round: the default's (feature layer at 2x)
 # and the best maps (block 10, stride 16, on the input at 1x).
@@ -71,23 +76,6 @@ def steepest_cut(m: np.ndarray) -> float:
     return float((edges[k] + edges[k + 1]) / 2)
 
 
-def largest_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
-        return (0, 0, mask.shape[1], mask.shape[0])
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    x, y, w, h = stats[k, :4]
-    return (int(x), int(y), int(x + w), int(y + h))
-
-
-def iou(a, b) -> float:  # type: ignore[no-untyped-def]
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / max(union, 1)
-
-
 def stable_cut(whole_image: float):  # type: ignore[no-untyped-def]
     """The level whose box moves least as the level moves (the IoU of the
     boxes a step below and above), among boxes under ``whole_image`` of the
@@ -96,7 +84,8 @@ def stable_cut(whole_image: float):  # type: ignore[no-untyped-def]
 
     def rule(m: np.ndarray) -> float:
         levels = np.arange(0.05, 0.951, 0.025)
-        boxes = [largest_box(m >= t) for t in levels]
+        whole = (0.0, 0.0, float(m.shape[1]), float(m.shape[0]))
+        boxes = [largest_component_box(m >= t) or whole for t in levels]
         area = m.shape[0] * m.shape[1]
         best, best_t = -1.0, float(levels[len(levels) // 2])
         for k in range(1, len(levels) - 1):
@@ -111,18 +100,15 @@ def stable_cut(whole_image: float):  # type: ignore[no-untyped-def]
     return rule
 
 
-def separability(m: np.ndarray, bins: int = 64) -> float:
+def separability(m: np.ndarray) -> float:
     """Otsu's measure of how two-level a map is: the between-class variance at
     Otsu's cut over the total variance (1 for a map of two values)."""
     v = (m - m.min()) / max(float(m.max() - m.min()), 1e-12)
-    hist, edges = np.histogram(v, bins=bins, range=(0.0, 1.0))
-    p = hist / max(hist.sum(), 1)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0, mu = np.cumsum(p), np.cumsum(p * centres)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = np.nan_to_num((mu[-1] * w0 - mu) ** 2 / (w0 * (1 - w0)))
-    total = float((p * (centres - mu[-1]) ** 2).sum())
-    return float(between.max() / total) if total > 0 else 0.0
+    above = v >= otsu_level(v)
+    if above.all() or not above.any() or v.var() == 0:
+        return 0.0
+    w = above.mean()
+    return float(w * (1 - w) * (v[above].mean() - v[~above].mean()) ** 2 / v.var())
 
 
 def most_two_level(layer: str, scale: float, powers, steps):  # type: ignore[no-untyped-def]
@@ -145,7 +131,7 @@ def most_two_level(layer: str, scale: float, powers, steps):  # type: ignore[no-
 
 CUTS = {
     "mean cut": (MEAN_CUT, None),
-    "Otsu cut": (threshold_config(), otsu),
+    "Otsu cut": (threshold_config(), otsu_level),
     "steepest cut": (threshold_config(), steepest_cut),
     "stable cut": (threshold_config(), stable_cut(1.01)),
     "stable cut, boxes < 0.9": (threshold_config(), stable_cut(0.9)),
@@ -205,6 +191,8 @@ def score(args: argparse.Namespace) -> None:
         rows.append(row)
     for cuts in (("mean cut",), ("mean cut", "Otsu cut")):
         held_out = split_half_choice(scorer.hits, cuts, args.splits)
+        if held_out is None:
+            continue
         print(
             f"chosen among the sweep's {' and '.join(cuts)} rows on half the photos, GT-known on the "
             f"other half: {100 * held_out.mean():.1f} +- {100 * held_out.std():.1f} ({args.splits} splits)"
@@ -221,13 +209,13 @@ def score(args: argparse.Namespace) -> None:
         write_rows("localization_cut", rows, len(scorer.samples), partial=bool(args.only))
 
 
-def split_half_choice(hits: dict[str, list[bool]], cuts: tuple[str, ...], splits: int) -> np.ndarray:
+def split_half_choice(hits: dict[str, list[bool]], cuts: tuple[str, ...], splits: int) -> np.ndarray | None:
     """How well choosing a walk and cut on dev photos carries to unseen ones:
     the sweep's best row (GT-known) on a random half of the photos, scored on
     the other half, over ``splits`` random halves."""
     names = [n for n in hits if n.startswith("sweep ") and n.rsplit(", ", 1)[1] in cuts]
     if not names:
-        return np.zeros(1)
+        return None
     table = np.array([hits[n] for n in names], dtype=float)  # (rows, photos)
     rng = np.random.default_rng(0)
     out, chosen = [], collections.Counter()

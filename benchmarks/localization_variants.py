@@ -43,6 +43,7 @@ from deepinside.evaluation.run import samples_from
 from deepinside.io.photos import load_photo
 from deepinside.localization.boxes import best_iou
 from deepinside.localization.localize import LocalizationConfig, boxes_for, working_size
+from deepinside.localization.segment import otsu_level
 from deepinside.models.preprocessing import Placement
 
 SCALES = (1.0, 1.5, 2.0, 2.5)
@@ -227,20 +228,6 @@ def pca_map(rec, key: str, scales, flip: bool, cam: torch.Tensor, component: int
 def minmax(m: torch.Tensor) -> torch.Tensor:
     lo, hi = m.min(), m.max()
     return (m - lo) / (hi - lo).clamp_min(1e-12)
-
-
-def otsu(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of ``values`` in [0, 1]: the cut maximising the between-class variance."""
-    hist, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
-    p = hist / max(hist.sum(), 1)
-    centres = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(p)
-    mu = np.cumsum(p * centres)
-    mu_t = mu[-1]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mu_t * w0 - mu) ** 2 / (w0 * (1 - w0))
-    between = np.nan_to_num(between)
-    return float(edges[int(np.argmax(between)) + 1])
 
 
 @dataclass
@@ -463,10 +450,10 @@ def variants(only: str | None):  # type: ignore[no-untyped-def]
     add("graph cut on mean(Grad-CAM, PCA) (seeds 95%/30%)", mean_of(cam(), pca()), graph)
     add("graph cut on mean(Grad-CAM, PCA) (seeds 80%/30%)", mean_of(cam(), pca()), graph_wide)
     # Per-photo thresholds from the map's own statistics.
-    add("Grad-CAM, Otsu threshold", cam(), rule=otsu)
+    add("Grad-CAM, Otsu threshold", cam(), rule=otsu_level)
     add("Grad-CAM, threshold = mean of the map", cam(), rule=lambda m: float(m.mean()))
     add("Grad-CAM, threshold = 1.5 x mean of the map", cam(), rule=lambda m: 1.5 * float(m.mean()))
-    add("mean(Grad-CAM, PCA), Otsu threshold", mean_of(cam(), pca()), rule=otsu)
+    add("mean(Grad-CAM, PCA), Otsu threshold", mean_of(cam(), pca()), rule=otsu_level)
     add(
         "mean(Grad-CAM, PCA), threshold = mean of the map",
         mean_of(cam(), pca()),

@@ -47,13 +47,16 @@ def test_graphcut_recovers_a_coloured_object_from_a_few_seeds():
 
 
 def test_otsu_cuts_a_two_level_map_between_its_levels():
-    # Background near 0.1 on three quarters, an object near 0.7 on the rest: the
-    # mean (0.25) would take background too, Otsu's cut falls between the levels.
+    # Background spread over 0-0.3 on seven eighths of the map, an object near
+    # 0.7 on the rest: the mean (about 0.22) takes background too, Otsu's cut
+    # falls between the two levels.
     rng = np.random.default_rng(0)
-    saliency_map = 0.1 + 0.02 * rng.standard_normal((40, 40))
-    saliency_map[10:30, 15:25] = 0.7 + 0.02 * rng.standard_normal((20, 10))
+    saliency_map = rng.uniform(0.0, 0.3, (40, 40))
+    saliency_map[10:30, 20:30] = 0.7 + 0.02 * rng.standard_normal((20, 10))
     saliency_map[0, 0] = 1.0  # one stray peak sets the range
-    assert otsu_cut(saliency_map).mask.tolist() == (saliency_map > 0.4).tolist()
+    obj = saliency_map > 0.5
+    assert otsu_cut(saliency_map).mask.tolist() == obj.tolist()
+    assert above_mean(saliency_map).mask.sum() > obj.sum() + 100
 
 
 def test_otsu_cut_maximises_the_between_class_variance():

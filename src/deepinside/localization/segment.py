@@ -79,24 +79,27 @@ def threshold(saliency_map: np.ndarray, fraction: float) -> Segmentation:
     return Segmentation(saliency_map >= low + fraction * (high - low))
 
 
-def otsu_cut(saliency_map: np.ndarray, bins: int = 256) -> Segmentation:
-    """Pixels at or above Otsu's threshold of the map: the level, in ``bins``
-    steps of its range, that splits its values into two classes of the
-    largest between-class variance. A map made nearly two-level (object and
-    background, as the affinity walk leaves it) is cut between its levels,
-    wherever they lie."""
+def otsu_cut(saliency_map: np.ndarray) -> Segmentation:
+    """Pixels at or above Otsu's threshold of the map (:func:`otsu_level` of
+    its range). A map made nearly two-level (object and background, as the
+    affinity walk leaves it) is cut between its levels, wherever they lie."""
     low, high = float(saliency_map.min()), float(saliency_map.max())
     if high <= low:
         return Segmentation(np.ones(saliency_map.shape, bool), "constant saliency map: whole image taken")
     values = (saliency_map - low) / (high - low)
+    return Segmentation(values >= otsu_level(values))
+
+
+def otsu_level(values: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold of ``values`` in [0, 1]: the level, in ``bins`` steps,
+    that splits them into two classes of the largest between-class variance."""
     counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0))
-    p = counts / counts.sum()
+    p = counts / max(counts.sum(), 1)
     centres = (edges[:-1] + edges[1:]) / 2
     below, below_sum = np.cumsum(p), np.cumsum(p * centres)
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (below_sum[-1] * below - below_sum) ** 2 / (below * (1 - below))
-    level = edges[int(np.argmax(np.nan_to_num(between))) + 1]
-    return Segmentation(values >= level)
+    return float(edges[int(np.argmax(np.nan_to_num(between))) + 1])
 
 
 def above_mean(saliency_map: np.ndarray) -> Segmentation:
