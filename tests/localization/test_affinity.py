@@ -197,6 +197,21 @@ def test_a_model_without_a_finer_layer_walks_over_its_feature_layer():
     torch.testing.assert_close(explain_maps(model, x, targets, default), expected, rtol=1e-4, atol=1e-5)
 
 
+def test_the_default_names_the_finer_layer_or_falls_back_to_the_feature_walk(model):
+    from deepinside.localization import config_for
+
+    assert config_for(model, "default").affinity_layer == "net.body._blocks.10"
+    assert config_for(model, "multiscale") == PRESETS["multiscale"]
+    fallback = config_for(_staged("stage1"), "default")  # no layer at half stage1's stride
+    walk = PRESETS["feature-walk"]
+    assert (fallback.affinity_layer, fallback.affinity_depth) == (None, "features")
+    assert (fallback.affinity_steps, fallback.affinity_power, fallback.segmentation) == (
+        walk.affinity_steps,
+        walk.affinity_power,
+        walk.segmentation,
+    )
+
+
 def test_the_presets_are_the_multiscale_map_walked_and_cut_two_ways():
     default, walk, multiscale = PRESETS["default"], PRESETS["feature-walk"], PRESETS["multiscale"]
     unwalked = {

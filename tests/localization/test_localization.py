@@ -218,7 +218,7 @@ def _fixed_size_classifier() -> deepinside.Classifier:
 
 def test_a_fixed_size_model_is_told_to_use_the_paper_config(photos):
     model = _fixed_size_classifier()
-    with pytest.raises(deepinside.DeepInsideError, match=r"failed on 24x24 inputs.*--config paper"):
+    with pytest.raises(deepinside.DeepInsideError, match=r"failed on 32x32 inputs.*--config paper"):
         localize(model, [photos["coffee"]], top_k=1)
     (found,) = localize(model, [photos["coffee"]], top_k=2, config="paper")
     assert [b.prediction.class_index for b in found.boxes] == [p.class_index for p in found.predictions[:2]]

@@ -19,7 +19,7 @@ from .. import pictures
 from ..explain import explain_inputs
 from ..io.files import atomic_write, write_png
 from ..io.prefetch import DecodedPhoto
-from ..localization import config_named
+from ..localization import LocalizationConfig, config_for
 from ..localization.localize import boxes_for, explain_maps
 from ..models.classifier import Classifier, Prediction
 from .index import Row
@@ -40,6 +40,7 @@ class PhotoMaps:
     explained: list[Prediction] = field(default_factory=list)  # the K classes mapped
     maps: dict[str, np.ndarray] = field(default_factory=dict)  # method: (K, H, W) float32, on the input
     for_boxes: np.ndarray | None = None  # (K, H, W) maps the boxes are cut from
+    box_config: LocalizationConfig | None = None  # how they are cut, as it runs on the model
     model_seconds: float = 0.0
 
 
@@ -54,7 +55,8 @@ def explain_batch(
     targets = settings.targets if k is None else None
     found = explain_inputs(model, inputs, settings.methods, targets, k or 1, settings.reduce)  # type: ignore[arg-type]
     scores, classes, computed = found.scores, found.classes, found.maps
-    for_boxes = _maps_for_boxes(model, inputs, classes, computed, settings)
+    box_config = None if settings.localize is None else config_for(model, settings.localize)
+    for_boxes = _maps_for_boxes(model, inputs, classes, computed, settings.reduce, box_config)
     # One copy to the CPU per batch: reading GPU values one by one would wait for the GPU each time.
     scores, classes = scores.float().cpu(), classes.cpu()
     top = model.predictions(scores, max(5, classes.shape[1]))
@@ -77,6 +79,7 @@ def explain_batch(
                 explained,
                 {name: m[b] for name, m in maps.items()},
                 None if boxes is None else boxes[b],
+                box_config,
                 seconds,
             )
         )
@@ -88,13 +91,13 @@ def _maps_for_boxes(
     inputs: torch.Tensor,
     classes: torch.Tensor,
     computed: dict[str, torch.Tensor],
-    settings: BatchSettings,
+    reduce: str,
+    config: LocalizationConfig | None,
 ) -> torch.Tensor | None:
-    if settings.localize is None:
+    if config is None:
         return None
-    config = config_named(settings.localize)
     single_view = config.scales == (1.0,) and not config.flip and not config.method_options
-    if single_view and config.method in computed and settings.reduce == "max-abs":
+    if single_view and config.method in computed and reduce == "max-abs":
         return computed[config.method]  # the same map: computed once
     return explain_maps(model, inputs, classes, config)
 
@@ -107,9 +110,13 @@ def finish_photo(out: Path, done: PhotoMaps, settings: BatchSettings) -> Row:
     row = failure_row(entry, decoded)
     boxes = []
     if done.for_boxes is not None:
-        config = config_named(settings.localize)  # type: ignore[arg-type]
+        assert done.box_config is not None
         found = boxes_for(
-            decoded.photo, decoded.placement, torch.from_numpy(done.for_boxes), done.explained, config
+            decoded.photo,
+            decoded.placement,
+            torch.from_numpy(done.for_boxes),
+            done.explained,
+            done.box_config,
         )
         boxes = [_box_row(b.prediction, b.box, b.note) for b in found]
     maps_file = output_name(entry.key, ".npz")

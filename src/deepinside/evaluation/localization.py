@@ -20,7 +20,7 @@ import numpy as np
 
 from .._core.precision import repeatable
 from ..localization.boxes import best_iou, centred_box, whole_image_box
-from ..localization.localize import LocalizationConfig, boxes_for, explain_maps, working_size
+from ..localization.localize import LocalizationConfig, boxes_for, config_for, explain_maps, working_size
 from ..models.classifier import Classifier
 from .maxboxacc import MaxBoxAccV2, benchmark_box, box_scoremap
 from .run import Sample, batches
@@ -47,6 +47,7 @@ def localization(
 ) -> list[dict[str, object]]:
     """One row per config and per baseline box (``deterministic``: see
     :func:`deepinside.attribute`)."""
+    configs = [config_for(model, c) for c in configs]
     known: dict[str, list[bool]] = {c.name: [] for c in configs}
     known.update({"whole image": [], "centred box": []})
     maxbox = {name: MaxBoxAccV2() for name in known}

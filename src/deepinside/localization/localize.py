@@ -162,6 +162,38 @@ def config_named(name: str | LocalizationConfig) -> LocalizationConfig:
     return PRESETS[name]
 
 
+def config_for(model: Classifier, name: str | LocalizationConfig) -> LocalizationConfig:
+    """The config ``name`` as it runs on ``model``. A walk over the finer
+    layer names that layer; on a model with none, it walks over the feature
+    layer with the ``feature-walk`` config's power, steps and cut instead:
+    the finer walk's were chosen for finer features, and on the feature
+    layer they do worse than those (docs/localization.md, sixth round)."""
+    config = config_named(name)
+    if config.affinity_steps == 0 or config.affinity_layer is not None or config.affinity_depth != "finer":
+        return config
+    feature_layer_needed(model, config)
+    layer = feature_layer_of(model, dict(config.method_options).get("layer"))  # type: ignore[arg-type]
+    h, w = model.preprocessing.input_size
+    device = next(model.parameters(), torch.empty(0)).device
+    example = torch.zeros(
+        1, 3, round(h * config.affinity_scale), round(w * config.affinity_scale), device=device
+    )
+    try:
+        finer = finer_layer(model, layer, example)
+    except RuntimeError:  # typically a network that takes one input size only
+        raise one_size_only(config, example, config.affinity_scale) from None
+    if finer is not None:
+        return dataclasses.replace(config, affinity_layer=finer)
+    walk = PRESETS["feature-walk"]
+    return dataclasses.replace(
+        config,
+        affinity_depth="features",
+        affinity_steps=walk.affinity_steps,
+        affinity_power=walk.affinity_power,
+        segmentation=walk.segmentation,
+    )
+
+
 @dataclass
 class ClassBox:
     """One class's box in a photo, with the mask and the map it was cut from.
@@ -245,12 +277,7 @@ def explain_maps(
         except RuntimeError:  # typically a network that takes one input size only
             if scale == 1.0:
                 raise
-            h, w = x.shape[-2:]
-            raise DeepInsideError(
-                f"the model failed on {h}x{w} inputs, which config {config.name!r} looks at "
-                f"({scale:g}x the input size): for a model that takes one input size only, "
-                "use the paper config (--config paper)"
-            ) from None
+            raise one_size_only(config, x, scale) from None
         maps = maps.flip(-1) if flip else maps
         if scale != 1.0:
             maps = F.interpolate(maps, size=inputs.shape[-2:], mode="bilinear", align_corners=False)
@@ -271,6 +298,16 @@ def explain_maps(
     if config.affinity_steps > 0:
         total = along_features(model, inputs, total, config)
     return total
+
+
+def one_size_only(config: LocalizationConfig, x: torch.Tensor, scale: float) -> DeepInsideError:
+    """The error for a model that failed on the enlarged inputs ``x`` of ``config``."""
+    h, w = x.shape[-2:]
+    return DeepInsideError(
+        f"the model failed on {h}x{w} inputs, which config {config.name!r} looks at "
+        f"({scale:g}x the input size): for a model that takes one input size only, "
+        "use the paper config (--config paper)"
+    )
 
 
 def along_features(
@@ -397,7 +434,7 @@ def localize(
     >>> found[0].boxes[0].mask.shape == (found[0].height, found[0].width)  # doctest: +SKIP
     True
     """
-    config = config_named(config)
+    config = config_for(model, config)
     if not 1 <= top_k <= len(model.classes):
         raise DeepInsideError(f"top_k must be between 1 and {len(model.classes)}, got {top_k}")
     if batch_size < 1:

@@ -20,7 +20,7 @@ from ..attribution.methods import Method, method_from_name
 from ..errors import DeepInsideError
 from ..explain import PhotoFailure, PhotoSaliency, explain_photos
 from ..explain_files import save_saliency
-from ..localization import config_named
+from ..localization import config_for
 from ..localization.localize import boxes_for, explain_maps
 from .session import Server, file_stem
 
@@ -104,8 +104,8 @@ def explain(
     localisation box and mask of the class (the maps' class)."""
     if photo is None:
         raise DeepInsideError("upload a photo or pick a sample first")
-    config = config_named(localization)
     model = server.model
+    config = config_for(model, localization)
     done = Explained(photo, server.result_folder())
     stem = file_stem(photo)
     map_files: list[str] = []
