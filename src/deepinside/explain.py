@@ -9,6 +9,7 @@ how to show or store each without one bad file stopping the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .attribution.methods import Reduction, method_from_name
 from .errors import DeepInsideError, ImageError
 from .io.photos import DEFAULT_MAX_PIXELS
 from .io.prefetch import read_photos
-from .models.classifier import Classifier, Prediction
+from .models.classifier import Classifier, Prediction, layer_path, user_layer_name
 from .models.preprocessing import Placement
 
 
@@ -46,6 +47,7 @@ class PhotoSaliency:
     predictions: list[Prediction]
     maps: list[ClassMap] = field(default_factory=list)
     method: str = "gradient"
+    layer: str | None = None  # the feature layer a CAM method read, as the user's network names it
 
 
 @dataclass
@@ -75,6 +77,7 @@ def explain_photos(
     ``method`` (see :func:`deepinside.attribute`, also for ``deterministic``).
     ``workers`` processes decode photos ahead of the model (0: here)."""
     method = method_from_name(method)
+    layer_read(model, method)  # found (and said) before any photo is read
     num_classes = len(model.classes)
     if not 1 <= top_k <= num_classes:
         raise DeepInsideError(
@@ -89,6 +92,15 @@ def explain_photos(
             yield from _explain_batch(
                 model, part, targets, top_k, num_predictions, method, reduce, deterministic
             )
+
+
+def layer_read(model: Classifier, method: Method) -> str | None:
+    """The feature layer ``method`` reads on ``model`` (None if it reads none),
+    as the user's network names it."""
+    if "layer" not in {f.name for f in dataclasses.fields(method)}:
+        return None
+    layer = getattr(method, "layer", None)
+    return model.find_feature_layer() if layer is None else user_layer_name(model, layer_path(model, layer))
 
 
 def read_batches(
@@ -181,7 +193,9 @@ def _explain_batch(
             )
             for k, c in enumerate(found.classes[b].tolist())
         ]
-        yield PhotoSaliency(source, photo, placements[b], top[b], class_maps, method.name)
+        yield PhotoSaliency(
+            source, photo, placements[b], top[b], class_maps, method.name, layer_read(model, method)
+        )
 
 
 def collect(results: Iterable[PhotoSaliency | PhotoFailure]) -> list[PhotoSaliency]:

@@ -67,6 +67,7 @@ def _save_map(
     return {
         **p.as_dict(),
         "method": result.method,
+        **({"layer": result.layer} if result.layer is not None else {}),
         "max": float(on_photo.max()),
         "files": {k: v.name for k, v in files.items()},
     }

@@ -281,12 +281,14 @@ def test_bad_method_options(model, photo_batch, method, options, message):
         attribute(model, photo_batch[0], None, method, **options)
 
 
-def test_grad_cam_without_a_declared_layer_says_what_to_declare():
+def test_grad_cam_without_a_declared_layer_finds_the_last_feature_map():
     net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    with pytest.raises(deepinside.DeepInsideError, match="declare it"):
-        attribute(net, torch.randn(1, 3, 8, 8), 0, "grad-cam")
-    with pytest.raises(deepinside.DeepInsideError, match="no layer named 'nope'"):
-        attribute(net, torch.randn(1, 3, 8, 8), 0, "grad-cam", layer="nope")
+    x = torch.randn(1, 3, 8, 8)
+    found = attribute(net, x, 0, "grad-cam").raw
+    torch.testing.assert_close(found, attribute(net, x, 0, "grad-cam", layer="0").raw)
+    torch.testing.assert_close(found, attribute(net, x, 0, "grad-cam", layer=net[0]).raw)
+    with pytest.raises(deepinside.DeepInsideError, match="no layer named 'nope'.*last convolutions: 0"):
+        attribute(net, x, 0, "grad-cam", layer="nope")
 
 
 def test_unknown_reduction(model, photo_batch):

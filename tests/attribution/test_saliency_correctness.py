@@ -139,6 +139,6 @@ def test_bad_targets(model, batch, target, message):
         saliency(model, batch, target)
 
 
-def test_non_classifier_output_is_refused(batch):
-    with pytest.raises(deepinside.DeepInsideError, match="not a classifier"):
+def test_non_classifier_output_is_refused_unless_a_score_target_reads_it(batch):
+    with pytest.raises(deepinside.DeepInsideError, match="not class scores.*score function as the target"):
         saliency(nn.Conv2d(3, 2, 3), batch)

@@ -243,7 +243,7 @@ def test_result_names_never_repeat():
     assert names == ["cat", "cat-2", "cat-2-2", "Cat-3"]  # distinct also where case does not count
 
 
-def test_localize_a_users_model_with_its_feature_layer(tmp_path, photos, capsys, monkeypatch):
+def test_localize_a_users_model_finds_its_feature_layer(tmp_path, photos, capsys, monkeypatch):
     (tmp_path / "mymodel.py").write_text(
         "from torch import nn\n"
         "def make():\n"
@@ -265,9 +265,9 @@ def test_localize_a_users_model_with_its_feature_layer(tmp_path, photos, capsys,
         "--out",
         str(tmp_path / "out"),
     ]
-    assert main(run) == 2
-    err = capsys.readouterr().err  # both ways out: declare the layer, or the paper's config
-    assert "needs the model's last convolutional layer" in err and "--feature-layer NAME" in err
-    assert "--config paper" in err
-    assert main([*run, "--feature-layer", "1"]) == 0
+    assert main(run) == 0  # the feature layer is found, and said once
+    err = capsys.readouterr().err
+    assert err.count("feature layer 1 (the last spatial feature map") == 1
     assert json.loads((tmp_path / "out" / "coffee.localize-default.json").read_text())["boxes"]
+    assert main([*run, "--feature-layer", "0"]) == 0
+    assert "feature layer" not in capsys.readouterr().err

@@ -56,13 +56,13 @@ def test_rows_per_pass_are_bounded_by_pixels_not_photos(model, photos, monkeypat
     assert seen[-1][0] < seen[0][0]  # the 2x view takes fewer inputs per pass than the 1x view
 
 
-def test_a_cam_config_without_a_feature_layer_names_both_ways_out():
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+def test_a_cam_config_on_a_model_without_a_feature_map_names_both_ways_out():
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 3))  # no spatial map anywhere
     model = deepinside.load_model(net.eval(), input_size=16)
     photo = np.zeros((16, 16, 3), np.uint8)
     from PIL import Image
 
-    with pytest.raises(DeepInsideError, match=r"--feature-layer NAME.*--config paper"):
+    with pytest.raises(DeepInsideError, match=r"no layer giving a spatial feature map.*--config paper"):
         localize(model, [Image.fromarray(photo)], top_k=1)
     assert localize(model, [Image.fromarray(photo)], top_k=1, config="paper")[0].boxes
 

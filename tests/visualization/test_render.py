@@ -288,7 +288,7 @@ def test_bad_input_is_one_clear_error(model, kwargs, message):
 
 
 def test_not_a_classifier_and_out_of_range_class_on_plain_modules():
-    with pytest.raises(DeepInsideError, match="not a classifier"):
+    with pytest.raises(DeepInsideError, match="not class scores"):
         visualize_class(nn.Conv2d(3, 4, 3), [0], preset=tiny_default(1), size=16)
     with pytest.raises(DeepInsideError, match="out of range"):
         visualize_class(linear_model(), [7], preset=tiny_default(1), preprocessing=HALF, size=16)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import copy
+import logging
 import threading
 import warnings
 import weakref
@@ -27,27 +28,17 @@ import torch
 from torch import fx, nn
 
 from ..errors import DeepInsideError
-from ..models.graph import eval_mode, forward_pass, set_eval, simplify, strip_softmax
+from ..models.graph import eval_mode, forward_pass, scores_before_probabilities, set_eval, simplify
+from ..models.outputs import select_output
 from .precision import cuda_flags, rewrites_for, wants_repeatable
 from .rules import Rule, backward_rule
+from .scores import Targets, target_scores
 
 # Relative tolerance for accepting the folded view: float32 round-off through
 # ~50 layers stays far below this; a wrong fold is far above it.
 _FOLD_TOLERANCE = 1e-3
 
-
-def checked_targets(targets: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-    """``targets`` ``(B,)`` checked against scores ``(B, C)``, on their device."""
-    batch, classes = scores.shape
-    targets = targets.to(scores.device)
-    if targets.shape != (batch,):
-        raise DeepInsideError(f"need one target per image ({batch}), got shape {tuple(targets.shape)}")
-    bad = (targets < 0) | (targets >= classes)
-    if bool(bad.any()):
-        raise DeepInsideError(
-            f"target class {int(targets[bad][0])} is out of range: the model has classes 0 to {classes - 1}"
-        )
-    return targets.long()
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -97,13 +88,7 @@ def gradient_view(model: nn.Module, example: torch.Tensor, keep: frozenset[str] 
 def _build_view(
     model: nn.Module, example: torch.Tensor, signature: tuple[object, ...], keep: frozenset[str]
 ) -> _View:
-    reference, removed = strip_softmax(model)
-    if removed is not None:
-        warnings.warn(
-            f"the model ends in {removed}; using the scores before it "
-            "(saliency is defined on unnormalised class scores)",
-            stacklevel=4,
-        )
+    reference = scores_before_probabilities(model, "the model", stacklevel=4)
     try:
         reference = set_eval(_copy_without_hooks(reference)).requires_grad_(False)
     except (RuntimeError, TypeError, copy.Error):
@@ -112,15 +97,35 @@ def _build_view(
         return _View(signature, reference, channels_last=False, shared=True)
     rewrites = rewrites_for(example.device)  # (part of the signature: a changed table rebuilds)
     folded = simplify(reference, keep, rewrites.fold_batch_norm, rewrites.padding_in_convolution)
-    channels_last = example.dim() == 4 and rewrites.channels_last
     with torch.no_grad(), forward_pass():
-        expected = reference(example)
-        _check_scores(expected)
-        if folded is not None and _close(folded(example), expected):
+        expected = select_output(reference(example))
+        _check_scores(expected, example.shape[0])
+        # Each rewrite proves itself on this model or is dropped: a speed-up
+        # must never change what the model computes, nor make it fail.
+        if folded is not None and _agrees(folded, example, expected, "batch-norm folding"):
             reference = folded
+        channels_last = example.dim() == 4 and rewrites.channels_last
         if channels_last:
             reference = reference.to(memory_format=torch.channels_last)
+            as_last = example.clone(memory_format=torch.channels_last)
+            if not _agrees(reference, as_last, expected, "channels-last layout"):
+                reference, channels_last = reference.to(memory_format=torch.contiguous_format), False
     return _View(signature, reference, channels_last)
+
+
+def _agrees(candidate: nn.Module, example: torch.Tensor, expected: torch.Tensor, rewrite: str) -> bool:
+    """Whether ``candidate`` gives the model's scores ``expected`` on ``example``."""
+    # A graph module's own call prints the generated code of a failing line to
+    # stderr; its forward raises the same error silently.
+    run = candidate.forward if isinstance(candidate, fx.GraphModule) else candidate
+    try:
+        agrees = _close(select_output(run(example)), expected)
+    except Exception as err:  # noqa: BLE001 - a rewrite that fails on the model is just not used
+        _LOG.debug("gradient view: %s dropped: %s: %s", rewrite, type(err).__name__, err)
+        return False
+    if not agrees:
+        _LOG.debug("gradient view: %s dropped: the scores changed", rewrite)
+    return agrees
 
 
 # The per-module hook registries (forward, pre-forward, backward, pre-backward).
@@ -154,15 +159,19 @@ def _copy_without_hooks(module: nn.Module) -> nn.Module:
 
 
 def _close(actual: torch.Tensor, expected: torch.Tensor) -> bool:
+    if actual.shape != expected.shape:
+        return False
     scale = expected.abs().max().clamp_min(1e-6)
     return bool(((actual - expected).abs().max() / scale) < _FOLD_TOLERANCE)
 
 
-def _check_scores(scores: torch.Tensor) -> None:
-    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
-        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+def _check_scores(scores: torch.Tensor, batch: int) -> None:
+    """One row of scores per image: class scores ``(B, C)``, or any output a
+    score target reads (a segmentation's ``(B, C, H, W)``, say)."""
+    if scores.dim() == 0 or scores.shape[0] != batch:
         raise DeepInsideError(
-            f"the model is not a classifier: its output is {shape}, expected (batch, classes)"
+            f"the model's output has shape {tuple(scores.shape)} for {batch} images: "
+            "expected one row of scores per image, (batch, classes)"
         )
 
 
@@ -176,8 +185,9 @@ def scoring(
 ) -> Iterator[tuple[Score, Layout]]:
     """The fast way to differentiate ``model``'s class scores, for inputs like ``example``.
 
-    Yields ``(score, layout)``: ``score(x)`` gives the eval-mode class scores
-    ``(B, C)`` (checked to be 2-D) through the gradient view; ``layout(t)``
+    Yields ``(score, layout)``: ``score(x)`` gives the eval-mode scores (the
+    model's output tensor, :func:`~deepinside.models.outputs.select_output`;
+    class scores ``(B, C)`` for a classifier) through the gradient view; ``layout(t)``
     returns a detached copy of ``t`` in the memory layout the view runs fastest
     on. Gradients are enabled inside, also under ``no_grad``/``inference_mode``.
     On CUDA, TF32 is off inside, and cuDNN on unless ``deterministic`` (None:
@@ -223,9 +233,13 @@ def capturing(
             raise DeepInsideError(f"the model has no layer named {layer!r}") from None
         outputs: list[torch.Tensor] = []
 
-        def record(_module: nn.Module, _inputs: object, out: torch.Tensor) -> None:
-            if _RECORDING.get() is outputs:
-                outputs.append(out)
+        def record(_module: nn.Module, _inputs: object, out: torch.Tensor) -> torch.Tensor | None:
+            if _RECORDING.get() is not outputs:
+                return None
+            outputs.append(out)
+            # The layers after it get a copy: an in-place op there (a
+            # ReLU(inplace=True)) would otherwise overwrite what was recorded.
+            return out.clone() if isinstance(out, torch.Tensor) else None
 
         handle = target.register_forward_hook(record)
         token = _RECORDING.set(outputs)
@@ -239,8 +253,8 @@ def capturing(
 def _scorer(view: _View) -> Score:
     def score(x: torch.Tensor) -> torch.Tensor:
         with forward_pass():
-            out = view.module(x)
-        _check_scores(out)
+            out = select_output(view.module(x))
+        _check_scores(out, x.shape[0])
         return out
 
     return score
@@ -268,7 +282,7 @@ def _viewing(
 def input_gradient(
     model: nn.Module,
     inputs: torch.Tensor,
-    targets: torch.Tensor | None,
+    targets: Targets,
     rule: Rule = "gradient",
     chunk: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -276,15 +290,16 @@ def input_gradient(
     the rectifiers (see :mod:`.rules`).
 
     Args:
-        model: a classifier returning scores ``(B, C)``.
-        inputs: preprocessed images ``(B, 3, H, W)``; never modified.
-        targets: class index per image ``(B,)``, or None for each image's top class.
+        model: a classifier returning scores ``(B, C)`` (or any output a score target reads).
+        inputs: preprocessed images ``(B, C, H, W)``; never modified.
+        targets: class index per image ``(B,)``, a :class:`~.scores.ScoreTarget`,
+            or None for each image's top class.
         rule: ``"gradient"``, ``"deconvnet"`` or ``"guided"``.
         chunk: at most this many images per pass (bounds memory); None: all.
 
     Returns:
-        ``(gradient (B, 3, H, W), scores (B, C), targets (B,))``, detached, on
-        the input's device, contiguous (channels first).
+        ``(gradient (B, C, H, W), scores, targets (B,))``, detached, on the
+        input's device, contiguous (channels first); targets are -1 for a score target.
     """
     step = max(1, chunk or inputs.shape[0])
     grads, all_scores, used = [], [], []
@@ -299,11 +314,8 @@ def input_gradient(
                     f"forward pass: {rule} equals the plain gradient",
                     stacklevel=3,
                 )
-            if targets is None:
-                t = scores.detach().argmax(dim=1)
-            else:
-                t = checked_targets(targets[lo : lo + step], scores)
-            (grad,) = torch.autograd.grad(scores.gather(1, t[:, None]).sum(), x)
+            chosen, t = target_scores(scores, targets, lo)
+            (grad,) = torch.autograd.grad(chosen.sum(), x)
             grads.append(grad)
             all_scores.append(scores.detach())
             used.append(t)

@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.gradients import capturing, checked_targets, input_gradient, require_eager, scoring
+from .._core.gradients import capturing, input_gradient, require_eager, scoring
 from .._core.rules import Rule, max_pool_counter
+from .._core.scores import ScoreTarget, Targets, repeated, target_scores, top_classes
 from ..errors import DeepInsideError, check_count
-from ..models.classifier import Classifier
+from ..models.classifier import feature_layer_path, user_layer_name
 
 #: Rows per pass for methods that evaluate many perturbed copies of an image.
 DEFAULT_CHUNK = 16
@@ -32,8 +33,8 @@ DEFAULT_CHUNK = 16
 @dataclass(frozen=True)
 class MethodResult:
     raw: torch.Tensor  # (N, C, H, W)
-    scores: torch.Tensor  # (N, classes) at the images themselves
-    targets: torch.Tensor  # (N,)
+    scores: torch.Tensor  # (N, classes) at the images themselves (the model's output)
+    targets: torch.Tensor  # (N,); -1 where a score target was explained
     completeness_error: torch.Tensor | None = None  # (N,), integrated gradients only
 
 
@@ -43,7 +44,9 @@ class Method:
 
     name: ClassVar[str] = ""
 
-    def compute(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None) -> MethodResult:
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
+        """Explain each image of ``x`` for its target: a class index ``(N,)``,
+        a :class:`~deepinside._core.scores.ScoreTarget`, or None (top class)."""
         raise NotImplementedError
 
     def check(self) -> None:
@@ -131,13 +134,17 @@ class GradientXInput(Method):
         return MethodResult(grad * x, scores, used)
 
 
-def _top_targets(
-    model: nn.Module, x: torch.Tensor, targets: torch.Tensor | None, chunk: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores ``(N, classes)`` at the images, and the targets (top-1 where None)."""
+def _scores_at(model: nn.Module, x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """The model's scores ``(N, classes)`` at the images, without gradients."""
     with scoring(model, x) as (score, layout), torch.no_grad():
-        scores = torch.cat([score(layout(x[i : i + chunk])) for i in range(0, x.shape[0], chunk)])
-    return scores, (scores.argmax(1) if targets is None else checked_targets(targets, scores))
+        return torch.cat([score(layout(x[i : i + chunk])) for i in range(0, x.shape[0], chunk)])
+
+
+def _explained(targets: Targets, batch: int, device: torch.device) -> torch.Tensor:
+    """The class explained per image: the targets, or -1 for a score target."""
+    if isinstance(targets, torch.Tensor):
+        return targets
+    return torch.full((batch,), -1, dtype=torch.long, device=device)
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,8 @@ class SmoothGrad(Method):
             )
 
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
-        scores, targets = _top_targets(model, x, targets, self.chunk)
+        scores = _scores_at(model, x, self.chunk)
+        targets = top_classes(scores, targets)
         generator = torch.Generator().manual_seed(self.seed)
         span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(-1, 1, 1, 1)
         shape = x.shape[1:]
@@ -188,13 +196,13 @@ class SmoothGrad(Method):
             noise = torch.stack([torch.randn(shape, generator=generator) for _ in range(n)])
             noise = noise.to(x.device, x.dtype)[:, None]
             noisy = (x[None] + noise * (self.noise * span)[None]).reshape(-1, *shape)
-            grad, _, _ = input_gradient(model, noisy, targets.repeat(n), chunk=self.chunk)
+            grad, _, _ = input_gradient(model, noisy, repeated(targets, x.shape[0], n), chunk=self.chunk)
             for g in grad.view(n, *x.shape):  # sample by sample: the same sums whatever the chunk
                 total += g
                 total_sq += g.square()
         mean, mean_sq = total / self.samples, total_sq / self.samples
         raw = {"mean": mean, "squared": mean_sq, "vargrad": mean_sq - mean.square()}[self.variant]
-        return MethodResult(raw, scores, targets)
+        return MethodResult(raw, scores, _explained(targets, x.shape[0], x.device))
 
 
 @dataclass(frozen=True)
@@ -202,7 +210,7 @@ class IntegratedGradients(Method):
     """Sundararajan et al. 2017: ``(x - x') * mean of dS/dI along the straight
     path from the baseline x' to x``, by Gauss-Legendre quadrature (as Captum's
     default) or the trapezoid rule. ``baseline`` is None (zeros: the model's
-    mean input), a number, or a tensor ``(3, H, W)`` / ``(N, 3, H, W)``.
+    mean input), a number, or a tensor ``(C, H, W)``, ``(1, C, H, W)`` or ``(N, C, H, W)``.
     The result carries the completeness error ``|sum(attr) - (S(x) - S(x'))|``.
     """
 
@@ -231,13 +239,14 @@ class IntegratedGradients(Method):
         if b is None or isinstance(b, (int, float)):
             return torch.full_like(x, float(b or 0.0))
         b = b.to(x.device, x.dtype)
-        if b.shape == x.shape[1:]:
+        if b.shape == x.shape[1:] or (b.dim() == 4 and b.shape[0] == 1 and b.shape[1:] == x.shape[1:]):
             return b.expand_as(x)
         if b.shape == x.shape:
             return b
+        c, h, w = x.shape[1:]
         raise DeepInsideError(
             f"baseline of shape {tuple(b.shape)} does not fit images of shape {tuple(x.shape)}: "
-            "give (3, H, W), (N, 3, H, W) or a number"
+            f"give ({c}, {h}, {w}), (1, {c}, {h}, {w}), ({x.shape[0]}, {c}, {h}, {w}) or a number"
         )
 
     def _nodes(self) -> tuple[np.ndarray, np.ndarray]:
@@ -251,9 +260,9 @@ class IntegratedGradients(Method):
 
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
         baseline = self._baseline(x)
-        both, _ = _top_targets(model, torch.cat([x, baseline]), None, self.chunk)
+        both = _scores_at(model, torch.cat([x, baseline]), self.chunk)
         scores, base_scores = both[: len(x)], both[len(x) :]
-        targets = scores.argmax(1) if targets is None else checked_targets(targets, scores)
+        targets = top_classes(scores, targets)
         alphas, weights = self._nodes()
         total = torch.zeros_like(x)
         rows_per_image = max(1, self.chunk // max(1, x.shape[0]))
@@ -262,53 +271,58 @@ class IntegratedGradients(Method):
             w = torch.tensor(weights[start : start + rows_per_image], dtype=x.dtype, device=x.device)
             path = baseline[None] + a.view(-1, 1, 1, 1, 1) * (x - baseline)[None]
             grad, _, _ = input_gradient(
-                model, path.reshape(-1, *x.shape[1:]), targets.repeat(len(a)), chunk=self.chunk
+                model, path.reshape(-1, *x.shape[1:]), repeated(targets, len(x), len(a)), chunk=self.chunk
             )
             total += (grad.view(len(a), *x.shape) * w.view(-1, 1, 1, 1, 1)).sum(0)
         raw = (x - baseline) * total
-        gap = scores.gather(1, targets[:, None]) - base_scores.gather(1, targets[:, None])
-        error = (raw.flatten(1).sum(1) - gap[:, 0]).abs()
-        return MethodResult(raw, scores, targets, error)
+        (at_x, used), (at_baseline, _) = target_scores(scores, targets), target_scores(base_scores, targets)
+        error = (raw.flatten(1).sum(1) - (at_x - at_baseline)).abs()
+        return MethodResult(raw, scores, used, error)
 
 
 @dataclass(frozen=True)
 class GradCam(Method):
     """Selvaraju et al. 2017: ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial
     mean of dS_c/dA_k over the last convolutional features A, upsampled
-    bilinearly to the input. ``layer`` defaults to the model's declared
-    feature layer."""
+    bilinearly to the input. ``layer`` (a name in the user's network, or the
+    module) defaults to the model's declared feature layer, else the last
+    spatial feature map its scores depend on (found by one probe pass)."""
 
     name: ClassVar[str] = "grad-cam"
-    layer: str | None = None
+    layer: str | nn.Module | None = None
     chunk: int = DEFAULT_CHUNK
 
     def check(self) -> None:
         _check_cam(self.layer, self.chunk)
 
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
-        if targets is None:
-            return self._cams(model, x, lambda scores, _lo: scores.detach().argmax(1)[:, None])
-        return self._cams(
-            model, x, lambda scores, lo: checked_targets(targets[lo : lo + len(scores)], scores)[:, None]
-        )
+        def pick(scores: torch.Tensor, lo: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+            chosen, used = target_scores(scores, targets, lo)
+            return [chosen], used[:, None]
+
+        return self._cams(model, x, pick)
 
     def compute_classes(self, model, x, targets):  # type: ignore[no-untyped-def]
         # The K maps of an image share its forward pass: only the short way back
         # from the scores to the features is taken K times.
-        def pick(scores: torch.Tensor, lo: int) -> torch.Tensor:
+        def pick(scores: torch.Tensor, lo: int) -> tuple[list[torch.Tensor], torch.Tensor]:
             rows = targets[lo : lo + len(scores)]
-            columns = [checked_targets(rows[:, j], scores) for j in range(rows.shape[1])]
-            return torch.stack(columns, dim=1)
+            columns = [target_scores(scores, rows[:, j]) for j in range(rows.shape[1])]
+            return [c for c, _ in columns], torch.stack([t for _, t in columns], dim=1)
 
         return self._cams(model, x, pick)
 
     def _cams(
-        self, model: nn.Module, x: torch.Tensor, pick: Callable[[torch.Tensor, int], torch.Tensor]
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        pick: Callable[[torch.Tensor, int], tuple[list[torch.Tensor], torch.Tensor]],
     ) -> MethodResult:
-        """Grad-CAM for the classes ``pick(scores, first_row)`` gives each image
-        ``(b, K)``; rows image-major ``(B*K, 1, H, W)``."""
+        """Grad-CAM for the K scores ``pick(scores, first_row)`` gives each
+        image (with the classes they are of, ``(b, K)``); rows image-major
+        ``(B*K, 1, H, W)``."""
         require_eager(model, self.name, "layer hook")
-        layer = feature_layer_of(model, self.layer)
+        layer = feature_layer_path(model, self.layer, x)
         cams, all_scores, used = [], [], []
         with capturing(model, x, layer) as (score, layout, outputs):
             for lo in range(0, x.shape[0], self.chunk):
@@ -317,16 +331,15 @@ class GradCam(Method):
                 scores = score(layout(x[lo : lo + self.chunk]).requires_grad_(True))
                 if len(outputs) != 1 or not isinstance(outputs[0], torch.Tensor) or outputs[0].dim() != 4:
                     raise DeepInsideError(
-                        f"layer {layer!r} must give one feature map (B, K, h, w) per call for Grad-CAM"
+                        f"layer {user_layer_name(model, layer)!r} must give one feature map (B, K, h, w) "
+                        "per call for Grad-CAM"
                     )
                 features = outputs[0]
-                t = pick(scores, lo)
-                k = t.shape[1]
+                chosen, t = pick(scores, lo)
+                k = len(chosen)
                 per_class = []
-                for j in range(k):
-                    (grad,) = torch.autograd.grad(
-                        scores.gather(1, t[:, j : j + 1]).sum(), features, retain_graph=j < k - 1
-                    )
+                for j, class_score in enumerate(chosen):
+                    (grad,) = torch.autograd.grad(class_score.sum(), features, retain_graph=j < k - 1)
                     per_class.append((grad.mean(dim=(2, 3), keepdim=True) * features.detach()).sum(1))
                 cam = F.relu(torch.stack(per_class, dim=1)).flatten(0, 1)[:, None]  # (b*K, 1, h, w)
                 cams.append(F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False))
@@ -340,7 +353,7 @@ class GuidedGradCam(Method):
     """Selvaraju et al. 2017: guided backprop times the upsampled Grad-CAM."""
 
     name: ClassVar[str] = "guided-grad-cam"
-    layer: str | None = None
+    layer: str | nn.Module | None = None
     chunk: int = DEFAULT_CHUNK
 
     def check(self) -> None:
@@ -349,26 +362,15 @@ class GuidedGradCam(Method):
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
         require_eager(model, self.name, "layer hook and rectifier rules")
         cam = GradCam(self.layer, self.chunk).compute(model, x, targets)
-        guided = GuidedBackprop(self.chunk).compute(model, x, cam.targets)
+        same = targets if isinstance(targets, ScoreTarget) else cam.targets
+        guided = GuidedBackprop(self.chunk).compute(model, x, same)
         return MethodResult(guided.raw * cam.raw, cam.scores, cam.targets)
 
 
-def feature_layer_of(model: nn.Module, layer: str | None) -> str:
-    """The name, within ``model``, of the feature layer for CAM methods."""
-    if layer is not None:
-        return layer
-    if isinstance(model, Classifier) and model.feature_layer is not None:
-        return f"net.{model.feature_layer}"
-    raise DeepInsideError(
-        "Grad-CAM needs the model's last convolutional layer: declare it "
-        "(--feature-layer NAME; in Python, load_model(..., feature_layer='name')) or pass layer='name'"
-    )
-
-
-def _check_cam(layer: str | None, chunk: int) -> None:
+def _check_cam(layer: str | nn.Module | None, chunk: int) -> None:
     check_count("chunk", chunk)
-    if layer is not None and not isinstance(layer, str):
-        raise DeepInsideError(f"layer is a submodule name such as 'net.features', got {layer!r}")
+    if layer is not None and not isinstance(layer, (str, nn.Module)):
+        raise DeepInsideError(f"layer is a submodule name such as 'features.5' or the module, got {layer!r}")
 
 
 METHODS: dict[str, type[Method]] = {

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
+import logging
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from .._allocator import keep_freed_memory
 from ..errors import DeepInsideError
@@ -73,7 +75,7 @@ def _run(argv: Sequence[str] | None) -> int:
     args = parse_args(argv)
     keep_freed_memory()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _notes_as_lines():
             warnings.showwarning = functools.partial(_warning_line, set())
             return int(args.run(args) or 0)
     except BrokenPipeError:
@@ -92,6 +94,34 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("deepinside: interrupted", file=sys.stderr)
         return 130
+
+
+@contextlib.contextmanager
+def _notes_as_lines() -> Iterator[None]:
+    """deepinside's notes (log records at INFO, such as the feature layer a
+    probe found) printed as ``deepinside: ...`` lines on stderr, each once."""
+    log = logging.getLogger("deepinside")
+    handler = _NoteLines()
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+
+class _NoteLines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.shown: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = record.getMessage()
+        if line not in self.shown:
+            self.shown.add(line)
+            print(f"deepinside: {line}", file=sys.stderr)
 
 
 def _warning_line(shown: set[str], message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]

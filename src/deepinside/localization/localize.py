@@ -23,10 +23,10 @@ from PIL import Image
 
 from .._core.precision import repeatable
 from ..attribution import Method, attribute
-from ..attribution.methods import feature_layer_of, method_from_name
+from ..attribution.methods import method_from_name
 from ..errors import DeepInsideError
 from ..io.photos import to_rgb
-from ..models.classifier import Classifier, Prediction, read_photos
+from ..models.classifier import Classifier, Prediction, feature_layer_path, layer_path, read_photos
 from ..models.preprocessing import Placement
 from .affinity import finer_layer, propagate
 from .boxes import Box, largest_component_box, scale_box, union_box, whole_image_box
@@ -91,6 +91,12 @@ class LocalizationConfig:
     affinity_scale: float = 2.0
     affinity_layer: str | None = None
     affinity_depth: Literal["features", "finer"] = "features"
+
+    @property
+    def layer(self) -> str | None:
+        """The feature layer the method options name, if any (else the model's)."""
+        layer = dict(self.method_options).get("layer")
+        return layer if isinstance(layer, str) else None
 
     def segment(self, photo: np.ndarray, saliency_map: np.ndarray) -> Segmentation:
         if self.centre_prior > 0:
@@ -172,12 +178,16 @@ def config_for(model: Classifier, name: str | LocalizationConfig) -> Localizatio
     if config.affinity_steps == 0 or config.affinity_layer is not None or config.affinity_depth != "finer":
         return config
     feature_layer_needed(model, config)
-    layer = feature_layer_of(model, dict(config.method_options).get("layer"))  # type: ignore[arg-type]
     h, w = model.preprocessing.input_size
     device = next(model.parameters(), torch.empty(0)).device
     example = torch.zeros(
-        1, 3, round(h * config.affinity_scale), round(w * config.affinity_scale), device=device
+        1,
+        model.preprocessing.channels,
+        round(h * config.affinity_scale),
+        round(w * config.affinity_scale),
+        device=device,
     )
+    layer = feature_layer_path(model, config.layer, example)
     try:
         finer = finer_layer(model, layer, example)
     except RuntimeError:  # typically a network that takes one input size only
@@ -284,7 +294,7 @@ def explain_maps(
         maps = maps / _peak(maps) if len(views) > 1 else maps
         total = maps if total is None else total + maps
         if config.objectness > 0:
-            layer = feature_layer_of(model, options.get("layer"))  # type: ignore[arg-type]
+            layer = feature_layer_path(model, config.layer, x)
             components.append(view_component(model, x, layer, inputs.shape[-2:], flip))
     assert total is not None
     total = total / len(views)
@@ -315,10 +325,7 @@ def along_features(
 ) -> torch.Tensor:
     """Maps ``(B, K, H, W)`` carried by the config's random walk over the
     affinities of its layer's descriptors, on ``inputs`` at its scale."""
-    layer = config.affinity_layer or feature_layer_of(
-        model,
-        dict(config.method_options).get("layer"),  # type: ignore[arg-type]
-    )
+    layer = config.affinity_layer or feature_layer_path(model, config.layer, inputs)
     x = inputs
     if config.affinity_scale != 1.0:
         x = F.interpolate(inputs, scale_factor=config.affinity_scale, mode="bilinear", align_corners=False)
@@ -348,14 +355,17 @@ def bounded_rows(method: str, options: dict[str, object], x: torch.Tensor) -> Me
 
 
 def feature_layer_needed(model: Classifier, config: LocalizationConfig) -> None:
-    """Refuse, before any work, a CAM config on a model without a feature layer,
-    naming both ways out."""
+    """Find the feature layer a CAM config needs before any work (printing
+    nothing), or refuse in one line naming both ways out."""
     uses_layer = config.objectness > 0 or (config.affinity_steps > 0 and config.affinity_layer is None)
     if config.method not in ("grad-cam", "guided-grad-cam") and not uses_layer:
         return
     try:
-        feature_layer_of(model, dict(config.method_options).get("layer"))  # type: ignore[arg-type]
-    except DeepInsideError:
+        if config.layer is None:
+            model.find_feature_layer()
+        else:
+            layer_path(model, config.layer)
+    except DeepInsideError as err:
         uses = (
             config.method
             if config.method in ("grad-cam", "guided-grad-cam")
@@ -364,8 +374,7 @@ def feature_layer_needed(model: Classifier, config: LocalizationConfig) -> None:
             else "feature affinities"
         )
         raise DeepInsideError(
-            f"config {config.name!r} uses {uses}, which needs the model's last convolutional "
-            "layer: declare it with --feature-layer NAME (in Python, load_model(..., feature_layer='NAME')), "
+            f"config {config.name!r} uses {uses}, which needs the model's last convolutional layer ({err}); "
             "or use --config paper (the paper's gradient map: no layer needed)"
         ) from None
 

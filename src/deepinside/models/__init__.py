@@ -11,10 +11,21 @@ from torch import nn
 
 from ..errors import DeepInsideError
 from .builtin import BUILTIN_MODELS, DEFAULT_MODEL, load_builtin
-from .classifier import Classifier, Prediction, class_index_of, read_photos, with_default_classes
+from .classifier import (
+    Classifier,
+    Prediction,
+    class_index_of,
+    feature_layer_path,
+    layer_path,
+    read_photos,
+    user_layer_name,
+    with_default_classes,
+)
 from .custom import load_network, load_state_dict_file
 from .graph import eval_mode, set_eval
+from .hf import is_pretrained_folder, load_pretrained
 from .labels import ClassIndex, ClassInfo, imagenet_classes, read_class_file
+from .outputs import OutputSelector, select_output
 from .preprocessing import Placement, Preprocessing
 
 
@@ -26,8 +37,9 @@ def load_model(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     resize: str | None = None,
-    feature_layer: str | None = None,
+    feature_layer: str | nn.Module | None = None,
     classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None = None,
+    output: OutputSelector = None,
 ) -> Classifier:
     """A ready classifier, offline, in eval mode (a module you pass keeps its own flags).
 
@@ -35,18 +47,24 @@ def load_model(
     ``efficientnet_lite1``, ``efficientnet_lite2`` with their extras), a
     TorchScript file, a ``torch.export`` program (``.pt2``),
     ``"package.module:factory"`` returning an ``nn.Module`` (the working
-    folder is searched first, as ``python -m`` does), or an ``nn.Module``
-    itself (used as it is: deepinside runs it in eval mode without changing
-    its flags). ``resize`` is ``"stretch"`` (the default: the whole photo is
-    seen, so maps cover it) or ``"center-crop"``. A user model needs its
-    preprocessing: ``input_size`` and, unless ImageNet's, ``mean``/``std`` in
-    the [0, 1] pixel scale. ``feature_layer`` names the submodule whose output
-    is the last convolutional feature map (for Grad-CAM; the built-in models
-    declare theirs). ``classes`` names the outputs in order: a list of
-    strings or a class file (one class per line; see
-    :func:`~deepinside.models.labels.read_class_file`); by default a user's
-    model has ImageNet's names for 1000 outputs and ``class 0``, ``class 1``,
-    ... otherwise.
+    folder is searched first, as ``python -m`` does), a folder written by a
+    Hugging Face model's ``save_pretrained`` (with ``deepinside[hf]``), or an
+    ``nn.Module`` itself (used as it is: deepinside runs it in eval mode
+    without changing its flags). ``resize`` is ``"stretch"`` (the default:
+    the whole photo is seen, so maps cover it) or ``"center-crop"``. A user
+    model needs its preprocessing: ``input_size`` and, unless ImageNet's,
+    ``mean``/``std`` in the [0, 1] pixel scale, one value per input channel
+    (one value: a greyscale model). ``feature_layer`` names the submodule
+    (as in the network's ``named_modules()``, or the module itself) whose
+    output is the last convolutional feature map, for Grad-CAM and
+    localisation; by default it is found when first needed. ``classes``
+    names the outputs in order: a list of strings or a class file (one class
+    per line; see :func:`~deepinside.models.labels.read_class_file`); by
+    default a user's model has ImageNet's names for 1000 outputs and
+    ``class 0``, ``class 1``, ... otherwise. ``output`` says where the scores
+    are in what the network returns (see
+    :func:`~deepinside.models.outputs.select_output`): by default a tensor,
+    ``.logits`` or the first tensor of a dict or tuple.
 
     >>> model = load_model()
     >>> model.preprocessing.input_size, model.training
@@ -62,6 +80,8 @@ def load_model(
         net, label = name, type(name).__name__
         if weights is not None:
             load_state_dict_file(net, weights)
+    elif isinstance(name, (str, os.PathLike)) and is_pretrained_folder(name):
+        return _pretrained(name, weights, input_size, mean, std, resize, feature_layer, classes, output)
     elif isinstance(name, (str, os.PathLike)):
         net, label = set_eval(load_network(str(name), weights)), os.path.basename(str(name))
     else:
@@ -70,7 +90,18 @@ def load_model(
             f"or a torch.nn.Module, got a {type(name).__name__}"
         )
     prep = _preprocessing(label, input_size, mean, std, resize)
-    num_outputs = _num_outputs(net, label, prep)
+    return _classifier(net, label, prep, classes, feature_layer, output)
+
+
+def _classifier(
+    net: nn.Module,
+    label: str,
+    prep: Preprocessing,
+    classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None,
+    feature_layer: str | nn.Module | None,
+    output: OutputSelector,
+) -> Classifier:
+    num_outputs = _num_outputs(net, label, prep, output)
     names = class_index_of(classes)
     if names is None:
         names = with_default_classes(num_outputs)
@@ -78,7 +109,34 @@ def load_model(
         raise DeepInsideError(
             f"{len(names)} class names given, but model {label!r} has {num_outputs} outputs"
         )
-    return Classifier(net, prep, names, feature_layer, name=label)
+    return Classifier(net, prep, names, feature_layer, name=label, output=output)
+
+
+def _pretrained(
+    folder: str | os.PathLike[str],
+    weights: object,
+    input_size: int | Sequence[int] | None,
+    mean: Sequence[float] | None,
+    std: Sequence[float] | None,
+    resize: str | None,
+    feature_layer: str | nn.Module | None,
+    classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None,
+    output: OutputSelector,
+) -> Classifier:
+    """A Hugging Face classifier from its ``save_pretrained`` folder: its
+    input size, normalisation and class names from the folder, each
+    overridable."""
+    if weights is not None:
+        raise DeepInsideError(f"{folder}: a saved Hugging Face folder holds its own weights; drop --weights")
+    found = load_pretrained(folder)
+    prep = _preprocessing(
+        found.label,
+        input_size or found.input_size,
+        mean or found.mean,
+        std or found.std,
+        resize,
+    )
+    return _classifier(found.net, found.label, prep, classes or found.classes, feature_layer, output)
 
 
 def _builtin(
@@ -122,30 +180,30 @@ def _preprocessing(
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     if len(size) != 2:
         raise DeepInsideError(f"input size must be one number or HEIGHT WIDTH, got {input_size}")
+    if (mean is None) != (std is None) and len(mean or std or ()) != 3:
+        raise DeepInsideError("give --mean and --std together for a model that is not RGB")
     return Preprocessing(
         input_size=(int(size[0]), int(size[1])),
-        mean=tuple(mean) if mean is not None else Preprocessing.mean,  # type: ignore[arg-type]
-        std=tuple(std) if std is not None else Preprocessing.std,  # type: ignore[arg-type]
+        mean=tuple(mean) if mean is not None else Preprocessing.mean,
+        std=tuple(std) if std is not None else Preprocessing.std,
         resize=resize or "stretch",  # type: ignore[arg-type]
     )
 
 
-def _num_outputs(net: nn.Module, label: str, prep: Preprocessing) -> int:
+def _num_outputs(net: nn.Module, label: str, prep: Preprocessing, output: OutputSelector) -> int:
     """The number of class scores ``net`` gives, checked on one blank input
     (in eval mode, so that no batch-norm statistics move)."""
+    shape = (1, prep.channels, *prep.input_size)
     try:
         with torch.no_grad(), eval_mode(net):
-            out = net(torch.zeros(1, 3, *prep.input_size))
+            raw = net(torch.zeros(shape))
     except Exception as err:  # noqa: BLE001 - the user's network can raise anything
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DeepInsideError(
-            f"model {label!r} failed on a 1x3x{prep.input_size[0]}x{prep.input_size[1]} input ({first}): "
-            "check --input-size"
+            f"model {label!r} failed on a {'x'.join(map(str, shape))} input ({first}): "
+            "check --input-size, and --mean/--std (one value per input channel)"
         ) from None
-    if not isinstance(out, torch.Tensor):
-        raise DeepInsideError(
-            f"model {label!r} returned a {type(out).__name__}, not a tensor of class scores (batch, classes)"
-        )
+    out = select_output(raw, output)
     if out.dim() != 2:
         raise DeepInsideError(
             f"model {label!r} is not a classifier: its output has shape {tuple(out.shape)}, "
@@ -165,7 +223,11 @@ __all__ = [
     "Preprocessing",
     "imagenet_classes",
     "load_model",
+    "feature_layer_path",
+    "layer_path",
     "load_state_dict_file",
     "read_class_file",
     "read_photos",
+    "select_output",
+    "user_layer_name",
 ]

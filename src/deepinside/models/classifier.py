@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,9 +14,13 @@ from torch import nn
 
 from ..errors import DeepInsideError
 from ..io.photos import load_photo
-from .graph import eval_mode, forward_pass, strip_softmax
+from .graph import eval_mode, forward_pass, scores_before_probabilities
 from .labels import ClassIndex, imagenet_classes, read_class_file
+from .layers import find_feature_layer, module_name
+from .outputs import OutputSelector, select_output
 from .preprocessing import Placement, Preprocessing
+
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,10 @@ class Classifier(nn.Module):
     """An image classifier that knows its input convention, its classes and
     where its last convolutional features are.
 
-    ``forward`` maps a preprocessed batch ``(B, 3, H, W)`` to unnormalised class
-    scores (logits) ``(B, C)``. A network whose last step is a softmax is
+    ``forward`` maps a preprocessed batch ``(B, channels, H, W)`` to
+    unnormalised class scores (logits) ``(B, C)``, taken from whatever the
+    network returns (a tensor, ``.logits``, a dict or a tuple: see
+    ``output``). A network whose last step is a softmax or a sigmoid is
     wrapped without it (with a warning): the paper's S_c is the score before it.
 
     Args:
@@ -55,9 +61,14 @@ class Classifier(nn.Module):
             names), a class file's path (see :func:`read_class_file`), or None
             (none declared; ``load_model`` gives a user's model numbered
             classes, or ImageNet's for 1000 outputs).
-        feature_layer: name of the submodule of ``net`` whose output is the last
-            convolutional feature map ``(B, K, h, w)`` (for Grad-CAM), or None.
+        feature_layer: the submodule of ``net`` (its name in
+            ``net.named_modules()``, or the module) whose output is the last
+            convolutional feature map ``(B, K, h, w)`` (for Grad-CAM), or None
+            to find it when first needed (:meth:`find_feature_layer`).
         name: a short name for reports.
+        output: where the scores are in the network's output (see
+            :func:`~deepinside.models.outputs.select_output`): None for a tensor,
+            ``.logits`` or the first tensor; a key, a position or a callable.
     """
 
     def __init__(
@@ -65,36 +76,47 @@ class Classifier(nn.Module):
         net: nn.Module,
         preprocessing: Preprocessing,
         classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None = None,
-        feature_layer: str | None = None,
+        feature_layer: str | nn.Module | None = None,
         name: str = "custom",
+        output: OutputSelector = None,
     ) -> None:
         super().__init__()
         if not isinstance(net, nn.Module):
             raise DeepInsideError(
                 f"{name}: the network must be a torch.nn.Module, got a {type(net).__name__}"
             )
-        net, removed = strip_softmax(net)
-        if removed is not None:
-            warnings.warn(
-                f"{name}: the network ends in {removed}; using the scores before it "
-                "(saliency is defined on unnormalised class scores)",
-                stacklevel=2,
-            )
-        self.net = net
+        self.net = scores_before_probabilities(net, f"{name}: the network")
         # The wrapper reports its network's mode (a loaded model is in eval mode).
         self.training = net.training
         self.preprocessing = preprocessing
         self._classes = class_index_of(classes)
-        self.feature_layer = feature_layer
+        self.feature_layer = None if feature_layer is None else module_name(net, feature_layer)
+        #: Whether :attr:`feature_layer` was found by a probe rather than declared.
+        self.feature_layer_found = False
         self.name = name
-        if feature_layer is not None:
-            try:
-                net.get_submodule(feature_layer)
-            except AttributeError:
-                raise DeepInsideError(f"{name}: has no layer named {feature_layer!r}") from None
+        self.output = output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return select_output(self.net(x), self.output)
+
+    def find_feature_layer(self) -> str:
+        """The feature layer's name in the network: the declared one, or else
+        the last spatial feature map the scores depend on, found by one pass
+        of a blank input (:func:`~deepinside.models.layers.find_feature_layer`)
+        and kept in :attr:`feature_layer`."""
+        if self.feature_layer is None:
+            device = next(self.parameters(), torch.empty(0)).device
+            blank = torch.zeros(1, self.preprocessing.channels, *self.preprocessing.input_size, device=device)
+            found = find_feature_layer(self, blank, skip=frozenset({"net"}))
+            self.feature_layer = found.removeprefix("net.")
+            self.feature_layer_found = True
+            _LOG.info(
+                "%s: feature layer %s (the last spatial feature map the scores depend on; "
+                "--feature-layer NAME or layer= chooses another)",
+                self.name,
+                self.feature_layer,
+            )
+        return self.feature_layer
 
     @property
     def classes(self) -> ClassIndex:
@@ -152,6 +174,31 @@ class Classifier(nn.Module):
             ]
             for b in range(logits.shape[0])
         ]
+
+
+def layer_path(model: nn.Module, layer: str | nn.Module) -> str:
+    """The path within ``model`` of a layer named as in the user's own
+    network (for a :class:`Classifier`, the network it wraps), or given as
+    the module itself."""
+    if isinstance(model, Classifier):
+        return "net." + module_name(model.net, layer)
+    return module_name(model, layer)
+
+
+def user_layer_name(model: nn.Module, path: str) -> str:
+    """A path within ``model`` as the user names it (see :func:`layer_path`)."""
+    return path.removeprefix("net.") if isinstance(model, Classifier) else path
+
+
+def feature_layer_path(model: nn.Module, layer: str | nn.Module | None, example: torch.Tensor) -> str:
+    """The path within ``model`` of the layer a CAM method reads: ``layer``
+    when given, else the model's declared or found feature layer (found by a
+    probe on one input like ``example`` for a plain module)."""
+    if layer is not None:
+        return layer_path(model, layer)
+    if isinstance(model, Classifier):
+        return "net." + model.find_feature_layer()
+    return find_feature_layer(model, example)
 
 
 def read_photos(photos: Sequence[Image.Image | str | os.PathLike[str]]) -> list[Image.Image]:

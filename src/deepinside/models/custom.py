@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import pickle
 import sys
 import warnings
 import zipfile
@@ -109,6 +110,12 @@ def load_state_dict_file(net: nn.Module, path: str | os.PathLike[str]) -> None:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise DeepInsideError(f"{path}: no such weights file") from None
+    except pickle.UnpicklingError:
+        # weights_only refuses the classes a pickled whole model needs.
+        raise DeepInsideError(
+            f"{path}: holds pickled Python objects (a whole model?), not a plain state dict: "
+            "save one with torch.save(model.state_dict(), PATH), or pass the model itself"
+        ) from None
     except Exception as err:  # noqa: BLE001 - torch raises many types for a bad file
         raise DeepInsideError(f"{path}: cannot load as a plain state dict ({type(err).__name__})") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

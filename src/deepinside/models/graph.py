@@ -7,7 +7,9 @@ input unchanged (up to float round-off) in eval mode."""
 from __future__ import annotations
 
 import copy
+import inspect
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,9 +18,11 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-_SOFTMAX_FUNCTIONS = {torch.softmax, F.softmax, torch.log_softmax, F.log_softmax}
-_SOFTMAX_METHODS = {"softmax", "log_softmax"}
-_SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax)
+# A last softmax or sigmoid turns scores into probabilities; the paper's S_c
+# is the score before it (a multi-label head's logit, before its sigmoid).
+_SOFTMAX_FUNCTIONS = {torch.softmax, F.softmax, torch.log_softmax, F.log_softmax, torch.sigmoid, F.sigmoid}
+_SOFTMAX_METHODS = {"softmax", "log_softmax", "sigmoid"}
+_SOFTMAX_MODULES = (nn.Softmax, nn.LogSoftmax, nn.Sigmoid)
 _FOLDABLE_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -148,10 +152,21 @@ def trace(module: nn.Module, leaves: frozenset[str] = frozenset()) -> fx.GraphMo
         return module if isinstance(module, fx.GraphModule) else None
     try:
         with _TRACE_LOCK.tracing():
-            graph = _ConvLeafTracer(leaves).trace(module)
+            graph = _ConvLeafTracer(leaves).trace(module, concrete_args=_defaults_after_image(module))
     except Exception:  # noqa: BLE001 - any Python the tracer cannot follow means "not traceable"
         return None
     return fx.GraphModule(module, graph, module.__class__.__name__)
+
+
+def _defaults_after_image(module: nn.Module) -> dict[str, object] | None:
+    """The forward arguments after the first (the image) that have defaults,
+    with them: traced as fixed values, as deepinside calls the model with the
+    image alone (a ``forward(x, mask=None)`` is traced as ``forward(x)``)."""
+    try:
+        params = list(inspect.signature(module.forward).parameters.values())
+    except (TypeError, ValueError):
+        return None
+    return {p.name: p.default for p in params[1:] if p.default is not inspect.Parameter.empty} or None
 
 
 def _is_softmax(node: fx.Node, gm: fx.GraphModule) -> bool:
@@ -182,6 +197,18 @@ def strip_softmax(module: nn.Module) -> tuple[nn.Module, str | None]:
     return gm, str(
         last.target if last.op != "call_module" else type(gm.get_submodule(str(last.target))).__name__
     )
+
+
+def scores_before_probabilities(module: nn.Module, who: str, stacklevel: int = 2) -> nn.Module:
+    """:func:`strip_softmax`, with a warning naming what was left out."""
+    stripped, removed = strip_softmax(module)
+    if removed is not None:
+        warnings.warn(
+            f"{who} ends in {removed}; using the scores before it "
+            "(saliency is defined on unnormalised class scores)",
+            stacklevel=stacklevel + 1,
+        )
+    return stripped
 
 
 def simplify(
@@ -309,4 +336,4 @@ def _fold_into(conv: nn.Module, bn: nn.Module) -> None:
     conv.bias = nn.Parameter((bias - bn.running_mean) * scale + shift, requires_grad=False)
 
 
-__all__ = ["set_eval", "simplify", "strip_softmax", "trace"]
+__all__ = ["scores_before_probabilities", "set_eval", "simplify", "strip_softmax", "trace"]

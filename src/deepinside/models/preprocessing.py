@@ -60,7 +60,9 @@ class Preprocessing:
     Args:
         input_size: ``(height, width)`` of the model input.
         mean, std: per-channel values in the [0, 1] pixel scale; the input is
-            ``(pixel / 255 - mean) / std``.
+            ``(pixel / 255 - mean) / std``. Their length is the number of
+            input channels: 3 (RGB), or 1 (photos are converted to grey); a
+            model of other channel counts takes tensors, not photos.
         resize: ``"center-crop"`` takes the centred box of the input's aspect
             ratio covering ``crop_fraction`` of the photo's shorter side (the
             usual ImageNet evaluation); ``"stretch"`` resamples the whole photo.
@@ -68,8 +70,8 @@ class Preprocessing:
     """
 
     input_size: tuple[int, int] = (224, 224)
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
     resize: ResizePolicy = "center-crop"
     crop_fraction: float = 0.875
 
@@ -77,14 +79,22 @@ class Preprocessing:
         h, w = self.input_size
         if h < 1 or w < 1 or h > 8192 or w > 8192:
             raise DeepInsideError(f"input size {h}x{w} is out of range: use 1 to 8192 pixels a side")
-        if len(self.mean) != 3 or len(self.std) != 3:
-            raise DeepInsideError("mean and std need three values each, one per colour channel (R G B)")
+        if len(self.mean) != len(self.std) or not self.mean:
+            raise DeepInsideError(
+                "mean and std need one value per input channel each, "
+                f"got {len(self.mean)} and {len(self.std)}"
+            )
         if any(s <= 0 for s in self.std):
             raise DeepInsideError(f"std must be positive, got {self.std}")
         if self.resize not in ("center-crop", "stretch"):
             raise DeepInsideError(f"unknown resize policy {self.resize!r}: use center-crop or stretch")
         if not 0 < self.crop_fraction <= 1:
             raise DeepInsideError(f"crop fraction must be in (0, 1], got {self.crop_fraction}")
+
+    @property
+    def channels(self) -> int:
+        """The number of input channels (one mean and std each)."""
+        return len(self.mean)
 
     def placement(self, photo_size: tuple[int, int]) -> Placement:
         """Where the model input lies in a photo of ``(width, height)``."""
@@ -98,31 +108,38 @@ class Preprocessing:
         return Placement(photo_size, (x0, y0, x0 + bw, y0 + bh))
 
     def __call__(self, photo: Image.Image) -> tuple[torch.Tensor, Placement]:
-        """An RGB photo as the model's input ``(3, H, W)`` float32, and its placement."""
+        """A photo as the model's input ``(channels, H, W)`` float32 (RGB, or
+        grey for a one-channel model), and its placement."""
+        if self.channels not in (1, 3):
+            raise DeepInsideError(
+                f"the model takes {self.channels} input channels: photos give 3 (RGB) or 1 (grey); "
+                "pass it tensors in Python"
+            )
         placement = self.placement(photo.size)
         ih, iw = self.input_size
-        resized = to_rgb(photo).resize(
-            (iw, ih), Image.Resampling.BICUBIC, box=placement.box, reducing_gap=3.0
-        )
+        picture = to_rgb(photo) if self.channels == 3 else to_rgb(photo).convert("L")
+        resized = picture.resize((iw, ih), Image.Resampling.BICUBIC, box=placement.box, reducing_gap=3.0)
         # In NumPy, not torch (the same float32 operations, the same values): a
         # torch operation called from a reading thread starts a team of torch
         # threads of its own, which competes with the model's.
-        pixels = np.asarray(resized, dtype=np.float32).transpose(2, 0, 1) / np.float32(255.0)
-        mean, std = (np.array(v, dtype=np.float32).reshape(3, 1, 1) for v in (self.mean, self.std))
+        pixels = np.asarray(resized, dtype=np.float32).reshape(ih, iw, -1).transpose(2, 0, 1) / np.float32(
+            255.0
+        )
+        mean, std = (np.array(v, dtype=np.float32).reshape(-1, 1, 1) for v in (self.mean, self.std))
         return torch.from_numpy(np.ascontiguousarray((pixels - mean) / std)), placement
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """Pixels in [0, 1] ``(..., 3, H, W)`` to model input."""
+        """Pixels in [0, 1] ``(..., channels, H, W)`` to model input."""
         mean, std = self._stats(images)
         return (images - mean) / std
 
     def denormalize(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Model input ``(..., 3, H, W)`` back to pixels in [0, 1] (not clipped)."""
+        """Model input ``(..., channels, H, W)`` back to pixels in [0, 1] (not clipped)."""
         mean, std = self._stats(inputs)
         return inputs * std + mean
 
     def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         def shape(v: tuple[float, ...]) -> torch.Tensor:
-            return torch.tensor(v, dtype=like.dtype, device=like.device).view(3, 1, 1)
+            return torch.tensor(v, dtype=like.dtype, device=like.device).view(-1, 1, 1)
 
         return shape(self.mean), shape(self.std)

@@ -37,6 +37,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .._core.gradients import repeatable_scoring as scoring
+from .._core.scores import checked_targets
 from ..errors import DeepInsideError, check_count
 from ..models.classifier import Classifier
 from ..models.preprocessing import Preprocessing
@@ -181,9 +182,11 @@ def _enter_scoring(stack: ExitStack, model: nn.Module, example: torch.Tensor, ta
     try:
         score, _ = stack.enter_context(scoring(model, example))
         with torch.no_grad():
-            classes = score(example.contiguous(memory_format=torch.channels_last)).shape[1]
+            scores = score(example.contiguous(memory_format=torch.channels_last))
     except RuntimeError as err:
         raise _model_error(tuple(example.shape[-2:]), err, batch=1) from err
+    checked_targets(torch.tensor(targets[:1] * scores.shape[0]), scores)  # (B, classes) scores
+    classes = scores.shape[1]
     bad = [t for t in targets if not 0 <= t < classes]
     if bad:
         raise DeepInsideError(f"class {bad[0]} is out of range: the model has classes 0 to {classes - 1}")

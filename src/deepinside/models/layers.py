@@ -1,0 +1,149 @@
+"""Layers as the user names them, and the feature layer found when none is named.
+
+A layer is named as in ``named_modules()`` of the module the user has (their
+own network, not deepinside's wrapper around it), or given as the module
+object itself. Grad-CAM, localisation and objectness need the last spatial
+feature map; when no layer is named it is found by one probe pass.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextvars
+import difflib
+import threading
+import weakref
+
+import torch
+from torch import nn
+
+from ..errors import DeepInsideError
+from .graph import eval_mode, forward_pass
+from .outputs import select_output
+
+#: Modules whose output is a "convolution-like" feature map, listed in errors.
+_CONV_LIKE = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)
+
+
+def module_name(root: nn.Module, layer: str | nn.Module) -> str:
+    """The name of ``layer`` in ``root.named_modules()``: a name checked to
+    exist, or the name of the module object given. Refused in one line,
+    with the closest names, when there is no such layer."""
+    if isinstance(layer, nn.Module):
+        name = next((n for n, m in root.named_modules() if m is layer), None)
+        if not name:
+            raise DeepInsideError(
+                f"the {type(layer).__name__} given as the layer is "
+                + ("the whole model" if name == "" else "not part of the model")
+                + ": give one of its submodules"
+            )
+        return name
+    if not isinstance(layer, str):
+        raise DeepInsideError(f"a layer is a submodule name such as 'features' or the module, got {layer!r}")
+    names = [n for n, _ in root.named_modules() if n]
+    if layer in names:
+        return layer
+    raise DeepInsideError(_unknown_layer(root, layer, names))
+
+
+def _unknown_layer(root: nn.Module, layer: str, names: list[str]) -> str:
+    close = difflib.get_close_matches(layer, names, n=3, cutoff=0.5)
+    convs = [n for n, m in root.named_modules() if isinstance(m, _CONV_LIKE)][-3:]
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    if convs:
+        hint += f"; its last convolutions: {', '.join(convs)}"
+    return f"the model has no layer named {layer!r}{hint}"
+
+
+# The list the calling thread's probe records into: the hooks sit on the
+# caller's model, which other threads may be running at the same time.
+_PROBING: contextvars.ContextVar[list[tuple[str, torch.Tensor]] | None] = contextvars.ContextVar(
+    "deepinside_feature_probe", default=None
+)
+_FOUND: weakref.WeakKeyDictionary[nn.Module, dict[tuple[object, ...], str]] = weakref.WeakKeyDictionary()
+_FOUND_LOCK = threading.Lock()
+
+
+def find_feature_layer(model: nn.Module, example: torch.Tensor, skip: frozenset[str] = frozenset()) -> str:
+    """The path in ``model`` of its last spatial feature map: the last module
+    (in the order calls finish, so a block after its layers) whose output is
+    ``(B, K, h, w)`` with h, w > 1, called once a pass, that the scores
+    depend on. Modules named in ``skip`` are not candidates. Found by one
+    pass of one input like ``example`` and remembered while the model keeps
+    the same modules."""
+    key = (tuple(example.shape[1:]), skip, tuple(id(m) for m in model.modules()))
+    with _FOUND_LOCK:
+        known = _FOUND.setdefault(model, {})
+        if key in known:
+            return known[key]
+    found = _last_feature_map(model, example[:1], skip)
+    with _FOUND_LOCK:
+        known[key] = found
+    return found
+
+
+def _last_feature_map(model: nn.Module, x: torch.Tensor, skip: frozenset[str]) -> str:
+    recorded, scores = _probe(model, x)
+    calls = collections.Counter(name for name, _ in recorded)
+    spatial = [
+        (i, name, out)
+        for i, (name, out) in enumerate(recorded)
+        if out.dim() == 4 and min(out.shape[-2:]) > 1 and calls[name] == 1 and name not in skip
+    ]
+    used = _used_by(scores, spatial)
+    if not used:
+        raise DeepInsideError(
+            "found no layer giving a spatial feature map (batch, channels, h, w) that the scores depend "
+            "on: name the layer (--feature-layer NAME; in Python, layer=)"
+        )
+    position, name, grid = used[-1]
+    if _tokens_follow(recorded[position + 1 :], grid):
+        raise DeepInsideError(
+            f"the model turns its feature map {name!r} into a token sequence (a transformer): "
+            "Grad-CAM on token grids is not supported yet; use gradient, smoothgrad or integrated-gradients"
+        )
+    return name
+
+
+def _tokens_follow(later: list[tuple[str, torch.Tensor]], grid: torch.Tensor) -> bool:
+    """Whether the outputs ``later`` carry ``(B, tokens, dim)`` sequences of at
+    least as many tokens as ``grid`` had positions: a patch embedding
+    followed by transformer blocks, not a CNN's head."""
+    positions = grid.shape[-2] * grid.shape[-1]
+    return any(out.dim() == 3 and out.shape[1] >= positions for _, out in later)
+
+
+def _probe(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, torch.Tensor]], torch.Tensor]:
+    """Each submodule call's tensor output on ``x``, in the order calls
+    finish, and the scores, with their autograd graph kept."""
+    recorded: list[tuple[str, torch.Tensor]] = []
+
+    def record(name: str):  # type: ignore[no-untyped-def]
+        def hook(_module, _inputs, out) -> None:  # type: ignore[no-untyped-def]
+            if _PROBING.get() is recorded and isinstance(out, torch.Tensor):
+                recorded.append((name, out))
+
+        return hook
+
+    handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if n]
+    token = _PROBING.set(recorded)
+    try:
+        with eval_mode(model), forward_pass(), torch.enable_grad():
+            scores = select_output(model(x.detach().requires_grad_(True)))
+    finally:
+        _PROBING.reset(token)
+        for h in handles:
+            h.remove()
+    return recorded, scores
+
+
+def _used_by(
+    scores: torch.Tensor, candidates: list[tuple[int, str, torch.Tensor]]
+) -> list[tuple[int, str, torch.Tensor]]:
+    """The candidates ``scores`` depend on (a gradient path leads to them)."""
+    tensors = [out for _, _, out in candidates if out.requires_grad]
+    if not tensors or not scores.requires_grad:
+        return []
+    grads = torch.autograd.grad(scores.float().sum(), tensors, allow_unused=True)
+    reached = {id(t) for t, g in zip(tensors, grads) if g is not None}
+    return [c for c in candidates if id(c[2]) in reached]
