@@ -6,7 +6,7 @@
 >>> maps = deepinside.saliency(model, inputs)     # (B, H, W), the paper's maps  # doctest: +SKIP
 """
 
-from .attribution import Attribution, attribute, saliency
+from .attribution import Attribution, attribute, saliency, targets
 from .errors import DeepInsideError, ImageError
 from .explain import explain_photos
 from .localization import localize
@@ -27,5 +27,6 @@ __all__ = [
     "load_model",
     "localize",
     "saliency",
+    "targets",
     "visualize_class",
 ]

@@ -88,7 +88,7 @@ def gradient_view(model: nn.Module, example: torch.Tensor, keep: frozenset[str] 
 def _build_view(
     model: nn.Module, example: torch.Tensor, signature: tuple[object, ...], keep: frozenset[str]
 ) -> _View:
-    reference = scores_before_probabilities(model, "the model", stacklevel=4)
+    reference = scores_before_probabilities(model, "the model", stacklevel=4, leaves=keep)
     try:
         reference = set_eval(_copy_without_hooks(reference)).requires_grad_(False)
     except (RuntimeError, TypeError, copy.Error):

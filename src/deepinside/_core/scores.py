@@ -5,6 +5,8 @@ classes, a multi-label head, a region of a segmentation, a regression)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from ..errors import DeepInsideError
@@ -21,6 +23,16 @@ class ScoreTarget:
     def rows(self, index: torch.Tensor) -> ScoreTarget:
         """This target for the rows ``index`` of the batch it was made for
         (methods cut batches into chunks and repeat images)."""
+        return self
+
+    def resolved(self, index_of: Callable[[object], int]) -> ScoreTarget:
+        """This target with classes named by the user resolved to indices by ``index_of``."""
+        return self
+
+    def fixed(self, output: torch.Tensor) -> ScoreTarget:
+        """This target with what it chooses from the images' own ``output``
+        fixed (a multi-label set of classes), so that noisy copies and path
+        points are scored for the same thing as the images."""
         return self
 
 
@@ -56,7 +68,7 @@ def top_classes(output: torch.Tensor, targets: Targets, first: int = 0) -> Targe
     where None, checked class indices, or the score target's rows."""
     rows = output.shape[0]
     if isinstance(targets, ScoreTarget):
-        return targets.rows(torch.arange(first, first + rows))
+        return targets.rows(torch.arange(first, first + rows)).fixed(output)
     if targets is None:
         if output.dim() != 2:
             checked_targets(torch.zeros(rows, dtype=torch.long), output)  # the one-line refusal

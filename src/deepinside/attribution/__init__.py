@@ -2,6 +2,7 @@
 the DeconvNet relation, and the methods that grew out of them)."""
 
 from .._core.rules import backward_rule
+from . import targets
 from .api import Attribution, attribute, saliency
 from .methods import (
     METHODS,
@@ -36,4 +37,5 @@ __all__ = [
     "reduce_channels",
     "resolve_targets",
     "saliency",
+    "targets",
 ]

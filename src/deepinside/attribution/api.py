@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .._core.precision import repeatable
+from .._core.scores import ScoreTarget, Targets
 from ..errors import DeepInsideError
 from .methods import Method, Reduction, method_from_name, reduce_channels
 from .targets import Target, resolve_targets
@@ -22,10 +23,12 @@ from .targets import Target, resolve_targets
 class Attribution:
     """What a method found for a batch.
 
-    ``raw``: ``(B, [K,] C, H, W)`` on the input (C = 3, or 1 for Grad-CAM), with its
-    true scale and sign; ``map``: ``raw`` reduced over channels ``(B, [K,] H, W)``;
-    ``scores``: class scores ``(B, classes)``; ``targets``: the classes explained
-    ``(B, [K])``; ``completeness_error``: ``(B, [K])`` for integrated gradients.
+    ``raw``: ``(B, [K,] C, H, W)`` on the input (C: the input's channels, or 1
+    for Grad-CAM), with its true scale and sign; ``map``: ``raw`` reduced over
+    channels ``(B, [K,] H, W)``; ``scores``: class scores ``(B, classes)`` (the
+    model's output tensor); ``targets``: the classes explained ``(B, [K])``,
+    -1 where a score target was; ``completeness_error``: ``(B, [K])`` for
+    integrated gradients.
     """
 
     method: str
@@ -48,12 +51,18 @@ def attribute(
     """Attribute each image's class score to its pixels.
 
     Args:
-        model: a classifier ``(B, 3, H, W) -> (B, classes)``, used in eval mode
-            without being changed (flags, gradients, hooks: all left as they were).
-        images: preprocessed batch ``(B, 3, H, W)``; left unchanged.
+        model: a classifier ``(B, C, H, W) -> (B, classes)``, used in eval mode
+            without being changed (flags, gradients, hooks: all left as they
+            were). Its output may be a tensor, an object with ``.logits``
+            (Hugging Face), a dict or a tuple (the first tensor is taken; wrap
+            with ``load_model(module, output=...)`` to choose another).
+        images: preprocessed batch ``(B, C, H, W)``; left unchanged.
         target: None for each image's top-1 class; a class for all images; a
             sequence of B classes; or B sequences of K classes (B*K attributions,
             batched). Names work when ``model`` is a :class:`~deepinside.Classifier`.
+            Or a score: a callable ``f(output) -> (B,)`` or one of
+            :mod:`deepinside.targets` (``class_sum``, ``multilabel``,
+            ``region``, ``regression``).
         method: ``gradient`` (the paper's), ``deconvnet``, ``guided-backprop``,
             ``smoothgrad``, ``integrated-gradients``, ``gradient-x-input``,
             ``grad-cam``, ``guided-grad-cam``, or a method instance.
@@ -82,10 +91,10 @@ def attribute(
 
 
 def _attribute(
-    model: nn.Module, images: torch.Tensor, targets: torch.Tensor | None, chosen: Method, reduce: Reduction
+    model: nn.Module, images: torch.Tensor, targets: Targets, chosen: Method, reduce: Reduction
 ) -> Attribution:
     batch = images.shape[0]
-    if targets is None or targets.dim() == 1:
+    if targets is None or isinstance(targets, ScoreTarget) or targets.dim() == 1:
         result = chosen.compute(model, images, targets)
         return Attribution(
             chosen.name,

@@ -98,7 +98,8 @@ def add_model_args(parser: argparse.ArgumentParser, photos: bool = True) -> None
         "--model",
         default=DEFAULT_MODEL,
         help="built-in name (efficientnet_lite0, efficientnet_lite1, efficientnet_lite2), "
-        "a TorchScript file, a torch.export .pt2 file, or package.module:factory (default: %(default)s)",
+        "a TorchScript file, a torch.export .pt2 file, package.module:factory, or a Hugging Face "
+        "save_pretrained folder (default: %(default)s)",
     )
     add_device_arg(group)
     group.add_argument(
@@ -108,15 +109,20 @@ def add_model_args(parser: argparse.ArgumentParser, photos: bool = True) -> None
         "--input-size", type=int, nargs="+", metavar="PX", help="input size of your model: N or H W"
     )
     group.add_argument(
-        "--mean", type=float, nargs=3, metavar=("R", "G", "B"), help="input mean, 0..1 pixel scale"
+        "--mean",
+        type=float,
+        nargs="+",
+        metavar="V",
+        help="input mean per channel, 0..1 pixel scale (R G B; one value for a greyscale model)",
     )
     group.add_argument(
-        "--std", type=float, nargs=3, metavar=("R", "G", "B"), help="input std, 0..1 pixel scale"
+        "--std", type=float, nargs="+", metavar="V", help="input std per channel, 0..1 pixel scale"
     )
     group.add_argument(
         "--feature-layer",
         metavar="NAME",
-        help="your model's last convolutional layer, for Grad-CAM (a submodule name, e.g. features)",
+        help="your model's last convolutional layer, for Grad-CAM and localisation, as its "
+        "named_modules() names it (default: found, the last spatial feature map the scores use)",
     )
     group.add_argument(
         "--classes",
@@ -213,7 +219,9 @@ def add_method_args(parser: argparse.ArgumentParser, many: bool = False) -> None
         help="integrated gradients: constant baseline in the model's input space "
         "(default 0: the mean colour)",
     )
-    group.add_argument("--layer", help="grad-cam: feature layer name (default: the model's declared one)")
+    group.add_argument(
+        "--layer", help="grad-cam: the layer to read, as your model names it (default: the feature layer)"
+    )
 
 
 #: Method options: the option, the method field it sets, the methods that take it.

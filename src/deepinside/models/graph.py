@@ -179,12 +179,13 @@ def _is_softmax(node: fx.Node, gm: fx.GraphModule) -> bool:
     return False
 
 
-def strip_softmax(module: nn.Module) -> tuple[nn.Module, str | None]:
-    """``module`` without a final softmax / log-softmax, and the name of what was
-    removed (None when there was none). Submodules stay shared with ``module``."""
+def strip_softmax(module: nn.Module, leaves: frozenset[str] = frozenset()) -> tuple[nn.Module, str | None]:
+    """``module`` without a final softmax / log-softmax / sigmoid, and the name
+    of what was removed (None when there was none). Submodules stay shared
+    with ``module``; those named in ``leaves`` stay whole (hooks on them fire)."""
     if isinstance(module, nn.Sequential) and len(module) and isinstance(module[-1], _SOFTMAX_MODULES):
         return module[:-1], type(module[-1]).__name__
-    gm = trace(module)
+    gm = trace(module, leaves)
     if gm is None:
         return module, None
     output = next(n for n in gm.graph.nodes if n.op == "output")
@@ -194,14 +195,16 @@ def strip_softmax(module: nn.Module) -> tuple[nn.Module, str | None]:
     output.args = (last.args[0],)
     gm.graph.eliminate_dead_code()
     gm.recompile()
-    return gm, str(
-        last.target if last.op != "call_module" else type(gm.get_submodule(str(last.target))).__name__
-    )
+    if last.op == "call_module":
+        return gm, type(gm.get_submodule(str(last.target))).__name__
+    return gm, str(getattr(last.target, "__name__", last.target))
 
 
-def scores_before_probabilities(module: nn.Module, who: str, stacklevel: int = 2) -> nn.Module:
+def scores_before_probabilities(
+    module: nn.Module, who: str, stacklevel: int = 2, leaves: frozenset[str] = frozenset()
+) -> nn.Module:
     """:func:`strip_softmax`, with a warning naming what was left out."""
-    stripped, removed = strip_softmax(module)
+    stripped, removed = strip_softmax(module, leaves)
     if removed is not None:
         warnings.warn(
             f"{who} ends in {removed}; using the scores before it "

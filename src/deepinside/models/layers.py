@@ -83,6 +83,7 @@ def find_feature_layer(model: nn.Module, example: torch.Tensor, skip: frozenset[
 
 
 def _last_feature_map(model: nn.Module, x: torch.Tensor, skip: frozenset[str]) -> str:
+    x = x.detach().requires_grad_(True)
     recorded, scores = _probe(model, x)
     calls = collections.Counter(name for name, _ in recorded)
     spatial = [
@@ -90,7 +91,8 @@ def _last_feature_map(model: nn.Module, x: torch.Tensor, skip: frozenset[str]) -
         for i, (name, out) in enumerate(recorded)
         if out.dim() == 4 and min(out.shape[-2:]) > 1 and calls[name] == 1 and name not in skip
     ]
-    used = _used_by(scores, spatial)
+    from_input = _computed_from(x, scores)
+    used = [c for c in _used_by(scores, spatial) if c[2].grad_fn in from_input]
     if not used:
         raise DeepInsideError(
             "found no layer giving a spatial feature map (batch, channels, h, w) that the scores depend "
@@ -114,8 +116,8 @@ def _tokens_follow(later: list[tuple[str, torch.Tensor]], grid: torch.Tensor) ->
 
 
 def _probe(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, torch.Tensor]], torch.Tensor]:
-    """Each submodule call's tensor output on ``x``, in the order calls
-    finish, and the scores, with their autograd graph kept."""
+    """Each submodule call's tensor output on ``x`` (which requires grad), in
+    the order calls finish, and the scores, with their autograd graph kept."""
     recorded: list[tuple[str, torch.Tensor]] = []
 
     def record(name: str):  # type: ignore[no-untyped-def]
@@ -129,7 +131,7 @@ def _probe(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, torch.Ten
     token = _PROBING.set(recorded)
     try:
         with eval_mode(model), forward_pass(), torch.enable_grad():
-            scores = select_output(model(x.detach().requires_grad_(True)))
+            scores = select_output(model(x))
     finally:
         _PROBING.reset(token)
         for h in handles:
@@ -147,3 +149,22 @@ def _used_by(
     grads = torch.autograd.grad(scores.float().sum(), tensors, allow_unused=True)
     reached = {id(t) for t, g in zip(tensors, grads) if g is not None}
     return [c for c in candidates if id(c[2]) in reached]
+
+
+def _computed_from(x: torch.Tensor, scores: torch.Tensor) -> set[object]:
+    """The autograd nodes behind ``scores`` that depend on the input ``x``
+    (a position bias or a learned token does not: it is no feature map)."""
+    reaches: dict[object, bool] = {}
+    stack: list[tuple[object, bool]] = [(scores.grad_fn, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if node is None or (node in reaches and not expanded):
+            continue
+        children = [n for n, _ in getattr(node, "next_functions", ()) if n is not None]
+        if not expanded:
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if c not in reaches)
+            reaches.setdefault(node, False)
+            continue
+        reaches[node] = getattr(node, "variable", None) is x or any(reaches.get(c, False) for c in children)
+    return {node for node, found in reaches.items() if found}

@@ -28,7 +28,7 @@ def select_output(out: object, output: OutputSelector = None) -> torch.Tensor:
     if callable(output):
         found = output(out)
     elif isinstance(output, str):
-        found = out[output] if isinstance(out, Mapping) else getattr(out, output, None)
+        found = out.get(output) if isinstance(out, Mapping) else getattr(out, output, None)
     elif isinstance(output, int) and not isinstance(output, bool):
         found = out[output] if isinstance(out, (tuple, list)) else None
     elif output is None:

@@ -1,0 +1,108 @@
+"""Hugging Face classifiers as users load them: output objects, and folders
+written by ``save_pretrained`` (random weights; nothing is downloaded)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import deepinside
+from deepinside import DeepInsideError, attribute
+from deepinside.cli import main
+
+from . import zoo
+
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    build, _, _ = zoo.hugging_face()["HF ResNet"]
+    return build()
+
+
+def test_an_output_object_is_explained_by_its_logits(resnet):
+    x = torch.randn(2, 3, 64, 64)
+    ours = attribute(resnet, x, [0, 3]).raw
+    y = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(resnet(y).logits[torch.arange(2), [0, 3]].sum(), y)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-7)
+    assert attribute(resnet, x, 0, "grad-cam").raw.shape == (2, 1, 64, 64)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, resnet):
+    """A save_pretrained folder with class names and an image processor's settings."""
+    folder = tmp_path_factory.mktemp("hf") / "my-resnet"
+    resnet.config.id2label = {i: name for i, name in enumerate(["cat", "dog", "bird", "fish", "frog"])}
+    resnet.config.label2id = {v: k for k, v in resnet.config.id2label.items()}
+    resnet.save_pretrained(folder)
+    processor = {
+        "size": {"height": 64, "width": 64},
+        "image_mean": [0.5, 0.5, 0.5],
+        "image_std": [0.5, 0.5, 0.5],
+    }
+    (folder / "preprocessor_config.json").write_text(json.dumps(processor))
+    return folder
+
+
+def test_a_saved_folder_loads_with_its_classes_size_and_normalisation(saved, resnet):
+    model = deepinside.load_model(saved)
+    assert model.name == "my-resnet"
+    assert model.preprocessing.input_size == (64, 64) and model.preprocessing.mean == (0.5, 0.5, 0.5)
+    assert [c.label for c in model.classes.classes] == ["cat", "dog", "bird", "fish", "frog"]
+    x = torch.randn(1, 3, 64, 64)
+    torch.testing.assert_close(model.scores(x), resnet(x).logits.detach())
+    assert model.classes.resolve("frog") == 4
+    with pytest.raises(DeepInsideError, match="holds its own weights"):
+        deepinside.load_model(saved, weights=saved / "model.safetensors")
+
+
+def test_a_folder_that_is_not_a_classifier_is_one_line(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(DeepInsideError, match="not a Hugging Face image classifier"):
+        deepinside.load_model(tmp_path)
+
+
+@pytest.mark.parametrize("method", ["gradient", "grad-cam"])
+def test_the_command_line_explains_a_saved_folder(saved, tmp_path, photos, capsys, method):
+    photos["coffee"].save(tmp_path / "coffee.jpg")
+    out = tmp_path / "out"
+    run = [
+        "saliency",
+        str(tmp_path / "coffee.jpg"),
+        "--model",
+        str(saved),
+        "--method",
+        method,
+        "--out",
+        str(out),
+    ]
+    assert main(run) == 0
+    record = json.loads((out / "coffee.json").read_text())
+    assert record["predictions"][0]["label"] in {"cat", "dog", "bird", "fish", "frog"}
+    err = capsys.readouterr().err
+    if method == "grad-cam":
+        assert record["maps"][0]["layer"] == "resnet.encoder.stages.1"
+        assert err.count("feature layer resnet.encoder.stages.1") == 1
+
+
+def test_localize_runs_on_a_saved_folder(saved, tmp_path, photos):
+    photos["chelsea"].save(tmp_path / "cat.jpg")
+    assert (
+        main(
+            [
+                "localize",
+                str(tmp_path / "cat.jpg"),
+                "--model",
+                str(saved),
+                "--top-k",
+                "1",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
