@@ -8,6 +8,7 @@ fonts or scripts from outside, so it works on a machine with no internet.
 from __future__ import annotations
 
 import errno
+import functools
 import importlib.util
 import ipaddress
 import os
@@ -17,6 +18,7 @@ import socket
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from types import FrameType
 
@@ -110,11 +112,21 @@ def warm_up(model: Classifier) -> None:
     from ..localization.localize import explain_maps
 
     light = {"smoothgrad": {"samples": 1}, "integrated-gradients": {"steps": 1}}
-    example = torch.zeros(1, 3, *model.preprocessing.input_size, device=next(model.parameters()).device)
-    for method in METHODS:
-        saliency(model, example, 0, method, **light.get(method, {}))
-    for config in PRESETS.values():
-        explain_maps(model, example, torch.zeros(1, 1, dtype=torch.long, device=example.device), config)
+    device = next(model.parameters()).device
+    example = torch.zeros(1, model.preprocessing.channels, *model.preprocessing.input_size, device=device)
+    first = torch.zeros(1, 1, dtype=torch.long, device=device)
+    # Warnings and refusals here (DeconvNet without max pooling, a model with
+    # no feature map for Grad-CAM) belong to the requests that ask for them.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for warm in [
+            *(functools.partial(saliency, model, example, 0, m, **light.get(m, {})) for m in METHODS),
+            *(functools.partial(explain_maps, model, example, first, c) for c in PRESETS.values()),
+        ]:
+            try:
+                warm()
+            except DeepInsideError:
+                pass
 
 
 def _run(model: Classifier, host: str, port: int, limits: Limits, workdir: Path) -> int:
