@@ -43,7 +43,7 @@ from deepinside._core.rules import backward_rule  # noqa: E402
 from deepinside.attribution import METHODS  # noqa: E402
 from deepinside.models import select_output  # noqa: E402
 from deepinside.models.classifier import feature_layer_path  # noqa: E402
-from tests.models import zoo  # noqa: E402
+from tests.models import oracles, zoo  # noqa: E402
 
 DOC = ROOT / "docs" / "models.md"
 BEGIN, END = "<!-- model matrix: begin -->", "<!-- model matrix: end -->"
@@ -99,6 +99,7 @@ def run_cell(build: Callable[[], nn.Module], size: int, channels: int, family: s
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             found = deepinside.attribute(net, x, [0, 1], method, **OPTIONS.get(method, {}))
+            after = _snapshot(net)
             expected, why_not = _oracle(net, x, method)
             view_ok = _view_scores_match(net, x)
     except DeepInsideError as err:
@@ -108,7 +109,7 @@ def run_cell(build: Callable[[], nn.Module], size: int, channels: int, family: s
     problems = []
     if not torch.isfinite(found.raw).all():
         problems.append("non-finite values")
-    if _snapshot(net) != before:
+    if after != before:
         problems.append("the caller's model changed")
     if not view_ok:
         problems.append("the gradient view's scores differ from the model's")
@@ -126,7 +127,8 @@ def _snapshot(net: nn.Module) -> tuple[object, ...]:
     state = tuple((k, v.detach().clone().numpy().tobytes()) for k, v in net.state_dict().items())
     flags = tuple((m.training, len(m._forward_hooks), len(m._backward_hooks)) for m in net.modules())
     grads = tuple((p.requires_grad, p.grad is None) for p in net.parameters())
-    return state, flags, grads
+    attention = getattr(getattr(net, "config", None), "_attn_implementation", None)
+    return state, flags, grads, attention
 
 
 def _view_scores_match(net: nn.Module, x: torch.Tensor) -> bool:
@@ -195,14 +197,33 @@ def _captum(net: nn.Module, x: torch.Tensor, method: str, targets: list[int]) ->
     from captum.attr import Deconvolution, GuidedBackprop, GuidedGradCam, LayerAttribution, LayerGradCam
 
     forward = _CaptumForward(net)
+    if method in ("attention-rollout", "attention-relevance"):
+        # (The method has refused every model that is not a ViT-style transformer.)
+        return oracles.attention_map(net, x, targets, method), "by hand on eager attention"
     if method in ("guided-backprop", "deconvnet"):
         rule = GuidedBackprop if method == "guided-backprop" else Deconvolution
         return rule(forward).attribute(x.clone(), target=targets), ""
     layer = net.get_submodule(feature_layer_path(net, None, x))
+    if _gives_tokens(net, layer, x):  # Captum's Grad-CAM takes (B, K, h, w) maps only
+        cam = oracles.token_grad_cam(net, x, targets, layer)
+        if method == "grad-cam":
+            return cam, "by hand on the token grid"
+        return GuidedBackprop(forward).attribute(x.clone(), target=targets) * cam, "by hand on the token grid"
     if method == "grad-cam":
         cam = LayerGradCam(forward, layer).attribute(x.clone(), target=targets, relu_attributions=True)
         return LayerAttribution.interpolate(cam.detach(), x.shape[-2:], "bilinear"), ""
     return GuidedGradCam(forward, layer).attribute(x.clone(), target=targets, interpolate_mode="bilinear"), ""
+
+
+def _gives_tokens(net: nn.Module, layer: nn.Module, x: torch.Tensor) -> bool:
+    shapes: list[int] = []
+    handle = layer.register_forward_hook(lambda _m, _i, out: shapes.append(out.dim()))
+    try:
+        with torch.no_grad():
+            net(x)
+    finally:
+        handle.remove()
+    return shapes[0] == 3
 
 
 class _CaptumForward(nn.Module):

@@ -7,6 +7,9 @@ from torch import nn
 import deepinside
 import deepinside.attribution
 from deepinside import saliency
+from deepinside.attribution.methods import cheap_options
+
+from .conftest import cnn_or_vit
 
 
 def _hook_counts(model: nn.Module) -> list[int]:
@@ -129,19 +132,18 @@ def test_view_is_rebuilt_when_weights_change():
     assert not torch.allclose(first, second)
 
 
-_FAST = {"smoothgrad": {"samples": 2}, "integrated-gradients": {"steps": 2}}
-
-
 @pytest.mark.parametrize("method", list(deepinside.attribution.METHODS))
-def test_every_method_leaves_the_model_as_it_was(model, batch, method):
+def test_every_method_leaves_the_model_as_it_was(model, batch, method, request):
+    model, batch, _ = cnn_or_vit(method, model, batch, request)
+    cheap = cheap_options(deepinside.attribution.METHODS[method])
     model.train(True)
     try:
         x = batch.clone().requires_grad_(True)
         before = _state(model, x)
-        deepinside.attribute(model, x, None, method, **_FAST.get(method, {}))
+        deepinside.attribute(model, x, None, method, **cheap)
         _assert_same(before, _state(model, x))
         with pytest.raises(deepinside.DeepInsideError):
-            deepinside.attribute(model, x, 5000, method, **_FAST.get(method, {}))
+            deepinside.attribute(model, x, 5000, method, **cheap)
         _assert_same(before, _state(model, x))
     finally:
         model.eval()

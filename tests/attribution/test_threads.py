@@ -13,10 +13,13 @@ import torch
 
 import deepinside
 from deepinside.attribution import METHODS
+from deepinside.attribution.methods import cheap_options
 from deepinside.evaluation import cascading_randomization, deletion_insertion
 
+from .conftest import cnn_or_vit
+
 # Few samples and steps: the point is concurrency, not the methods' quality.
-OPTIONS: dict[str, dict[str, object]] = {"smoothgrad": {"samples": 3}, "integrated-gradients": {"steps": 3}}
+OPTIONS = {name: cheap_options(method) for name, method in METHODS.items()}
 
 
 def at_once(jobs: list[Callable[[], object]]) -> list[object]:
@@ -31,11 +34,13 @@ def at_once(jobs: list[Callable[[], object]]) -> list[object]:
         return list(pool.map(run, jobs))
 
 
-def test_every_method_from_twelve_threads_gives_the_serial_maps(model, batch):
-    # Grad-CAM and guided Grad-CAM twice over: their layer hook is what broke.
-    names = [*METHODS, "grad-cam", "guided-grad-cam", "grad-cam", "gradient"]
-    assert len(names) == 12 and set(names) == set(METHODS)
-    serial = {m: deepinside.attribute(model, batch, method=m, **OPTIONS.get(m, {})) for m in METHODS}
+@pytest.mark.parametrize("needs_attention", [False, True])
+def test_every_method_from_many_threads_gives_the_serial_maps(model, batch, needs_attention, request):
+    methods = [m for m, cls in METHODS.items() if ("attention" in cls.needs) == needs_attention]
+    model, batch, _ = cnn_or_vit(methods[0], model, batch, request)
+    # The layer-hook methods twice over: their hook is what broke.
+    names = [*methods, *(m for m in methods if "feature layer" in METHODS[m].needs), methods[0]]
+    serial = {m: deepinside.attribute(model, batch, method=m, **OPTIONS.get(m, {})) for m in methods}
 
     def job(method: str) -> Callable[[], list[deepinside.Attribution]]:
         return lambda: [

@@ -30,6 +30,7 @@ from torch import fx, nn
 from ..errors import DeepInsideError
 from ..models.graph import eval_mode, forward_pass, scores_before_probabilities, set_eval, simplify
 from ..models.outputs import select_output
+from .attention import use_fused_attention
 from .precision import cuda_flags, rewrites_for, wants_repeatable
 from .rules import Rule, backward_rule
 from .scores import Targets, target_scores
@@ -88,20 +89,23 @@ def gradient_view(model: nn.Module, example: torch.Tensor, keep: frozenset[str] 
 def _build_view(
     model: nn.Module, example: torch.Tensor, signature: tuple[object, ...], keep: frozenset[str]
 ) -> _View:
-    reference = scores_before_probabilities(model, "the model", stacklevel=4, leaves=keep)
+    stripped = scores_before_probabilities(model, "the model", stacklevel=4, leaves=keep)
     try:
-        reference = set_eval(_copy_without_hooks(reference)).requires_grad_(False)
+        reference = _private_copy(stripped)
     except (RuntimeError, TypeError, copy.Error):
         # Some modules (TorchScript's, say) cannot be copied: use the caller's
         # own, switched to eval mode only for the duration of each call.
-        return _View(signature, reference, channels_last=False, shared=True)
+        return _View(signature, stripped, channels_last=False, shared=True)
     rewrites = rewrites_for(example.device)  # (part of the signature: a changed table rebuilds)
-    folded = simplify(reference, keep, rewrites.fold_batch_norm, rewrites.padding_in_convolution)
     with torch.no_grad(), forward_pass():
         expected = select_output(reference(example))
         _check_scores(expected, example.shape[0])
         # Each rewrite proves itself on this model or is dropped: a speed-up
-        # must never change what the model computes, nor make it fail.
+        # must never change what the model computes, nor make it fail. SDPA
+        # attention lets the attention methods see every attention call.
+        if use_fused_attention(reference) and not _agrees(reference, example, expected, "SDPA attention"):
+            reference = _private_copy(stripped)
+        folded = simplify(reference, keep, rewrites.fold_batch_norm, rewrites.padding_in_convolution)
         if folded is not None and _agrees(folded, example, expected, "batch-norm folding"):
             reference = folded
         channels_last = example.dim() == 4 and rewrites.channels_last
@@ -111,6 +115,10 @@ def _build_view(
             if not _agrees(reference, as_last, expected, "channels-last layout"):
                 reference, channels_last = reference.to(memory_format=torch.contiguous_format), False
     return _View(signature, reference, channels_last)
+
+
+def _private_copy(module: nn.Module) -> nn.Module:
+    return set_eval(_copy_without_hooks(module)).requires_grad_(False)
 
 
 def _agrees(candidate: nn.Module, example: torch.Tensor, expected: torch.Tensor, rewrite: str) -> bool:

@@ -2,9 +2,15 @@
 
 Every method maps a batch of preprocessed images and one target class per
 image to a raw attribution ``(N, C, H, W)`` on the input (C = 3, or 1 for
-Grad-CAM; guided Grad-CAM, a product with guided backprop, has 3) and the
-class scores ``(N, classes)``. Options are fields of the method's dataclass;
-:func:`method_from_name` builds one from a user's words.
+Grad-CAM and the attention methods; guided Grad-CAM, a product with guided
+backprop, has 3) and the class scores ``(N, classes)``.
+
+A method declares itself once: its ``name``, what it ``needs`` of a model,
+and its options as dataclass fields made with :func:`option` (help, range,
+choices, a cheap setting for tests). The command line's flags, the web
+page's controls and the tests' settings are derived from that;
+:func:`method_from_name` builds one from a user's words. Adding a method is
+one class here, registered in :data:`METHODS`, and one test file.
 """
 
 from __future__ import annotations
@@ -13,21 +19,65 @@ import dataclasses
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._core.gradients import capturing, input_gradient, require_eager, scoring
+from .._core.attention import explicit_attention, self_attention_calls
+from .._core.gradients import capturing, compiled_part, input_gradient, require_eager, scoring
 from .._core.rules import Rule, max_pool_counter
 from .._core.scores import ScoreTarget, Targets, repeated, target_scores, top_classes
 from ..errors import DeepInsideError, check_count
-from ..models.classifier import feature_layer_path, user_layer_name
+from ..models.classifier import Classifier, feature_layer_path, user_layer_name
+from ..models.layers import as_feature_map, token_grid
+from .attention import HeadFusion, relevance, rollout, self_attention
 
 #: Rows per pass for methods that evaluate many perturbed copies of an image.
 DEFAULT_CHUNK = 16
+
+
+@dataclass(frozen=True)
+class Option:
+    """What a user may set on a method: one line of help, the value's kind,
+    its range or choices, a cheap setting (tests, warm-ups), and its command
+    line flag (None: Python only)."""
+
+    help: str
+    kind: type = str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    cheap: object = None
+    flag: str | None = ""  # "": --the-field-name
+
+
+def option(default: object, help: str, **declared: object) -> Any:
+    """A method's option: a dataclass field carrying its :class:`Option`."""
+    return dataclasses.field(default=default, metadata={"option": Option(help, **declared)})  # type: ignore[arg-type]
+
+
+def options_of(method: type[Method] | Method) -> dict[str, tuple[object, Option]]:
+    """A method's options: field name -> (default, declaration)."""
+    return {
+        f.name: (f.default, f.metadata["option"])
+        for f in dataclasses.fields(method)  # type: ignore[arg-type]
+        if "option" in f.metadata
+    }
+
+
+def flag_of(name: str, declared: Option) -> str | None:
+    """The command line flag of option ``name``, or None where it has none."""
+    if declared.flag is None:
+        return None
+    return declared.flag or "--" + name.replace("_", "-")
+
+
+def cheap_options(method: type[Method] | Method) -> dict[str, object]:
+    """The cheap settings a method declares (few samples, few steps)."""
+    return {n: d.cheap for n, (_, d) in options_of(method).items() if d.cheap is not None}
 
 
 @dataclass(frozen=True)
@@ -40,9 +90,13 @@ class MethodResult:
 
 @dataclass(frozen=True)
 class Method:
-    """Base of all methods: a name and a ``compute``."""
+    """Base of all methods: a name, what it needs, and a ``compute``."""
 
     name: ClassVar[str] = ""
+    #: What the method needs of a model, beyond a gradient: "feature layer"
+    #: (a spatial map or token grid), "attention" (a ViT's self-attention),
+    #: "rectifier rules" (eager Python code its backward rules can reach).
+    needs: ClassVar[frozenset[str]] = frozenset()
 
     def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         """Explain each image of ``x`` for its target: a class index ``(N,)``,
@@ -97,6 +151,7 @@ class DeconvNet(_BackwardRuleMethod):
     the positive part of the signal coming back."""
 
     name: ClassVar[str] = "deconvnet"
+    needs: ClassVar[frozenset[str]] = frozenset({"rectifier rules"})
     rule: ClassVar[Rule] = "deconvnet"
 
     def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
@@ -120,6 +175,7 @@ class GuidedBackprop(_BackwardRuleMethod):
     forward input and the returning signal are positive."""
 
     name: ClassVar[str] = "guided-backprop"
+    needs: ClassVar[frozenset[str]] = frozenset({"rectifier rules"})
     rule: ClassVar[Rule] = "guided"
 
 
@@ -158,10 +214,12 @@ class SmoothGrad(Method):
     """
 
     name: ClassVar[str] = "smoothgrad"
-    samples: int = 50
-    noise: float = 0.15
-    variant: Literal["mean", "squared", "vargrad"] = "mean"
-    seed: int = 0
+    samples: int = option(50, "noisy copies", kind=int, low=1, high=200, cheap=2)
+    noise: float = option(0.15, "noise std as a fraction of the input range", kind=float, low=0.0, high=0.5)
+    variant: Literal["mean", "squared", "vargrad"] = option(
+        "mean", "mean (SmoothGrad), squared or vargrad", choices=("mean", "squared", "vargrad")
+    )
+    seed: int = option(0, "the noise's seed", kind=int, flag=None)
     chunk: int = DEFAULT_CHUNK
 
     def check(self) -> None:
@@ -215,9 +273,13 @@ class IntegratedGradients(Method):
     """
 
     name: ClassVar[str] = "integrated-gradients"
-    steps: int = 50
-    baseline: float | torch.Tensor | None = None
-    rule: Literal["gausslegendre", "trapezoid"] = "gausslegendre"
+    steps: int = option(50, "steps", kind=int, low=1, high=200, cheap=2, flag="--ig-steps")
+    baseline: float | torch.Tensor | None = option(
+        None, "constant baseline in the model's input space (default 0: the mean colour)", kind=float
+    )
+    rule: Literal["gausslegendre", "trapezoid"] = option(
+        "gausslegendre", "quadrature", choices=("gausslegendre", "trapezoid"), flag=None
+    )
     chunk: int = DEFAULT_CHUNK
 
     def check(self) -> None:
@@ -280,16 +342,21 @@ class IntegratedGradients(Method):
         return MethodResult(raw, scores, used, error)
 
 
+LAYER_HELP = "the layer to read, as your model names it (default: the feature layer)"
+
+
 @dataclass(frozen=True)
 class GradCam(Method):
     """Selvaraju et al. 2017: ``ReLU(sum_k w_k A_k)`` with ``w_k`` the spatial
     mean of dS_c/dA_k over the last convolutional features A, upsampled
-    bilinearly to the input. ``layer`` (a name in the user's network, or the
+    bilinearly to the input. On a transformer, A is a block's token sequence
+    laid on its grid (class and register tokens dropped). ``layer`` (a name in the user's network, or the
     module) defaults to the model's declared feature layer, else the last
     spatial feature map its scores depend on (found by one probe pass)."""
 
     name: ClassVar[str] = "grad-cam"
-    layer: str | nn.Module | None = None
+    needs: ClassVar[frozenset[str]] = frozenset({"feature layer"})
+    layer: str | nn.Module | None = option(None, LAYER_HELP)
     chunk: int = DEFAULT_CHUNK
 
     def check(self) -> None:
@@ -329,18 +396,19 @@ class GradCam(Method):
                 outputs.clear()
                 # The input requires grad only so that autograd records the graph.
                 scores = score(layout(x[lo : lo + self.chunk]).requires_grad_(True))
-                if len(outputs) != 1 or not isinstance(outputs[0], torch.Tensor) or outputs[0].dim() != 4:
+                if len(outputs) != 1 or not isinstance(outputs[0], torch.Tensor):
                     raise DeepInsideError(
                         f"layer {user_layer_name(model, layer)!r} must give one feature map (B, K, h, w) "
-                        "per call for Grad-CAM"
+                        "or token sequence (B, tokens, dim) per call for Grad-CAM"
                     )
-                features = outputs[0]
+                features = as_feature_map(outputs[0].detach(), x.shape[-2:])
                 chosen, t = pick(scores, lo)
                 k = len(chosen)
                 per_class = []
                 for j, class_score in enumerate(chosen):
-                    (grad,) = torch.autograd.grad(class_score.sum(), features, retain_graph=j < k - 1)
-                    per_class.append((grad.mean(dim=(2, 3), keepdim=True) * features.detach()).sum(1))
+                    (grad,) = torch.autograd.grad(class_score.sum(), outputs[0], retain_graph=j < k - 1)
+                    grad = as_feature_map(grad, x.shape[-2:])
+                    per_class.append((grad.mean(dim=(2, 3), keepdim=True) * features).sum(1))
                 cam = F.relu(torch.stack(per_class, dim=1)).flatten(0, 1)[:, None]  # (b*K, 1, h, w)
                 cams.append(F.interpolate(cam, size=x.shape[-2:], mode="bilinear", align_corners=False))
                 all_scores.append(scores.detach().repeat_interleave(k, dim=0))
@@ -353,7 +421,8 @@ class GuidedGradCam(Method):
     """Selvaraju et al. 2017: guided backprop times the upsampled Grad-CAM."""
 
     name: ClassVar[str] = "guided-grad-cam"
-    layer: str | nn.Module | None = None
+    needs: ClassVar[frozenset[str]] = frozenset({"feature layer", "rectifier rules"})
+    layer: str | nn.Module | None = option(None, LAYER_HELP)
     chunk: int = DEFAULT_CHUNK
 
     def check(self) -> None:
@@ -365,6 +434,114 @@ class GuidedGradCam(Method):
         same = targets if isinstance(targets, ScoreTarget) else cam.targets
         guided = GuidedBackprop(self.chunk).compute(model, x, same)
         return MethodResult(guided.raw * cam.raw, cam.scores, cam.targets)
+
+
+def _class_token_map(flow: torch.Tensor, size: torch.Size) -> torch.Tensor:
+    """The class token's row of a token-to-token map ``(B, T, T)`` over the
+    patch tokens, laid on their grid and upsampled to the input: ``(B, 1, H, W)``."""
+    grid = token_grid(flow.shape[-1], size)
+    if grid is None or grid[0] == 0:
+        raise DeepInsideError(
+            f"the model's {flow.shape[-1]} tokens hold no class token before a grid of the input: "
+            "the attention methods read a class token's attention to the patches"
+        )
+    prefix, h, w = grid
+    row = flow[:, 0, prefix:].reshape(-1, 1, h, w)
+    return F.interpolate(row, size=size, mode="bilinear", align_corners=False)
+
+
+@dataclass(frozen=True)
+class AttentionRollout(Method):
+    """Abnar & Zuidema 2020: the blocks' attention, heads fused (``mean``,
+    ``max`` or ``min``) with the identity added for the residual, multiplied
+    over the blocks; the class token's row over the patches. The same map
+    for every class (it reads no score); ``discard_ratio`` drops each
+    block's weakest attention first (vit-explain's option)."""
+
+    name: ClassVar[str] = "attention-rollout"
+    needs: ClassVar[frozenset[str]] = frozenset({"attention"})
+    head_fusion: HeadFusion = option(
+        "mean", "how heads are fused: mean, max or min", choices=("mean", "max", "min")
+    )
+    discard_ratio: float = option(
+        0.0, "each block's weakest attention dropped first", kind=float, low=0.0, high=0.99
+    )
+    chunk: int = DEFAULT_CHUNK
+
+    def check(self) -> None:
+        check_count("chunk", self.chunk)
+        if self.head_fusion not in ("mean", "max", "min"):
+            raise DeepInsideError(f"head fusion must be mean, max or min, got {self.head_fusion!r}")
+        if not 0 <= self.discard_ratio < 1:
+            raise DeepInsideError(f"discard ratio is a fraction in [0, 1), got {self.discard_ratio}")
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        maps_, all_scores, used = [], [], []
+        with scoring(model, x) as (score, layout), torch.no_grad():
+            for lo in range(0, x.shape[0], self.chunk):
+                with explicit_attention() as weights:
+                    scores = score(layout(x[lo : lo + self.chunk]))
+                weights = self_attention(weights, len(scores))
+                flow = rollout(weights, self.head_fusion, self.discard_ratio)
+                maps_.append(_class_token_map(flow, x.shape[-2:]).to(x.dtype))
+                all_scores.append(scores)
+                used.append(target_scores(scores, targets, lo)[1])
+        return MethodResult(torch.cat(maps_), torch.cat(all_scores), torch.cat(used))
+
+
+@dataclass(frozen=True)
+class AttentionRelevance(Method):
+    """Chefer, Gur & Wolf 2021 ("Generic Attention-model Explainability"):
+    ``R = I``; per block ``R += mean over heads of (dS_c/dA * A)^+ R``; the
+    class token's row over the patches. Class-specific: one forward and one
+    backward pass."""
+
+    name: ClassVar[str] = "attention-relevance"
+    needs: ClassVar[frozenset[str]] = frozenset({"attention"})
+    chunk: int = DEFAULT_CHUNK
+
+    def check(self) -> None:
+        check_count("chunk", self.chunk)
+
+    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+        maps_, all_scores, used = [], [], []
+        with scoring(model, x) as (score, layout):
+            for lo in range(0, x.shape[0], self.chunk):
+                with explicit_attention() as weights:
+                    # The input requires grad only so that autograd records the graph.
+                    scores = score(layout(x[lo : lo + self.chunk]).requires_grad_(True))
+                weights = self_attention(weights, len(scores))
+                chosen, t = target_scores(scores, targets, lo)
+                grads = torch.autograd.grad(chosen.sum(), weights)
+                flow = relevance(weights, list(grads))
+                maps_.append(_class_token_map(flow, x.shape[-2:]).to(x.dtype))
+                all_scores.append(scores.detach())
+                used.append(t)
+        return MethodResult(torch.cat(maps_), torch.cat(all_scores), torch.cat(used))
+
+
+def unmet_need(method: type[Method] | Method, model: nn.Module) -> str | None:
+    """Why ``method`` cannot run on ``model`` (a :class:`Classifier`), in one
+    line, or None when it can: the test that offers a model only the
+    methods that apply to it (the web page, a batch run's default)."""
+    needs = method.needs
+    if "rectifier rules" in needs or "feature layer" in needs:
+        found = compiled_part(model)
+        if found is not None:
+            return f"{method.name} needs an eager PyTorch module, but the model contains {found}"
+    if "feature layer" in needs and isinstance(model, Classifier):
+        try:
+            model.find_feature_layer()
+        except DeepInsideError as err:
+            return str(err)
+    if "attention" in needs and isinstance(model, Classifier):
+        blank = torch.zeros(1, model.preprocessing.channels, *model.preprocessing.input_size)
+        blank = blank.to(next(model.parameters(), blank).device)
+        try:
+            self_attention([torch.zeros(s) for s in self_attention_calls(model, blank)], 1)
+        except DeepInsideError as err:
+            return str(err)
+    return None
 
 
 def _check_cam(layer: str | nn.Module | None, chunk: int) -> None:
@@ -384,6 +561,8 @@ METHODS: dict[str, type[Method]] = {
         GradientXInput,
         GradCam,
         GuidedGradCam,
+        AttentionRollout,
+        AttentionRelevance,
     )
 }
 

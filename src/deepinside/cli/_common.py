@@ -10,7 +10,7 @@ from typing import NoReturn
 import torch
 
 from ..attribution import METHODS, Method
-from ..attribution.methods import method_from_name
+from ..attribution.methods import Option, flag_of, method_from_name, options_of, unmet_need
 from ..errors import DeepInsideError
 from ..io.photos import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from ..models import DEFAULT_MODEL, Classifier, load_model
@@ -184,9 +184,9 @@ def add_method_args(parser: argparse.ArgumentParser, many: bool = False) -> None
             "--methods",
             nargs="+",
             choices=names,
-            default=names,
+            default=None,
             metavar="METHOD",
-            help=f"methods to compare (default: all of {', '.join(names)})",
+            help=f"methods to compare, of {', '.join(names)} (default: every one that applies to the model)",
         )
     else:
         group.add_argument(
@@ -205,42 +205,52 @@ def add_method_args(parser: argparse.ArgumentParser, many: bool = False) -> None
     )
     # These default to None so that an option given to a method that does not
     # take it can be refused (the methods' own defaults apply otherwise).
-    group.add_argument("--samples", type=positive_int, help="smoothgrad: noisy copies (default 50)")
-    group.add_argument(
-        "--noise", type=float, help="smoothgrad: noise std as a fraction of the input range (default 0.15)"
-    )
-    group.add_argument(
-        "--variant", choices=["mean", "squared", "vargrad"], help="smoothgrad variant (default: mean)"
-    )
-    group.add_argument("--ig-steps", type=positive_int, help="integrated gradients: steps (default 50)")
-    group.add_argument(
-        "--baseline",
-        type=float,
-        help="integrated gradients: constant baseline in the model's input space "
-        "(default 0: the mean colour)",
-    )
-    group.add_argument(
-        "--layer", help="grad-cam: the layer to read, as your model names it (default: the feature layer)"
-    )
+    for dest, (flag, _field, takers, declared) in METHOD_OPTIONS.items():
+        default = _default_of(takers[0], _field)
+        shown = "" if default is None else f" (default {default})"
+        group.add_argument(
+            flag,
+            dest=dest,
+            type=positive_int if declared.kind is int and declared.low == 1 else declared.kind,
+            choices=declared.choices,
+            help=f"{' and '.join(takers)}: {declared.help}{shown}",
+        )
 
 
-#: Method options: the option, the method field it sets, the methods that take it.
-METHOD_OPTIONS = {
-    "samples": ("--samples", "samples", ("smoothgrad",)),
-    "noise": ("--noise", "noise", ("smoothgrad",)),
-    "variant": ("--variant", "variant", ("smoothgrad",)),
-    "ig_steps": ("--ig-steps", "steps", ("integrated-gradients",)),
-    "baseline": ("--baseline", "baseline", ("integrated-gradients",)),
-    "layer": ("--layer", "layer", ("grad-cam", "guided-grad-cam")),
-}
+def _method_options() -> dict[str, tuple[str, str, tuple[str, ...], Option]]:
+    """Every method option that has a flag: dest -> (flag, the method field it
+    sets, the methods that take it, its declaration), from the methods'
+    own declarations."""
+    found: dict[str, tuple[str, str, tuple[str, ...], Option]] = {}
+    for name, cls in METHODS.items():
+        for field, (_, declared) in options_of(cls).items():
+            flag = flag_of(field, declared)
+            if flag is None:
+                continue
+            dest = flag.removeprefix("--").replace("-", "_")
+            takers = found[dest][2] + (name,) if dest in found else (name,)
+            found[dest] = (flag, field, takers, declared)
+    return found
 
 
-def methods_from_args(args: argparse.Namespace) -> list[Method]:
+def _default_of(method: str, field: str) -> object:
+    return options_of(METHODS[method])[field][0]
+
+
+#: Method options: the option, the method field it sets, the methods that take it, its declaration.
+METHOD_OPTIONS = _method_options()
+
+
+def methods_from_args(args: argparse.Namespace, model: Classifier | None = None) -> list[Method]:
     """Method instances for the names given, each with the options given for
-    it; an option that none of the methods takes is an error naming those that do."""
-    names = list(dict.fromkeys(getattr(args, "methods", None) or [args.method]))
+    it; an option that none of the methods takes is an error naming those that do.
+    With ``--methods`` left out: every method, or with ``model`` every one that applies to it."""
+    if hasattr(args, "methods") and args.methods is None:
+        names = [n for n, m in METHODS.items() if model is None or unmet_need(m, model) is None]
+    else:
+        names = list(dict.fromkeys(getattr(args, "methods", None) or [args.method]))
     options: dict[str, dict[str, object]] = {n: {} for n in names}
-    for dest, (flag, field, takers) in METHOD_OPTIONS.items():
+    for dest, (flag, field, takers, _) in METHOD_OPTIONS.items():
         value = getattr(args, dest)
         if value is None:
             continue

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         require_ray()
     model = model_from_args(args)
     settings = batch.BatchSettings(
-        methods=tuple(methods_from_args(args)),
+        methods=tuple(methods_from_args(args, model)),
         targets=_targets(args.targets, model),
         reduce=args.reduce,
         localize=args.localize,

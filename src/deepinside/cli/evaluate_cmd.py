@@ -90,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if args.metric in ("pointing-game", "localization") and args.annotations is None:
         raise DeepInsideError(f"{args.metric} needs object boxes: give --annotations FILE")
     _check_metric_options(args)
-    methods = methods_from_args(args)  # a wrong option fails before the model loads
+    methods_from_args(args)  # a wrong option fails before the model loads
     model = model_from_args(args)
+    methods = methods_from_args(args, model)
     entries = None
     if args.annotations is not None:
         entries = load_annotations(args.annotations, len(model.classes))

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from .._core.gradients import capturing
 from ..models.classifier import Classifier
+from ..models.layers import as_feature_map
 
 
 def first_component(features: torch.Tensor) -> torch.Tensor:
@@ -37,7 +38,8 @@ FEATURE_PIXELS_PER_PASS = 2 * 224 * 224
 
 
 def feature_maps(model: Classifier, x: torch.Tensor, layer: str) -> torch.Tensor:
-    """The output ``(B, C, h, w)`` of ``layer`` (a submodule name of ``model``)
+    """The output ``(B, C, h, w)`` of ``layer`` (a submodule name of ``model``;
+    a transformer's tokens laid on their grid)
     on inputs ``x``, without gradients, through the model's fast view (batch
     norm folded, channels-last on the CPU; the same function up to float
     round-off), a few inputs a pass."""
@@ -48,7 +50,8 @@ def feature_maps(model: Classifier, x: torch.Tensor, layer: str) -> torch.Tensor
             for chunk in x.split(rows):
                 outputs.clear()
                 score(layout(chunk))
-                found.append(outputs[-1])  # a layer called twice a pass: its last output, as a hook sees
+                # A layer called twice a pass: its last output, as a hook sees.
+                found.append(as_feature_map(outputs[-1], chunk.shape[-2:]))
     return torch.cat(found).contiguous()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextvars
 import difflib
+import math
 import threading
 import weakref
 
@@ -100,11 +101,75 @@ def _last_feature_map(model: nn.Module, x: torch.Tensor, skip: frozenset[str]) -
         )
     position, name, grid = used[-1]
     if _tokens_follow(recorded[position + 1 :], grid):
-        raise DeepInsideError(
-            f"the model turns its feature map {name!r} into a token sequence (a transformer): "
-            "Grad-CAM on token grids is not supported yet; use gradient, smoothgrad or integrated-gradients"
-        )
+        return _last_token_map(model, x, recorded[position + 1 :], scores, from_input) or name
     return name
+
+
+def _last_token_map(
+    model: nn.Module,
+    x: torch.Tensor,
+    later: list[tuple[str, torch.Tensor]],
+    scores: torch.Tensor,
+    from_input: set[object],
+) -> str | None:
+    """A transformer's feature layer: the last normalisation layer whose
+    output is a token sequence ``(B, T, D)`` laid on a grid of the input,
+    called once a pass, whose patch tokens the scores depend on (after the
+    last block the head reads the class token alone, so the last block's own
+    output has no gradient at the patches: the last block's input norm has)."""
+    modules = dict(model.named_modules())
+    calls = collections.Counter(name for name, _ in later)
+    candidates = []
+    for i, (name, out) in enumerate(later):
+        norm = "norm" in type(modules[name]).__name__.lower()
+        if norm and out.dim() == 3 and out.shape[0] == x.shape[0] and calls[name] == 1:
+            grid = token_grid(out.shape[1], x.shape[-2:])
+            if grid is not None and out.grad_fn in from_input:
+                candidates.append((i, name, out, grid[0]))
+    tensors = [out for _, _, out, _ in candidates]
+    if not tensors:
+        return None
+    grads = torch.autograd.grad(scores.float().sum(), tensors, allow_unused=True, retain_graph=True)
+    reaching = [
+        name
+        for (_, name, _, prefix), g in zip(candidates, grads)
+        if g is not None and bool(g[:, prefix:].abs().sum() > 0)
+    ]
+    return reaching[-1] if reaching else None
+
+
+def token_grid(
+    tokens: int, size: tuple[int, int] | torch.Size, most_prefix: int = 16
+) -> tuple[int, int, int] | None:
+    """How a sequence of ``tokens`` lies on an input of ``size`` (H, W):
+    ``(prefix, h, w)``, the fewest leading tokens (class, distillation,
+    register tokens) that leave an h x w grid of the input's aspect ratio;
+    None if there is no such grid."""
+    height, width = int(size[0]), int(size[1])
+    for prefix in range(0, min(most_prefix, tokens - 1) + 1):
+        n = tokens - prefix
+        h = max(1, round(math.sqrt(n * height / width)))
+        w = n // h
+        if h * w == n and abs(h / w - height / width) <= 0.1 * height / width:
+            return prefix, h, w
+    return None
+
+
+def as_feature_map(output: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+    """A layer's output as a feature map ``(B, K, h, w)``: as it is, or a token
+    sequence ``(B, T, D)`` without its leading tokens laid on its grid over an
+    input of ``size`` (see :func:`token_grid`)."""
+    if output.dim() == 4:
+        return output
+    if output.dim() == 3:
+        grid = token_grid(output.shape[1], size)
+        if grid is not None:
+            prefix, h, w = grid
+            return output[:, prefix:].transpose(1, 2).reshape(output.shape[0], output.shape[2], h, w)
+    raise DeepInsideError(
+        f"a layer output of shape {tuple(output.shape)} is no feature map (B, K, h, w) nor a token "
+        f"sequence (B, tokens, dim) on a grid of the {int(size[0])}x{int(size[1])} input"
+    )
 
 
 def _tokens_follow(later: list[tuple[str, torch.Tensor]], grid: torch.Tensor) -> bool:
@@ -146,7 +211,7 @@ def _used_by(
     tensors = [out for _, _, out in candidates if out.requires_grad]
     if not tensors or not scores.requires_grad:
         return []
-    grads = torch.autograd.grad(scores.float().sum(), tensors, allow_unused=True)
+    grads = torch.autograd.grad(scores.float().sum(), tensors, allow_unused=True, retain_graph=True)
     reached = {id(t) for t, g in zip(tensors, grads) if g is not None}
     return [c for c in candidates if id(c[2]) in reached]
 

@@ -18,6 +18,7 @@ from typing import Any
 import gradio as gr
 
 from ..attribution import METHODS
+from ..attribution.methods import unmet_need
 from ..errors import DeepInsideError
 from ..io.samples import SAMPLE_PHOTOS, sample_photo
 from ..localization import PRESETS as LOCALIZATION_PRESETS
@@ -106,6 +107,12 @@ def build_app(server: Server) -> gr.Blocks:
     return app
 
 
+def methods_for(model: Any) -> list[str]:
+    """The methods that apply to the served model (the attention methods for a
+    transformer; Grad-CAM where a feature layer is found)."""
+    return [name for name, method in METHODS.items() if unmet_need(method, model) is None]
+
+
 def _class_box(server: Server, elem_id: str, label: str = "Class") -> gr.Dropdown:
     return gr.Dropdown(
         [TOP1, *server.class_choices],
@@ -153,8 +160,12 @@ def _explain_tab(server: Server) -> None:
                 num_top_classes=5, label="Top-5 predictions", elem_id="explain-predictions"
             )
             target = _class_box(server, "explain-class")
+            offered = methods_for(server.model)
             methods = gr.CheckboxGroup(
-                list(METHODS), value=DEFAULT_METHODS, label="Methods", elem_id="explain-methods"
+                offered,
+                value=[m for m in DEFAULT_METHODS if m in offered],
+                label="Methods",
+                elem_id="explain-methods",
             )
             options = _method_options()
             run = gr.Button("Explain", variant="primary", elem_id="explain-run")
@@ -326,9 +337,10 @@ def _compare_tab(server: Server) -> None:
                 label="…or samples",
                 elem_id="compare-sample",
             )
+            offered = methods_for(server.model)
             methods = gr.CheckboxGroup(
-                list(METHODS),
-                value=["gradient", "guided-backprop", "grad-cam"],
+                offered,
+                value=[m for m in ("gradient", "guided-backprop", "grad-cam") if m in offered],
                 label="Methods",
                 elem_id="compare-methods",
             )
