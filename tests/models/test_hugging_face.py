@@ -106,3 +106,75 @@ def test_localize_runs_on_a_saved_folder(saved, tmp_path, photos):
         )
         == 0
     )
+
+
+@pytest.fixture(scope="module")
+def saved_vit(tmp_path_factory):
+    """A ViT saved as users save one: default (SDPA) attention, 64 px, patch 8."""
+    torch.manual_seed(0)
+    config = transformers.ViTConfig(
+        num_labels=5,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        image_size=64,
+        patch_size=8,
+    )
+    folder = tmp_path_factory.mktemp("vit") / "vit"
+    transformers.ViTForImageClassification(config).save_pretrained(folder)
+    return folder
+
+
+def test_the_command_line_explains_localises_and_visualises_a_saved_vit(saved_vit, tmp_path, photos, capsys):
+    photos["chelsea"].save(tmp_path / "cat.jpg")
+    model = ["--model", str(saved_vit)]
+    for method in ("attention-rollout", "attention-relevance", "grad-cam"):
+        assert (
+            main(
+                [
+                    "saliency",
+                    str(tmp_path / "cat.jpg"),
+                    *model,
+                    "--method",
+                    method,
+                    "--out",
+                    str(tmp_path / "s"),
+                ]
+            )
+            == 0
+        )
+    record = json.loads((tmp_path / "s" / "cat.json").read_text())
+    assert record["methods"] == ["attention-rollout", "attention-relevance", "grad-cam"]
+    rollout = main(
+        [
+            "saliency",
+            str(tmp_path / "cat.jpg"),
+            *model,
+            "--method",
+            "attention-rollout",
+            "--head-fusion",
+            "max",
+        ]
+    )
+    assert rollout == 0
+    assert (
+        main(["localize", str(tmp_path / "cat.jpg"), *model, "--top-k", "1", "--out", str(tmp_path / "l")])
+        == 0
+    )
+    assert main(["classmodel", "0", *model, "--steps", "2", "--out", str(tmp_path / "c")]) in (0, 1)
+    assert (tmp_path / "c" / "0000-class-0.png").exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_the_attention_methods_are_offered_where_they_apply(saved_vit, model):
+    from deepinside.web.app import methods_for
+
+    vit = deepinside.load_model(saved_vit)
+    assert {"attention-rollout", "attention-relevance", "grad-cam"} <= set(methods_for(vit))
+    assert not {"attention-rollout", "attention-relevance"} & set(methods_for(model))
+
+
+def test_an_attention_option_for_another_method_is_refused(capsys):
+    assert main(["saliency", "x.jpg", "--method", "grad-cam", "--head-fusion", "max"]) == 2
+    assert "--head-fusion applies to attention-rollout only, not to grad-cam" in capsys.readouterr().err

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..attribution import attribute
 from ..attribution.methods import Method, Reduction
+from ..models.classifier import user_layer_name
 from ..models.graph import eval_mode, forward_pass
 from ._stats import spearman, ssim
 
@@ -112,7 +113,7 @@ def cascading_randomization(
         now = attribute(victim, images, targets, method, reduce, deterministic=deterministic, **options).map
         rhos.append(spearman(original.map, now))
         sims.append(ssim(original.map, now))
-        names.append(layers[mark - 1])
+        names.append(user_layer_name(model, layers[mark - 1]))
     return SanityResult(original.method, names, torch.stack(rhos), torch.stack(sims))
 
 

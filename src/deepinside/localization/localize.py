@@ -190,7 +190,7 @@ def config_for(model: Classifier, name: str | LocalizationConfig) -> Localizatio
     layer = feature_layer_path(model, config.layer, example)
     try:
         finer = finer_layer(model, layer, example)
-    except RuntimeError:  # typically a network that takes one input size only
+    except (RuntimeError, ValueError):  # typically a network that takes one input size only
         raise one_size_only(config, example, config.affinity_scale) from None
     if finer is not None:
         return dataclasses.replace(config, affinity_layer=finer)
@@ -284,7 +284,7 @@ def explain_maps(
         method = bounded_rows(config.method, options, x)
         try:
             maps = attribute(model, x, targets, method).map
-        except RuntimeError:  # typically a network that takes one input size only
+        except (RuntimeError, ValueError):  # typically a network that takes one input size only
             if scale == 1.0:
                 raise
             raise one_size_only(config, x, scale) from None

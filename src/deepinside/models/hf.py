@@ -5,6 +5,8 @@ input size and normalisation. Nothing is fetched: the folder is all there is."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import re
@@ -52,6 +54,7 @@ def load_pretrained(folder: str | os.PathLike[str]) -> Pretrained:
     except (OSError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DeepInsideError(f"{folder}: not a Hugging Face image classifier ({first})") from None
+    _any_input_size(net)
     channels = int(getattr(config, "num_channels", 3))
     processor = _processor_settings(path)
     mean, std = _normalisation(processor, channels)
@@ -63,6 +66,15 @@ def load_pretrained(folder: str | os.PathLike[str]) -> Pretrained:
         std,
         _class_names(config),
     )
+
+
+def _any_input_size(net: nn.Module) -> None:
+    """Let a ViT-style model take inputs of any size, as localisation's 2x view
+    and class models' transforms need: its position embeddings interpolated
+    (Hugging Face's ``interpolate_pos_encoding``; at the native size they are
+    used as they are). Done on the model loaded here, never on a user's own."""
+    if "interpolate_pos_encoding" in inspect.signature(net.forward).parameters:
+        net.forward = functools.partial(net.forward, interpolate_pos_encoding=True)  # type: ignore[method-assign]
 
 
 def _processor_settings(folder: Path) -> dict[str, object]:

@@ -183,7 +183,7 @@ def _enter_scoring(stack: ExitStack, model: nn.Module, example: torch.Tensor, ta
         score, _ = stack.enter_context(scoring(model, example))
         with torch.no_grad():
             scores = score(example.contiguous(memory_format=torch.channels_last))
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:
         raise _model_error(tuple(example.shape[-2:]), err, batch=1) from err
     checked_targets(torch.tensor(targets[:1] * scores.shape[0]), scores)  # (B, classes) scores
     classes = scores.shape[1]
@@ -399,7 +399,7 @@ def _views_and_scores(loop: _Loop, batch: _Batch, step: int) -> _Seen:
     t_views = batch.targets[rows].repeat_interleave(views)
     try:
         scores = loop.score(x)
-    except RuntimeError as err:  # typically: an input too small for the network, or memory
+    except (RuntimeError, ValueError) as err:  # typically: an input the network refuses, or memory
         raise _model_error(tuple(x.shape[-2:]), err, batch=len(x), image=loop.size) from err
     values = loop.objective(State(scores, pictures, t_views))
     if values.shape != (n * views,):
@@ -590,7 +590,7 @@ def _update_average(
 
 
 def _model_error(
-    size: tuple[int, ...], err: RuntimeError, batch: int, image: tuple[int, int] | None = None
+    size: tuple[int, ...], err: Exception, batch: int, image: tuple[int, int] | None = None
 ) -> DeepInsideError:
     """What to do when the network fails on the loop's inputs: out of memory,
     or (most often otherwise) an input too small for it."""
