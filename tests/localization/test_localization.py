@@ -271,3 +271,18 @@ def test_localize_a_users_model_finds_its_feature_layer(tmp_path, photos, capsys
     assert json.loads((tmp_path / "out" / "coffee.localize-default.json").read_text())["boxes"]
     assert main([*run, "--feature-layer", "0"]) == 0
     assert "feature layer" not in capsys.readouterr().err
+
+
+def test_graphcut_gives_the_same_mask_whatever_ran_before_it_in_the_thread(photos):
+    """GrabCut's k-means draws from OpenCV's per-thread random state: an
+    earlier call on the same thread once changed the next photo's box."""
+    import cv2
+
+    from deepinside.localization.segment import graphcut
+
+    photo = np.asarray(photos["chelsea"].resize((160, 120)))
+    saliency_map = np.zeros((120, 160), np.float32)
+    saliency_map[30:90, 40:120] = np.linspace(0, 1, 60 * 80, dtype=np.float32).reshape(60, 80)
+    first = graphcut(photo, saliency_map).mask
+    cv2.randu(np.zeros(1000, np.float32), 0, 1)  # draw from this thread's OpenCV random state
+    assert np.array_equal(graphcut(photo, saliency_map).mask, first)

@@ -60,6 +60,9 @@ def graphcut(
         seed_labels = np.concatenate(
             [np.full(int(fg.sum()), cv2.GC_FGD, np.uint8), np.full(int(bg.sum()), cv2.GC_BGD, np.uint8)]
         )[None]
+        # GrabCut's k-means starts from the calling thread's OpenCV random
+        # state: seeded, the same photo gives the same box on every call.
+        cv2.setRNGSeed(0)
         cv2.grabCut(seed_pixels, seed_labels, None, bgd, fgd, 0, cv2.GC_INIT_WITH_MASK)
         # 2. One graph cut over the photo with those models fixed.
         cv2.grabCut(bgr, seeds, None, bgd, fgd, 1, cv2.GC_EVAL_FREEZE_MODEL)
