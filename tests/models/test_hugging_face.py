@@ -178,3 +178,22 @@ def test_the_attention_methods_are_offered_where_they_apply(saved_vit, model):
 def test_an_attention_option_for_another_method_is_refused(capsys):
     assert main(["saliency", "x.jpg", "--method", "grad-cam", "--head-fusion", "max"]) == 2
     assert "--head-fusion applies to attention-rollout only, not to grad-cam" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("metric", ["faithfulness", "sanity-check"])
+def test_evaluate_compares_the_transformer_methods(saved_vit, tmp_path, photos, capsys, metric):
+    photos["coffee"].save(tmp_path / "coffee.jpg")
+    methods = ["attention-rollout", "attention-relevance", "grad-cam"]
+    run = [
+        "evaluate",
+        metric,
+        "--images",
+        str(tmp_path / "coffee.jpg"),
+        "--model",
+        str(saved_vit),
+        "--methods",
+        *methods,
+    ]
+    assert main([*run, "--steps", "4"] if metric == "faithfulness" else [*run, "--checkpoints", "2"]) == 0
+    out = capsys.readouterr().out
+    assert all(m in out for m in methods) and "net." not in out
