@@ -13,7 +13,7 @@ import torch
 @pytest.mark.parametrize(
     ("command", "says"),
     [
-        (["saliency", "x.jpg", "--method", "foo"], "argument --method: invalid choice: 'foo'"),
+        (["saliency", "x.jpg", "--method", "foo"], "argument --methods/--method: invalid choice: 'foo'"),
         (["saliency", "x.jpg", "--nope"], "unrecognized arguments: --nope"),
         (["localize", "x.jpg", "--config", "nope"], "argument --config: invalid choice: 'nope'"),
         (["evaluate", "nope"], "argument metric: invalid choice: 'nope'"),

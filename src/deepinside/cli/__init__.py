@@ -42,10 +42,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deepinside",
         description="See what an image classifier has learned and why it decides what it decides.",
     )
+    parser.add_argument("--version", action="version", version=f"deepinside {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in _COMMANDS:
         command.register(sub)
     return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("deepinside")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

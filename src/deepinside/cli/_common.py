@@ -176,26 +176,25 @@ def add_deterministic_arg(parser: argparse.ArgumentParser | argparse._ArgumentGr
     )
 
 
-def add_method_args(parser: argparse.ArgumentParser, many: bool = False) -> None:
+def add_method_args(parser: argparse.ArgumentParser, default: list[str] | None = None) -> None:
+    """The method options; ``--methods`` (or ``--method``, the same option:
+    several names, or repeated) defaults to ``default``, or with None to
+    every method that applies to the model."""
     group = parser.add_argument_group("attribution method")
     names = list(METHODS)
-    if many:
-        group.add_argument(
-            "--methods",
-            nargs="+",
-            choices=names,
-            default=None,
-            metavar="METHOD",
-            help=f"methods to compare, of {', '.join(names)} (default: every one that applies to the model)",
-        )
-    else:
-        group.add_argument(
-            "--method",
-            choices=names,
-            default="gradient",
-            metavar="METHOD",
-            help=f"one of {', '.join(names)} (default: gradient, the paper's)",
-        )
+    shown = ", ".join(default) if default else "every one that applies to the model"
+    group.add_argument(
+        "--methods",
+        "--method",
+        dest="methods",
+        nargs="+",
+        action="extend",
+        choices=names,
+        default=None,
+        metavar="METHOD",
+        help=f"one or more of {', '.join(names)} (default: {shown})",
+    )
+    parser.set_defaults(default_methods=default)
     add_deterministic_arg(group)
     group.add_argument(
         "--reduce",
@@ -244,11 +243,14 @@ METHOD_OPTIONS = _method_options()
 def methods_from_args(args: argparse.Namespace, model: Classifier | None = None) -> list[Method]:
     """Method instances for the names given, each with the options given for
     it; an option that none of the methods takes is an error naming those that do.
-    With ``--methods`` left out: every method, or with ``model`` every one that applies to it."""
-    if hasattr(args, "methods") and args.methods is None:
-        names = [n for n, m in METHODS.items() if model is None or unmet_need(m, model) is None]
+    With ``--methods`` left out: the command's default, else every method (with
+    ``model``, every one that applies to it)."""
+    if args.methods:
+        names = list(dict.fromkeys(args.methods))
+    elif args.default_methods:
+        names = list(args.default_methods)
     else:
-        names = list(dict.fromkeys(getattr(args, "methods", None) or [args.method]))
+        names = [n for n, m in METHODS.items() if model is None or unmet_need(m, model) is None]
     options: dict[str, dict[str, object]] = {n: {} for n in names}
     for dest, (flag, field, takers, _) in METHOD_OPTIONS.items():
         value = getattr(args, dest)

@@ -65,10 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument(
         "--gpus-per-actor", type=float, default=None, help="ray: GPUs per actor (default 1 if any)"
     )
-    add_method_args(p, many=True)
-    for action in p._actions:
-        if action.dest == "methods":  # maps of every method for a dataset would be many: one by default
-            action.default, action.help = ["gradient"], "methods to map (default: gradient, the paper's)"
+    add_method_args(p, default=["gradient"])  # maps of every method for a dataset would be many
     add_model_args(p)
     p.set_defaults(run=run)
 

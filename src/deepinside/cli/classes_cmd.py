@@ -12,9 +12,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "classes",
         help="search the ImageNet class names, or your model's",
-        description="Print the ImageNet classes whose index, WordNet id or a name contains QUERY "
-        "(one per line: index, WordNet id, names), or all of them without a query; the closest "
-        "spellings where nothing contains it. Any of these names a class in --target and classmodel. "
+        description="Print the ImageNet classes whose index, WordNet id or names hold QUERY's words "
+        "(one per line: index, WordNet id, names), whole-word matches first and rarer words first, "
+        "or all of them without a query; the closest spellings, said as such, where nothing holds "
+        "them. Any of these names a class in --target and classmodel. "
         "Your own model's names come from --classes FILE.",
     )
     p.add_argument("query", nargs="*", help="words, an index or a WordNet id (none: list all)")
@@ -34,11 +35,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     classes = _classes(args)
     query = " ".join(args.query)
-    hits = classes.search(query) if query else list(classes.classes)
+    hits = classes.matches(query) if query else [(c, "name") for c in classes.classes]
     if not hits:
         print(f"no class matches {query!r}")
         return 1
-    for c in hits:
+    if hits[0][1] == "close":
+        print(f"no class name holds {query!r}; the closest spellings:")
+    for c, _ in hits:
         wnid = f"{c.wnid}  " if c.wnid else ""
         print(f"{c.index:4d}  {wnid}{', '.join(c.names)}")
     return 0

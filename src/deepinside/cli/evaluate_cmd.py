@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
     p.add_argument("--json", type=Path, help="also write the table as JSON here")
-    add_method_args(p, many=True)
+    add_method_args(p)
     add_model_args(p)
     p.set_defaults(run=run)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..errors import DeepInsideError
 from ..explain import PhotoFailure, explain_photos
 from ..explain_files import RAW_FORMATS, save_saliency
 from ..io.names import UniqueStems
@@ -50,45 +51,54 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         help="class to explain: index, WordNet id or name (repeatable; default: the top predictions)",
     )
     p.add_argument(
-        "--top-k", type=int, default=1, help="explain the K best classes of each photo (default 1)"
+        "--top-k",
+        type=int,
+        default=None,
+        help="explain the K best classes of each photo (default 1; not with --target)",
     )
     p.add_argument(
         "--out", type=Path, default=Path("deepinside-out"), help="output folder (default %(default)s)"
     )
     p.add_argument("--raw", choices=RAW_FORMATS, default="npy", help=RAW_HELP)
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
-    add_method_args(p)
+    add_method_args(p, default=["gradient"])
     add_model_args(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    (method,) = methods_from_args(args)  # a wrong option fails before the model loads
+    if args.target and args.top_k is not None:
+        raise DeepInsideError("give --target (these classes) or --top-k (the K best), not both")
+    methods = methods_from_args(args)  # a wrong option fails before the model loads
     model = model_from_args(args)
     targets = model.classes.resolve_many(args.target) if args.target else None
     paths = list(expand_paths(args.images))
     if not paths:
         print("deepinside: error: no files found in the folders given", file=sys.stderr)
         return 2
-    results = explain_photos(
-        model,
-        paths,
-        targets=targets,
-        top_k=args.top_k,
-        batch_size=args.batch_size,
-        max_pixels=args.max_pixels,
-        method=method,
-        reduce=args.reduce,
-        deterministic=args.deterministic,
-    )
-    failures, stems = 0, UniqueStems()
-    with tqdm(total=len(paths), unit="image", desc="saliency", file=sys.stderr, disable=None) as bar:
-        for result in results:
-            bar.update()
-            if isinstance(result, PhotoFailure):
-                failures += 1
-                tqdm.write(f"deepinside: skipped {result.reason}", file=sys.stderr)
-                continue
-            save_saliency(result, args.out, stems.next(result.source), model.name, raw=args.raw)
-    report_written(len(paths) - failures, len(paths), "explained", args.out)
-    return 1 if failures else 0
+    failed: set[str] = set()
+    for method in methods:  # one pass a method; each photo's JSON gathers them all
+        results = explain_photos(
+            model,
+            paths,
+            targets=targets,
+            top_k=1 if args.top_k is None else args.top_k,
+            batch_size=args.batch_size,
+            max_pixels=args.max_pixels,
+            method=method,
+            reduce=args.reduce,
+            deterministic=args.deterministic,
+        )
+        stems = UniqueStems()
+        desc = "saliency" if len(methods) == 1 else method.name
+        with tqdm(total=len(paths), unit="image", desc=desc, file=sys.stderr, disable=None) as bar:
+            for result in results:
+                bar.update()
+                if isinstance(result, PhotoFailure):
+                    if result.source not in failed:
+                        tqdm.write(f"deepinside: skipped {result.reason}", file=sys.stderr)
+                    failed.add(result.source)
+                    continue
+                save_saliency(result, args.out, stems.next(result.source), model.name, raw=args.raw)
+    report_written(len(paths) - len(failed), len(paths), "explained", args.out)
+    return 1 if failed else 0

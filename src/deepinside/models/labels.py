@@ -8,6 +8,7 @@ A class can be named by its index (``281`` or ``"281"``), its WordNet id
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -157,19 +158,40 @@ class ClassIndex:
         return list(unique.values())[:n]
 
     def search(self, query: str) -> list[ClassInfo]:
-        """Classes whose index, WordNet id or a name contains ``query``;
-        if none does, the classes with the closest names."""
+        """The classes :meth:`matches` finds, best first."""
+        return [info for info, _ in self.matches(query)]
+
+    def matches(self, query: str) -> list[tuple[ClassInfo, str]]:
+        """Classes for ``query``, best first, each with how it matched:
+        ``"name"`` (a name is the query), ``"words"`` (its names hold query
+        words as whole words; rarer words weigh more, so ``retriever dog``
+        lists the retrievers before the many dogs), ``"part"`` (inside a word:
+        ``cat`` in ``oystercatcher``), or ``"close"`` (the closest spellings,
+        where nothing else matched). An index or WordNet id is that class."""
         q = query.strip().lower()
         if q.isdigit() and int(q) < len(self):
-            return [self.classes[int(q)]]
-        hits = [c for c in self.classes if q in c.wnid.lower() or any(q in n.lower() for n in c.names)]
-        if hits:
-            return hits
+            return [(self.classes[int(q)], "name")]
+        words = q.replace(",", " ").split()
+        if not words:
+            return []
+        texts = [" ".join(c.names).lower() + " " + c.wnid.lower() for c in self.classes]
+        tokens = [set(re.findall(r"[\w']+", t)) for t in texts]
+        rarity = {w: math.log(len(self) / (1 + sum(w in t for t in texts))) + 1 for w in words}
+        ranked = []
+        for info, text, found in zip(self.classes, texts, tokens):
+            exact = any(n.lower() == q for n in info.names) or info.wnid.lower() == q
+            whole = sum(rarity[w] for w in words if w in found)
+            part = sum(rarity[w] for w in words if w in text and w not in found)
+            if exact or whole or part:
+                kind = "name" if exact else "words" if whole else "part"
+                ranked.append(((not exact, -(2 * whole + part), info.index), info, kind))
+        if ranked:
+            return [(info, kind) for _, info, kind in sorted(ranked, key=lambda r: r[0])]
         indices: dict[int, None] = {}
         for key in self.suggest(q, n=8):
             for i in self._by_key[key]:
                 indices[i] = None
-        return [self.classes[i] for i in indices]
+        return [(self.classes[i], "close") for i in indices]
 
     def _describe(self, index: int) -> str:
         info = self.classes[index]
