@@ -43,9 +43,11 @@ def test_command_line_early_stop_is_the_presets_unless_told(tmp_path):
     ):
         out = tmp_path / f"out{len(flag)}{flag[-1] if flag else ''}"
         argv = ["classmodel", "goldfish", "--steps", "1", "--size", "64", "--retries", "0", "--out", str(out)]
-        assert _cli([*argv, *flag]) == 1, "one step never converges"
+        # One step never converges; with an early stop it is a fast preview, not judged.
+        assert _cli([*argv, *flag]) == (0 if expected else 1)
         summary = json.loads((out / "summary.json").read_text())
-        assert summary["not_converged"] == ["goldfish"]
+        assert summary["not_converged"] == ([] if expected else ["goldfish"])
+        assert summary["fast_preview"] is (expected is not None)
         assert summary["early_stop"] == (dataclasses.asdict(expected) if expected else None)
         assert summary["classes"][0]["steps_run"] == 1
 
@@ -82,3 +84,20 @@ def test_comparison_figure_and_contact_sheet_sizes():
     assert sheet.size == (2 * 46 + 6, 2 * (40 + 30 + 6) + 6)
     titled = contact_sheet(a.images, ["one", "two", "three"], columns=2, cell=40, title="a long title " * 4)
     assert titled.width == sheet.width and titled.height > sheet.height + 40  # wrapped, not cut off
+
+
+def test_steps_below_the_early_stops_first_check_are_a_fast_preview_not_converged(tmp_path, capsys):
+    """A high P_c after a few steps is the paper's fooling image: too early to judge."""
+    out = tmp_path / "out"
+    code = _cli(
+        ["classmodel", "goldfish", "--steps", "2", "--size", "64", "--out", str(out), "--early-stop", "1e-6"]
+    )
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["fast_preview"] is True and summary["not_converged"] == []
+    record = summary["classes"][0]
+    assert record["converged"] is False and record["fast_preview"] is True and record["attempts"] == 1
+    assert (
+        "2 steps is a fast preview: the default preset first judges a picture at step 96"
+        in capsys.readouterr().err
+    )

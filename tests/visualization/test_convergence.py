@@ -28,7 +28,7 @@ def job(tmp_path, probability: float, retries: int, targets=(0, 1, 2)) -> ClassM
         targets,
         tmp_path / "out",
         steps=1,
-        early_stop=EarlyStop(probability=probability),
+        early_stop=EarlyStop(probability=probability, first=1),  # judged from the first step
         retries=retries,
         batch_size=8,
     )
@@ -85,7 +85,14 @@ def test_retries_must_be_a_whole_number(tmp_path):
             job(tmp_path, probability=0.5, retries=bad)  # type: ignore[arg-type]
 
 
-def test_the_command_exits_non_zero_and_names_the_classes(tmp_path, capsys):
+@pytest.fixture
+def judged_at_once(monkeypatch):
+    """One step judged as a full run would be (not a fast preview): the retry
+    logic is what is tested, and the real model's 96 steps would be slow."""
+    monkeypatch.setattr(ClassModelJob, "fast_preview", property(lambda self: False))
+
+
+def test_the_command_exits_non_zero_and_names_the_classes(tmp_path, capsys, judged_at_once):
     out = tmp_path / "out"
     argv = ["classmodel", "goldfish", "tabby", "--steps", "1", "--size", "64", "--retries", "1"]
     assert _cli([*argv, "--out", str(out)]) == 1
@@ -96,7 +103,7 @@ def test_the_command_exits_non_zero_and_names_the_classes(tmp_path, capsys):
     assert [(r["converged"], r["attempts"]) for r in records] == [(False, 2), (False, 2)]
 
 
-def test_the_convincing_preset_keeps_the_retries_with_its_stricter_rule(tmp_path, capsys):
+def test_the_convincing_preset_keeps_the_retries_with_its_stricter_rule(tmp_path, capsys, judged_at_once):
     out = tmp_path / "out"
     argv = ["classmodel", "goldfish", "--preset", "convincing", "--steps", "1", "--size", "64"]
     assert _cli([*argv, "--retries", "1", "--out", str(out)]) == 1

@@ -152,6 +152,14 @@ def run(args: argparse.Namespace) -> int:
         f"pictures, logs and contact_sheet.png in {args.out}",
         file=sys.stderr,
     )
+    if job.fast_preview:
+        assert job.early_stop is not None
+        print(
+            f"deepinside: {job.steps} steps is a fast preview: the {job.preset} preset first judges a "
+            f"picture at step {job.early_stop.first}, so none is called converged (summary.json: "
+            "fast_preview)",
+            file=sys.stderr,
+        )
     if failed:
         print(
             f"deepinside: {len(failed)} of {len(records)} classes did not converge (picture not the model's "

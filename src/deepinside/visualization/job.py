@@ -142,6 +142,13 @@ class ClassModelJob:
         )
 
     @property
+    def fast_preview(self) -> bool:
+        """Fewer steps than the preset's early stop needs before it first
+        judges a picture: the pictures are previews, never judged converged
+        (a high P_c that early is the paper's fooling image, not a class model)."""
+        return self.early_stop is not None and self.steps < self.early_stop.first
+
+    @property
     def required_probability(self) -> float:
         """P_c a class's final picture needs to count as converged."""
         return self.early_stop.probability if self.early_stop else 0.5
@@ -199,7 +206,7 @@ class ClassModelJob:
         first = self._visualize(model, batch, self.seed, progress)
         kept = {t: _Attempt(first, k, self.seed) for k, t in enumerate(batch)}
         tries = dict.fromkeys(batch, 1)
-        for retry in range(1, self.retries + 1):
+        for retry in range(1, 0 if self.fast_preview else self.retries + 1):
             left = [t for t in batch if not kept[t].converged(self.required_probability)]
             if not left:
                 break
@@ -215,7 +222,8 @@ class ClassModelJob:
                 self.out,
                 stems[t],
                 {
-                    "converged": kept[t].converged(self.required_probability),
+                    "converged": not self.fast_preview and kept[t].converged(self.required_probability),
+                    **({"fast_preview": True} if self.fast_preview else {}),
                     "seed": kept[t].seed,
                     "attempts": tries[t],
                 },
@@ -251,14 +259,24 @@ class ClassModelJob:
             raise DeepInsideError(
                 f"{len(missing)} classes are not done yet (first: {missing[0]}): run the job again"
             )
-        summary = {**self.settings(), **extra, "not_converged": not_converged(records)}  # type: ignore[arg-type]
+        summary = {
+            **self.settings(),
+            **extra,
+            "fast_preview": self.fast_preview,
+            "not_converged": not_converged(records),  # type: ignore[arg-type]
+        }
         save_overview(self.out, records, summary, columns)  # type: ignore[arg-type]
         return records  # type: ignore[return-value]
 
 
 def not_converged(records: Sequence[Record]) -> list[str]:
-    """Labels of the classes whose picture did not converge (or failed)."""
-    return [str(r["label"]) for r in records if r.get("converged") is False or r.get("stopped")]
+    """Labels of the classes whose picture did not converge (or failed); a
+    fast preview's pictures are not judged."""
+    return [
+        str(r["label"])
+        for r in records
+        if (r.get("converged") is False and not r.get("fast_preview")) or r.get("stopped")
+    ]
 
 
 @dataclass(frozen=True)

@@ -88,10 +88,13 @@ def file_stems(targets: Sequence[int], labels: Sequence[str]) -> list[str]:
 
 def caption(record: dict[str, object]) -> str:
     """``label  S 12.3  P 97%`` for a class's record (``stopped`` where it
-    failed, ``not converged`` where it did not reach the required probability)."""
+    failed, ``fast preview`` where too few steps were run to judge it, ``not
+    converged`` where it did not reach the required probability)."""
     mark = (
         " (stopped)"
         if record.get("stopped")
+        else " (fast preview)"
+        if record.get("fast_preview")
         else " (not converged)"
         if record.get("converged") is False
         else ""

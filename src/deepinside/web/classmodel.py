@@ -149,8 +149,14 @@ def _finished(server: Server, job: ClassJob, result: ClassModels, labels: Sequen
         f"{label} P_c {float(p):.0%}" for label, p in zip(labels, result.final_probabilities)
     )
     steps_run = int(result.log.steps_run.max())
+    rule = presets.get(job.preset).stop_rule()
+    preview = (
+        f" (a fast preview: the {job.preset} preset first judges a picture at step {rule.first})"
+        if rule is not None and job.steps < rule.first
+        else ""
+    )
     return JobView(
-        f"done in {result.seconds:.1f} s, {steps_run} steps: {probabilities}",
+        f"done in {result.seconds:.1f} s, {steps_run} steps: {probabilities}{preview}",
         _captioned(result.images.cpu(), labels, 0),
         [str(p) for p in written],
         finished=True,
