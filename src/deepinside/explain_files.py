@@ -62,8 +62,11 @@ def _save_map(
         "saliency": write_png(out_dir / name("saliency", "png"), pictures.grey_map(on_photo)),
         "overlay": write_png(out_dir / name("overlay", "png"), pictures.overlay(result.photo, on_photo)),
     }
-    if raw != "none":
-        files["raw"] = _write_raw(out_dir / name("raw", "npy" if raw == "npy" else "npz"), on_photo, raw)
+    kept = {"npy": "npy", "npz": "npz", "npz16": "npz", "none": None}[raw]
+    for ext in {"npy", "npz"} - {kept}:  # an earlier run's values in the other format would be stale
+        (out_dir / name("raw", ext)).unlink(missing_ok=True)
+    if kept is not None:
+        files["raw"] = _write_raw(out_dir / name("raw", kept), on_photo, raw)
     return {
         **p.as_dict(),
         "method": result.method,

@@ -18,6 +18,9 @@ from deepinside.evaluation import cascading_randomization, deletion_insertion
 
 from .conftest import cnn_or_vit
 
+#: Slow (a real browser, a Ray instance, many threads, the whole matrix): `make test-fast` skips it.
+pytestmark = pytest.mark.slow
+
 # Few samples and steps: the point is concurrency, not the methods' quality.
 OPTIONS = {name: cheap_options(method) for name, method in METHODS.items()}
 

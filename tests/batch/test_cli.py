@@ -21,7 +21,10 @@ def test_a_run_with_a_damaged_photo_exits_1_and_says_why(tmp_path, photo_folder,
 
     assert main(["batch", str(photo_folder), "--out", str(out), "--targets", "top5", "--index", "jsonl"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "targets 'top1' there, 'top5' now" in err
+    assert err.count("\n") == 1 and "--targets top1 there, top5 now" in err
+    other = ["--methods", "gradient", "smoothgrad", "--samples", "4"]
+    assert main(["batch", str(photo_folder), "--out", str(out), *other, "--index", "jsonl"]) == 2
+    assert "--methods gradient there, gradient smoothgrad --samples 4 now" in capsys.readouterr().err
 
 
 def test_wrong_input_exits_2_with_one_line(tmp_path, capsys):

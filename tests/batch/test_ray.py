@@ -9,6 +9,9 @@ from deepinside import batch
 
 from .conftest import without_timings
 
+#: Slow (a real browser, a Ray instance, many threads, the whole matrix): `make test-fast` skips it.
+pytestmark = pytest.mark.slow
+
 ray = pytest.importorskip("ray")
 
 

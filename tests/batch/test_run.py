@@ -87,7 +87,7 @@ def test_rerun_skips_everything_and_rewrites_nothing(first_run, photo_folder, mo
 
 
 def test_other_settings_are_refused_naming_the_difference(first_run, photo_folder, model):
-    with pytest.raises(DeepInsideError, match=r"targets 'top2' there, 'top1' now.*--overwrite"):
+    with pytest.raises(DeepInsideError, match=r"--targets top2 there, top1 now.*--overwrite"):
         batch.run(photo_folder, first_run, model, batch.BatchSettings(localize="paper", float16=True))
 
 

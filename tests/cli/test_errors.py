@@ -86,7 +86,7 @@ def test_an_option_of_another_metric_is_refused(cli, tmp_path, cat_jpg, metric, 
 def test_a_missing_photo_writes_nothing_and_says_so(cli, tmp_path, command, verb):
     code, _, err = cli(command, tmp_path / "nope.jpg", "--out", tmp_path / "o1")
     assert code == 1 and "nope.jpg: no such file" in err
-    assert f"0 of 1 images {verb}; nothing written" in err and "results in" not in err
+    assert f"0 of 0 images {verb}; 1 path not found; nothing written" in err and "results in" not in err
     assert not (tmp_path / "o1").exists()
 
 

@@ -64,3 +64,39 @@ def test_class_search_says_when_it_falls_back_to_close_spellings(cli):
     code, out, _ = cli("classes", "tabbby")
     assert code == 0 and out.splitlines()[0] == "no class name holds 'tabbby'; the closest spellings:"
     assert "281" in out
+
+
+def test_a_raw_format_change_leaves_no_stale_values(cli, tmp_path, photos):
+    photos["chelsea"].save(tmp_path / "cat.jpg")
+    out = tmp_path / "out"
+    assert cli("saliency", tmp_path / "cat.jpg", "--raw", "npz16", "--out", out)[0] == 0
+    assert len(list(out.glob("*.raw.npz"))) == 1
+    assert cli("saliency", tmp_path / "cat.jpg", "--raw", "npy", "--out", out)[0] == 0
+    assert not list(out.glob("*.raw.npz")) and len(list(out.glob("*.raw.npy"))) == 1
+
+
+def test_a_missing_path_is_not_counted_as_an_image(cli, tmp_path, photos):
+    photos["chelsea"].save(tmp_path / "cat.jpg")
+    code, _, err = cli(
+        "saliency", tmp_path / "cat.jpg", tmp_path / "no-such-folder", "--out", tmp_path / "out"
+    )
+    assert code == 1 and "1 of 1 images explained; 1 path not found; results in" in err
+
+
+def test_classmodel_overwrite_replaces_a_run_with_other_settings(cli, tmp_path):
+    out = tmp_path / "out"
+    base = ["classmodel", "goldfish", "--size", "64", "--out", out, "--early-stop", "off", "--retries", "0"]
+    assert cli(*base, "--steps", "1")[0] in (0, 1)
+    (out / "notes.txt").write_text("mine")
+    code, _, err = cli(*base, "--steps", "2")
+    assert code == 2 and "or --overwrite to delete its results" in err
+    assert cli(*base, "--steps", "2", "--overwrite")[0] in (0, 1)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 2 and (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_manifest_with_an_absolute_missing_path_gets_no_relative_hint(cli, tmp_path):
+    manifest = tmp_path / "val.csv"
+    manifest.write_text(f"path\n{tmp_path / 'gone.jpg'}\n")
+    code, _, err = cli("batch", manifest, "--out", tmp_path / "out", "--index", "jsonl")
+    assert code == 2 and "no such file" in err and "relative to the manifest" not in err

@@ -268,7 +268,8 @@ def test_localize_a_users_model_finds_its_feature_layer(tmp_path, photos, capsys
     assert main(run) == 0  # the feature layer is found, and said once
     err = capsys.readouterr().err
     assert err.count("feature layer 1 (the last spatial feature map") == 1
-    assert json.loads((tmp_path / "out" / "coffee.localize-default.json").read_text())["boxes"]
+    record = json.loads((tmp_path / "out" / "coffee.localize-default.json").read_text())
+    assert record["boxes"] and record["feature_layer"] == "1"
     assert main([*run, "--feature-layer", "0"]) == 0
     assert "feature layer" not in capsys.readouterr().err
 

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+#: Slow (a real browser, a Ray instance, many threads, the whole matrix): `make test-fast` skips it.
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "model_matrix.py"
 
 

@@ -10,12 +10,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 import deepinside
 from deepinside.io.photos import load_photo
 
 from .conftest import MAX_PIXELS, RunningServer
+
+#: Slow (a real browser, a Ray instance, many threads, the whole matrix): `make test-fast` skips it.
+pytestmark = pytest.mark.slow
 
 TABBY = "n02123045"  # WordNet id of class 281, tabby cat
 TIMEOUT_MS = 90_000

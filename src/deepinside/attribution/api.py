@@ -28,7 +28,8 @@ class Attribution:
     channels ``(B, [K,] H, W)``; ``scores``: class scores ``(B, classes)`` (the
     model's output tensor); ``targets``: the classes explained ``(B, [K])``,
     -1 where a score target was; ``completeness_error``: ``(B, [K])`` for
-    integrated gradients.
+    integrated gradients; ``class_specific``: False where the map is the same
+    for every class (attention rollout reads no score).
     """
 
     method: str
@@ -37,6 +38,7 @@ class Attribution:
     scores: torch.Tensor
     targets: torch.Tensor
     completeness_error: torch.Tensor | None = None
+    class_specific: bool = True
 
 
 def attribute(
@@ -103,6 +105,7 @@ def _attribute(
             result.scores,
             result.targets,
             result.completeness_error,
+            chosen.class_specific,
         )
     k = targets.shape[1]
     result = chosen.compute_classes(model, images, targets)
@@ -115,6 +118,7 @@ def _attribute(
         result.scores.reshape(batch, k, -1)[:, 0],
         result.targets.reshape(batch, k),
         error,
+        chosen.class_specific,
     )
 
 

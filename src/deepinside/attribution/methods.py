@@ -97,6 +97,8 @@ class Method:
     #: (a spatial map or token grid), "attention" (a ViT's self-attention),
     #: "rectifier rules" (eager Python code its backward rules can reach).
     needs: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the map depends on the class explained (attention rollout's does not).
+    class_specific: ClassVar[bool] = True
 
     def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         """Explain each image of ``x`` for its target: a class index ``(N,)``,
@@ -460,6 +462,7 @@ class AttentionRollout(Method):
 
     name: ClassVar[str] = "attention-rollout"
     needs: ClassVar[frozenset[str]] = frozenset({"attention"})
+    class_specific: ClassVar[bool] = False
     head_fusion: HeadFusion = option(
         "mean", "how heads are fused: mean, max or min", choices=("mean", "max", "min")
     )

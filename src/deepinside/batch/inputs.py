@@ -75,9 +75,9 @@ def _manifest(manifest: Path) -> list[PhotoEntry]:
         entries.setdefault(written, PhotoEntry(path, written, true_class, row_number))
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise DeepInsideError(
-            f"{manifest}: {missing[0]}: no such file{more}; paths are relative to the manifest's folder"
-        )
+        relative = any(not Path(m.split(": ", 1)[1]).is_absolute() for m in missing)
+        hint = "; paths are relative to the manifest's folder" if relative else ""
+        raise DeepInsideError(f"{manifest}: {missing[0]}: no such file{more}{hint}")
     return list(entries.values())
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from ..attribution import Method
-from ..attribution.methods import Reduction, method_from_name
+from ..attribution.methods import Reduction, flag_of, method_from_name, options_of
 from ..errors import DeepInsideError
 from ..io.files import TEMPORARY_SUFFIX, write_json
 from ..localization import config_named
@@ -152,11 +152,63 @@ def _read_settings(path: Path) -> object:
         return "unreadable"
 
 
+#: How the command line names each setting of ``run.json``.
+_FLAGS = {
+    "model": "--model",
+    "model_digest": "the model's weights",
+    "input_size": "--input-size",
+    "resize": "--resize",
+    "methods": "--methods",
+    "targets": "--targets",
+    "reduce": "--reduce",
+    "localize": "--localize",
+    "float16": "--float16",
+    "compress": "--compress",
+    "pictures": "--pictures",
+    "index_format": "--index",
+}
+
+
 def difference(there: object, here: dict[str, object]) -> str:
+    """What differs between two runs' settings, in the command line's words:
+    ``--methods gradient there, gradient grad-cam now``."""
     if not isinstance(there, dict):
         return f"its {SETTINGS_FILE} is unreadable"
-    changed = [f"{k} {there.get(k)!r} there, {v!r} now" for k, v in here.items() if there.get(k) != v]
+    changed = [
+        f"{_FLAGS.get(k, k)} {_in_words(k, there.get(k))} there, {_in_words(k, v)} now"
+        for k, v in here.items()
+        if there.get(k) != v
+    ]
     return "; ".join(changed) or "unknown fields"
+
+
+def _in_words(key: str, value: object) -> str:
+    if key == "methods" and isinstance(value, list):
+        return " ".join(_method_in_words(m) for m in value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return " ".join(map(str, value))
+    return str(value)
+
+
+def _method_in_words(recorded: object) -> str:
+    """A recorded method as its name and the flags of options off their defaults."""
+    if not isinstance(recorded, dict) or "name" not in recorded:
+        return str(recorded)
+    name = str(recorded["name"])
+    try:
+        declared = options_of(method_from_name(name))
+    except DeepInsideError:
+        return name
+    flags = [
+        f"{flag} {recorded[field]}"
+        for field, (default, option) in declared.items()
+        if (flag := flag_of(field, option)) and field in recorded and recorded[field] != default
+    ]
+    return " ".join([name, *flags])
 
 
 def remove_partial_files(out: Path) -> int:

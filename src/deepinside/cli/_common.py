@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 import torch
@@ -263,8 +265,11 @@ def methods_from_args(args: argparse.Namespace, model: Classifier | None = None)
     return [method_from_name(n, **options[n]) for n in names]
 
 
-def report_written(done: int, total: int, verb: str, out: object) -> None:
-    """The closing line of a command that writes per photo: where the results
-    are, or that nothing was written."""
+def report_written(done: int, paths: Sequence[Path], verb: str, out: object) -> None:
+    """The closing line of a command that writes per photo: how many of the
+    photos found were done, the paths given that do not exist, and where
+    the results are, or that nothing was written."""
+    missing = sum(not p.exists() for p in paths)
     where = f"results in {out}" if done else "nothing written"
-    print(f"{done} of {total} images {verb}; {where}", file=sys.stderr)
+    gone = f"; {missing} path{'s' if missing > 1 else ''} not found" if missing else ""
+    print(f"{done} of {len(paths) - missing} images {verb}{gone}; {where}", file=sys.stderr)

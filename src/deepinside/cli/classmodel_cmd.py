@@ -85,6 +85,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--out", type=Path, default=Path("deepinside-classmodel"), help="output folder (default %(default)s)"
     )
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the pictures, logs and summary of a run with other settings in --out first",
+    )
+    p.add_argument(
         "--engine",
         choices=["local", "ray"],
         default="local",
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size or _default_batch_size(model, args),
         retries=args.retries,
     )
-    batches = job.start()
+    batches = job.start(overwrite=args.overwrite)
     report = _Report(len(job.targets), len(job.targets) - sum(map(len, batches)), bar=len(batches) > 1)
     with report:
         if args.engine == "ray":

@@ -99,9 +99,10 @@ def run(args: argparse.Namespace) -> int:
                     model, [p for _, p in part], args.top_k, config, args.batch_size, args.deterministic
                 ),
             ):
-                _save(args.out, stems.next(source), tag, source, photo, found, model.name, config.name)
+                layer = (config.layer or model.feature_layer) if config.uses_feature_layer else None
+                _save(args.out, stems.next(source), tag, source, photo, found, model.name, config.name, layer)
                 bar.update()
-    report_written(len(paths) - failures, len(paths), "localised", args.out)
+    report_written(len(paths) - failures, paths, "localised", args.out)
     return 1 if failures else 0
 
 
@@ -114,6 +115,7 @@ def _save(
     found: PhotoBoxes,
     model: str,
     config: str,
+    layer: str | None,
 ) -> None:
     labelled = [(b.box, f"{b.prediction.label} {b.prediction.probability:.0%}") for b in found.boxes]
     overlay, mask = photo_file(stem, tag, "boxes", "png"), photo_file(stem, tag, "mask", "png")
@@ -127,6 +129,7 @@ def _save(
             "height": found.height,
             "model": model,
             "config": config,
+            **({"feature_layer": layer} if layer else {}),
             "predictions": [p.as_dict() for p in found.predictions],
             "boxes": [b.as_dict() for b in found.boxes],
             "files": {"overlay": overlay, "mask": mask},

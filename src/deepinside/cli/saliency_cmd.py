@@ -100,5 +100,5 @@ def run(args: argparse.Namespace) -> int:
                     failed.add(result.source)
                     continue
                 save_saliency(result, args.out, stems.next(result.source), model.name, raw=args.raw)
-    report_written(len(paths) - len(failed), len(paths), "explained", args.out)
+    report_written(len(paths) - len(failed), paths, "explained", args.out)
     return 1 if failed else 0

@@ -93,6 +93,16 @@ class LocalizationConfig:
     affinity_depth: Literal["features", "finer"] = "features"
 
     @property
+    def uses_feature_layer(self) -> bool:
+        """Whether the config reads the model's feature layer (its CAM method,
+        objectness, or a walk over the feature layer's affinities)."""
+        return (
+            self.method in ("grad-cam", "guided-grad-cam")
+            or self.objectness > 0
+            or (self.affinity_steps > 0 and self.affinity_layer is None)
+        )
+
+    @property
     def layer(self) -> str | None:
         """The feature layer the method options name, if any (else the model's)."""
         layer = dict(self.method_options).get("layer")
@@ -357,8 +367,7 @@ def bounded_rows(method: str, options: dict[str, object], x: torch.Tensor) -> Me
 def feature_layer_needed(model: Classifier, config: LocalizationConfig) -> None:
     """Find the feature layer a CAM config needs before any work (printing
     nothing), or refuse in one line naming both ways out."""
-    uses_layer = config.objectness > 0 or (config.affinity_steps > 0 and config.affinity_layer is None)
-    if config.method not in ("grad-cam", "guided-grad-cam") and not uses_layer:
+    if not config.uses_feature_layer:
         return
     try:
         if config.layer is None:

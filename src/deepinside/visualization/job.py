@@ -32,6 +32,7 @@ import concurrent.futures as cf
 import dataclasses
 import json
 import multiprocessing
+import re
 import signal
 import threading
 import warnings
@@ -174,22 +175,26 @@ class ClassModelJob:
         """File stem of each target."""
         return dict(zip(self.targets, file_stems(self.targets, self.labels)))
 
-    def start(self) -> list[list[int]]:
+    def start(self, overwrite: bool = False) -> list[list[int]]:
         """Claim ``out`` for these settings (refusing a folder that holds
-        another run's) and return the batches of classes not yet done."""
+        another run's, or with ``overwrite`` deleting that run's files first)
+        and return the batches of classes not yet done."""
         settings_file = self.out / _SETTINGS_FILE
         if settings_file.is_file():
             try:
                 there = json.loads(settings_file.read_text(encoding="utf-8"))
             except ValueError:
                 there = None
-            if there != self.settings():
+            if there != self.settings() and overwrite:
+                _remove_run(self.out)
+                write_json(settings_file, self.settings())
+            elif there != self.settings():
                 base = self.out if self.out.name else self.out.resolve()  # "." has no name to vary
                 other = base.with_name(f"{base.name}-{self.preset}-{self.steps}-seed{self.seed}")
                 raise DeepInsideError(
                     f"{self.out} holds class models made with other settings "
                     f"({_difference(there, self.settings())}): "
-                    f"use another folder (e.g. --out {other}), or delete that one to start again"
+                    f"use another folder (e.g. --out {other}), or --overwrite to delete its results"
                 )
         else:
             write_json(settings_file, self.settings())
@@ -302,6 +307,20 @@ def _better(kept: _Attempt, new: _Attempt, required: float) -> _Attempt:
     if new.converged(required) or kept.k in kept.result.failures:
         return new
     return new if new.probability > kept.probability else kept
+
+
+#: The files a class-model run writes in its folder (and ``--overwrite`` removes).
+_RUN_FILE = re.compile(r"^\d{4}-.+\.(png|log\.json|log\.csv)$")
+
+
+def _remove_run(out: Path) -> None:
+    """Delete a run's files from ``out``: its classes' pictures and logs, the
+    contact sheet, the summary and its settings; nothing else there."""
+    for path in out.iterdir():
+        if path.is_file() and (
+            _RUN_FILE.match(path.name) or path.name in ("contact_sheet.png", "summary.json", _SETTINGS_FILE)
+        ):
+            path.unlink()
 
 
 def _difference(there: object, here: dict[str, object]) -> str:
