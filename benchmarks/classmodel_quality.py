@@ -52,7 +52,7 @@ from _timing import median_seconds
 from tqdm import tqdm
 
 import deepinside
-from deepinside._allocator import keep_freed_memory
+from deepinside._core.allocator import keep_freed_memory
 from deepinside._core.gradients import scoring
 from deepinside.models.graph import eval_mode
 from deepinside.visualization import param as vparam

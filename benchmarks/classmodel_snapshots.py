@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from _results import write_results
 
 import deepinside
-from deepinside._allocator import keep_freed_memory
+from deepinside._core.allocator import keep_freed_memory
 from deepinside.visualization import param, presets, visualize_class
 from deepinside.visualization.optim import Adam
 

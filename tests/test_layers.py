@@ -18,7 +18,7 @@ LAYERS = [
     {"errors"},
     {"io", "pictures"},
     {"models"},
-    {"_core", "_allocator"},
+    {"_core"},
     {"attribution"},
     {"localization", "visualization"},
     {"evaluation"},
@@ -35,7 +35,7 @@ NO_PICTURES = {"io", "models", "_core", "attribution", "localization", "evaluati
 PICTURES_ALLOWED = {"visualization/output.py"}
 
 #: Private on purpose but shared across packages (docs/architecture.md).
-SHARED_PRIVATE = {"_core", "_allocator"}
+SHARED_PRIVATE = {"_core"}
 
 
 def _runtime_imports(tree: ast.Module) -> list[ast.ImportFrom]:

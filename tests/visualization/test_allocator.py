@@ -11,7 +11,7 @@ import pytest
 
 _LOOP = """
 import resource, torch
-from deepinside._allocator import keep_freed_memory
+from deepinside._core.allocator import keep_freed_memory
 assert keep_freed_memory()
 def step():  # three 20 MiB tensors alive together, then all freed, as in a render step
     alive = [torch.ones(5 << 20) for _ in range(3)]

@@ -25,7 +25,7 @@ from ..models.preprocessing import Placement, Preprocessing
 from .index import Row
 from .inputs import PhotoEntry
 from .settings import BatchSettings
-from .stages import explain_batch, failure_row
+from .stages import explain_batch, failure_row, finish_safely
 
 INSTALL_HINT = "--engine ray needs Ray: pip install 'deepinside[ray]' (or pip install 'ray[data]')"
 
@@ -127,7 +127,6 @@ class _ExplainActor:
         self.model, self.out, self.settings = model, Path(out), settings
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .run import finish_safely
 
         pairs = [_unpack(batch, i) for i in range(len(batch["key"]))]
         rows = [failure_row(entry, found) for entry, found in pairs if not found.ok]

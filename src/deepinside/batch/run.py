@@ -21,7 +21,7 @@ from ..models.classifier import Classifier
 from .index import IndexWriter, Row, done_paths, require_pyarrow
 from .inputs import PhotoEntry, list_photos
 from .settings import BatchSettings, claim_folder
-from .stages import explain_batch, failure_row, finish_photo
+from .stages import explain_batch, failure_row, finish_safely
 
 ENGINES = ("local", "ray")
 
@@ -205,20 +205,6 @@ def _submit(
     settings: BatchSettings,
 ) -> list[cf.Future[Row]]:
     return [pool.submit(finish_safely, out, done, settings) for done in explain_batch(model, batch, settings)]
-
-
-def finish_safely(out: Path, done: object, settings: BatchSettings) -> Row:
-    """:func:`finish_photo`, with a photo-specific failure (a segmentation
-    that fails on an odd map, a picture that cannot be drawn) made that
-    photo's failed row; a failing disk (OSError) stops the run."""
-    try:
-        return finish_photo(out, done, settings)  # type: ignore[arg-type]
-    except OSError:
-        raise
-    except Exception as err:  # noqa: BLE001 - one photo's problem must not stop a dataset
-        row = failure_row(done.entry, done.decoded)  # type: ignore[attr-defined]
-        row["error"] = f"{done.entry.key}: {type(err).__name__}: {err}"  # type: ignore[attr-defined]
-        return row
 
 
 def _ready(row: Row) -> cf.Future[Row]:

@@ -226,4 +226,26 @@ def write_maps(path: Path, done: PhotoMaps, float16: bool, compress: bool = Fals
         os.fsync(handle.fileno())  # its row may reach a durable shard before the page cache is flushed
 
 
-__all__ = ["PhotoMaps", "explain_batch", "failure_row", "finish_photo", "output_name", "write_maps"]
+def finish_safely(out: Path, done: PhotoMaps, settings: BatchSettings) -> Row:
+    """:func:`finish_photo`, with a photo-specific failure (a segmentation
+    that fails on an odd map, a picture that cannot be drawn) made that
+    photo's failed row; a failing disk (OSError) stops the run."""
+    try:
+        return finish_photo(out, done, settings)
+    except OSError:
+        raise
+    except Exception as err:  # noqa: BLE001 - one photo's problem must not stop a dataset
+        row = failure_row(done.entry, done.decoded)
+        row["error"] = f"{done.entry.key}: {type(err).__name__}: {err}"
+        return row
+
+
+__all__ = [
+    "PhotoMaps",
+    "explain_batch",
+    "failure_row",
+    "finish_photo",
+    "finish_safely",
+    "output_name",
+    "write_maps",
+]

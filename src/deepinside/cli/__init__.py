@@ -11,7 +11,7 @@ import sys
 import warnings
 from collections.abc import Iterator, Sequence
 
-from .._allocator import keep_freed_memory
+from .._core.allocator import keep_freed_memory
 from ..errors import DeepInsideError
 from . import (
     batch_cmd,

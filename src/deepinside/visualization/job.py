@@ -43,7 +43,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .._allocator import keep_freed_memory
+from .._core.allocator import keep_freed_memory
 from ..errors import DeepInsideError, check_count
 from ..io.files import remove_temporary_files, write_json
 from ..models.classifier import Classifier
