@@ -235,6 +235,41 @@ def draw_boxes(
     return out
 
 
+#: Boxes of classes less probable than this are drawn thin (a guess, not a finding).
+FAINT_PROBABILITY = 0.05
+
+
+def draw_boxes_with_legend(
+    photo: Image.Image,
+    boxes: Sequence[tuple[tuple[float, float, float, float], str, float]],
+    label_size: int = 0,
+) -> Image.Image:
+    """The photo with boxes ``((x0, y0, x1, y1), label, probability)`` and,
+    below it, a legend strip naming each box's colour: no label covers the
+    object. The first box is drawn last (on top); boxes of classes below
+    :data:`FAINT_PROBABILITY` are drawn one pixel wide."""
+    label_font = font(label_size or max(12, round(min(photo.size) / 30)))
+    line = max(2, round(min(photo.size) / 150))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    row = probe.textbbox((0, 0), "Ag%", font=label_font)[3] + 6
+    out = Image.new("RGB", (photo.width, photo.height + row * len(boxes) + 4), "white")
+    out.paste(photo.convert("RGB"), (0, 0))
+    draw = ImageDraw.Draw(out)
+    for i, (box, _, probability) in reversed(list(enumerate(boxes))):
+        x0, y0, x1, y1 = box
+        width = line if probability >= FAINT_PROBABILITY else 1
+        draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=_BOX_COLOURS[i % len(_BOX_COLOURS)], width=width)
+    for i, (_, label, probability) in enumerate(boxes):
+        top = photo.height + 2 + i * row
+        colour = _BOX_COLOURS[i % len(_BOX_COLOURS)]
+        draw.rectangle([4, top + 2, 4 + row - 6, top + row - 4], fill=colour)
+        faint = " (thin: below 5%)" if probability < FAINT_PROBABILITY else ""
+        draw.text(
+            (row + 4, top + 1), f"{i + 1}. {label} {probability:.0%}{faint}", fill="black", font=label_font
+        )
+    return out
+
+
 def _label_area(
     draw: ImageDraw.ImageDraw,
     label: str,

@@ -50,3 +50,19 @@ def test_figures_have_column_headings():
     assert headed.height > plain.height
     top = np.asarray(headed)[: headed.height - plain.height + 8]
     assert (top < 128).any()  # dark heading text above the first row
+
+
+def test_localize_overlay_keeps_labels_off_the_photo_in_a_legend_strip():
+    photo = Image.new("RGB", (120, 90), (90, 140, 200))
+    boxes = [((10, 10, 60, 60), "parachute", 0.8), ((30, 20, 100, 80), "kite", 0.02)]
+    drawn = pictures.draw_boxes_with_legend(photo, boxes, label_size=12)
+    assert drawn.width == 120 and drawn.height > 90  # the strip below the photo
+    pixels = np.asarray(drawn)
+    inside = pixels[15:55, 15:28]  # the object inside the first box: no label drawn over it
+    assert (inside == (90, 140, 200)).all()
+    # The likely box is drawn thick, the faint one 1 px wide.
+    assert (pixels[10:12, 30] == (255, 40, 40)).all()
+    assert (pixels[20, 40] == (40, 200, 40)).all() and (pixels[21, 40] == (90, 140, 200)).all()
+    # The strip names both, each beside its colour.
+    strip = pixels[90:]
+    assert ((strip == (255, 40, 40)).all(-1)).any() and ((strip == (40, 200, 40)).all(-1)).any()

@@ -157,7 +157,8 @@ def test_localize_command(tmp_path, photos, capsys):
         "mask": "coffee.localize-default.mask.png",
     }
     assert Image.open(out / record["files"]["mask"]).size == photos["coffee"].size
-    assert Image.open(out / record["files"]["overlay"]).size == photos["coffee"].size
+    overlay = Image.open(out / record["files"]["overlay"])  # the photo, and its legend strip below
+    assert overlay.width == photos["coffee"].width and overlay.height > photos["coffee"].height
 
 
 @pytest.mark.parametrize(

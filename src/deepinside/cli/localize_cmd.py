@@ -117,9 +117,9 @@ def _save(
     config: str,
     layer: str | None,
 ) -> None:
-    labelled = [(b.box, f"{b.prediction.label} {b.prediction.probability:.0%}") for b in found.boxes]
+    labelled = [(b.box, b.prediction.label, b.prediction.probability) for b in found.boxes]
     overlay, mask = photo_file(stem, tag, "boxes", "png"), photo_file(stem, tag, "mask", "png")
-    write_png(out / overlay, pictures.draw_boxes(photo, labelled))
+    write_png(out / overlay, pictures.draw_boxes_with_legend(photo, labelled))
     write_png(out / mask, pictures.mask_image(found.boxes[0].mask, photo.size))
     write_json(
         out / f"{stem}.{tag}.json",
