@@ -75,3 +75,27 @@ def test_class_models_on_ray_resume_and_match_a_local_run(local_ray, tmp_path, m
     for png in (tmp_path / "here").glob("*.png"):
         if png.name != "contact_sheet.png":
             assert png.read_bytes() == (tmp_path / "there" / png.name).read_bytes(), png.name
+
+
+def test_a_ray_run_prints_only_deepinsides_lines(tmp_path, photo_folder):
+    """Ray's own start-up, planning and actor lines stay out of the terminal;
+    ``out/ray-logs`` points to its session's logs."""
+    import logging
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, sys, ray\n"
+        "ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False,"
+        f" log_to_driver=False, logging_level={logging.ERROR})\n"
+        "from deepinside.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    out = tmp_path / "out"
+    run = [sys.executable, "-c", script, "batch", str(photo_folder), "--engine", "ray", "--out", str(out)]
+    done = subprocess.run([*run, "--index", "jsonl"], capture_output=True, text=True, timeout=300)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert any(" photos explained" in line for line in lines), lines
+    rays = ("core_worker", " INFO ", " WARNING ", "Ray ", "Dataset", "max_restarts")
+    assert not [line for line in lines if any(word in line for word in rays)]
+    assert (out / "ray-logs").is_symlink()

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from ..models.classifier import Classifier
 from ..visualization.job import ClassModelJob, Record
-from .ray_engine import require_ray
+from .ray_engine import join_quietly, require_ray
 
 
 def render_on_ray(
@@ -33,8 +33,7 @@ def render_on_ray(
 
     if not batches:
         return 0
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    join_quietly(address, job.out)
     if gpus_per_actor is None:
         gpus_per_actor = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_actor)(_ClassModelActor)

@@ -9,7 +9,11 @@ already holds before building the dataset.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import tempfile
+import warnings
 from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -62,8 +66,7 @@ def run_on_ray(
 
     if not todo:
         return
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    join_quietly(address, out)
     ray.data.DataContext.get_current().enable_progress_bars = False  # the batch command draws its own
     if gpus_per_actor is None:
         gpus_per_actor = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
@@ -78,23 +81,68 @@ def run_on_ray(
         compute=ray.data.TaskPoolStrategy(size=workers) if workers else None,
         num_cpus=0.5,
     )
-    explained = decoded.map_batches(
-        _ExplainActor,
-        fn_constructor_kwargs={
-            "model": model,
-            "out": str(out),
-            "settings": settings,
-            "threads": threads_per_actor or max(1, int(cpus_per_actor)),
-        },
-        batch_size=batch_size,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=actors),
-        num_gpus=gpus_per_actor,
-        num_cpus=cpus_per_actor,
-    )
+    with warnings.catch_warnings():
+        # Ray calls its actor options "deprecated" and offers no other way to set them yet.
+        warnings.filterwarnings("ignore", message=".*deprecated and will be removed in Ray")
+        explained = decoded.map_batches(
+            _ExplainActor,
+            fn_constructor_kwargs={
+                "model": model,
+                "out": str(out),
+                "settings": settings,
+                "threads": threads_per_actor or max(1, int(cpus_per_actor)),
+            },
+            batch_size=batch_size,
+            batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_gpus=gpus_per_actor,
+            num_cpus=cpus_per_actor,
+            # A failed actor is not restarted (the run resumes from its index
+            # instead): Ray then has no restart to warn about on the terminal.
+            max_restarts=0,
+        )
     for batch in explained.iter_batches(batch_size=None, batch_format="numpy"):
         for text in batch["row"]:
             yield json.loads(str(text))
+
+
+def join_quietly(address: str | None, out: str | Path) -> None:
+    """Join (or start) Ray without its start-up, planning and progress lines
+    on the user's terminal: Ray's own logs stay in its session folder, which
+    ``out/ray-logs`` points to. Its errors still show."""
+    import ray
+
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    # Ray Data's advice on concurrency comes as Python warnings.
+    warnings.filterwarnings("ignore", module=r"ray(\.|$)")
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    _link_logs(Path(out))
+
+
+def _link_logs(out: Path) -> None:
+    """``out/ray-logs``: a link to this Ray session's log folder (on this machine)."""
+    try:
+        import ray
+
+        logs = (
+            Path(ray.get_runtime_context().get_node_logs_dir())
+            if hasattr(ray.get_runtime_context(), "get_node_logs_dir")
+            else None
+        )
+    except Exception:  # noqa: BLE001 - a link is a convenience, never a failure
+        logs = None
+    if logs is None:
+        latest = Path(tempfile.gettempdir()) / "ray" / "session_latest" / "logs"
+        logs = latest.resolve() if latest.exists() else None
+    link = out / "ray-logs"
+    if logs is not None and not link.exists():
+        with contextlib.suppress(OSError):
+            out.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(logs, target_is_directory=True)
 
 
 def _decode(item: dict[str, Any], max_pixels: int, preprocessing: Preprocessing) -> dict[str, Any]:
