@@ -182,17 +182,10 @@ def _explain_batch(
     inputs, placements = model.prepare([photo for _, photo in batch])
     found = explain_inputs(model, inputs, [method], targets, top_k, reduce, deterministic)
     maps, scores = found.maps[method.name], found.scores
-    probs = scores.float().softmax(dim=1)
     top = model.predictions(scores, max(num_predictions, top_k))
-    names = model.classes
+    explained = model.predictions_of(scores, found.classes)
     for b, (source, photo) in enumerate(batch):
-        class_maps = [
-            ClassMap(
-                Prediction(c, names[c].wnid, names[c].label, float(scores[b, c]), float(probs[b, c])),
-                maps[b, k],
-            )
-            for k, c in enumerate(found.classes[b].tolist())
-        ]
+        class_maps = [ClassMap(prediction, maps[b, k]) for k, prediction in enumerate(explained[b])]
         yield PhotoSaliency(
             source, photo, placements[b], top[b], class_maps, method.name, layer_read(model, method)
         )

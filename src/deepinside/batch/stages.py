@@ -60,17 +60,13 @@ def explain_batch(
     # One copy to the CPU per batch: reading GPU values one by one would wait for the GPU each time.
     scores, classes = scores.float().cpu(), classes.cpu()
     top = model.predictions(scores, max(5, classes.shape[1]))
-    probs = scores.softmax(dim=1)
-    names = model.classes
+    chosen = model.predictions_of(scores, classes)
     maps = {name: m.float().cpu().numpy() for name, m in computed.items()}
     boxes = for_boxes.float().cpu().numpy() if for_boxes is not None else None
     seconds = (time.perf_counter() - start) / len(batch)
     results = []
     for b, (entry, decoded) in enumerate(batch):
-        explained = [
-            Prediction(c, names[c].wnid, names[c].label, float(scores[b, c]), float(probs[b, c]))
-            for c in classes[b].tolist()
-        ]
+        explained = chosen[b]
         results.append(
             PhotoMaps(
                 entry,

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import DeepInsideError
-
-Box = tuple[float, float, float, float]
+from ..localization.boxes import Box
 
 
 @dataclass(frozen=True)

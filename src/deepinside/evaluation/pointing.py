@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .annotations import Box
+from ..localization.boxes import Box
 
 
 def max_point(saliency_map: np.ndarray) -> tuple[float, float]:

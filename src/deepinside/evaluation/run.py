@@ -19,9 +19,9 @@ from PIL import Image
 from ..attribution import attribute
 from ..attribution.methods import Method, Reduction
 from ..errors import ImageError
+from ..localization.boxes import Box
 from ..models.classifier import Classifier
 from ..models.preprocessing import Placement
-from .annotations import Box
 from .faithfulness import deletion_insertion, random_maps
 from .pointing import centre_baseline, original_scale, pointing_game
 from .sanity import FAIL_ABOVE, SanityResult, cascading_randomization

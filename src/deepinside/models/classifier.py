@@ -163,14 +163,18 @@ class Classifier(nn.Module):
 
     def predictions(self, logits: torch.Tensor, k: int = 5) -> list[list[Prediction]]:
         """The top-``k`` predictions for each row of ``logits`` ``(B, C)``."""
-        k = min(k, logits.shape[1])
-        probs = logits.float().softmax(dim=1)
-        top = logits.topk(k, dim=1)
+        return self.predictions_of(logits, logits.topk(min(k, logits.shape[1]), dim=1).indices)
+
+    def predictions_of(self, logits: torch.Tensor, classes: torch.Tensor) -> list[list[Prediction]]:
+        """Each row's predictions for its ``classes`` ``(B, K)`` (logit and
+        softmax probability), the one place a :class:`Prediction` is made."""
+        logits, classes = logits.detach().float().cpu(), classes.cpu()
+        probs = logits.softmax(dim=1)
         names = self._classes or ClassIndex.numbered(logits.shape[1])
         return [
             [
                 Prediction(i, names[i].wnid, names[i].label, float(logits[b, i]), float(probs[b, i]))
-                for i in top.indices[b].tolist()
+                for i in classes[b].tolist()
             ]
             for b in range(logits.shape[0])
         ]

@@ -16,8 +16,8 @@ from .. import pictures
 from ..attribution.methods import Method
 from ..errors import DeepInsideError
 from ..evaluation import deletion_insertion, load_annotations, pointing_game
-from ..evaluation.annotations import Box
 from ..explain import PhotoSaliency, collect, explain_photos
+from ..localization.boxes import Box
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 
