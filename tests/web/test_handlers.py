@@ -122,6 +122,18 @@ def test_boxes_typed_in_are_checked() -> None:
         compare.parse_boxes("10 20 30")
     with pytest.raises(DeepInsideError, match="x0 < x1"):
         compare.parse_boxes("30 20 10 40")
+    # A box from another photo's scale is refused, not scored against the wrong place.
+    compare.check_inside(((0, 0, 227, 227),), (227, 227))
+    with pytest.raises(DeepInsideError, match="box 0 0 500 500 reaches outside the 227x227 photo"):
+        compare.check_inside(compare.parse_boxes("0 0 500 500"), (227, 227))
+
+
+def test_predictions_name_the_class_index_as_such() -> None:
+    from deepinside.models import Prediction
+    from deepinside.web.session import prediction_label
+
+    label = prediction_label(Prediction(90, "n01820546", "lorikeet", 12.0, 0.9))
+    assert label == "lorikeet · class 90"
 
 
 def test_compare_scores_each_method_with_the_evaluation_functions(

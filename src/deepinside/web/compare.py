@@ -80,6 +80,19 @@ def parse_boxes(text: str | None) -> tuple[Box, ...]:
     return tuple(boxes)
 
 
+def check_inside(boxes: Sequence[Box], size: tuple[int, int]) -> None:
+    """Refuse a box that reaches outside the photo (``size``: width, height):
+    boxes are in the photo's own pixels, and a box from another photo's
+    scale would score the pointing game against the wrong place."""
+    width, height = size
+    for x0, y0, x1, y1 in boxes:
+        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+            raise DeepInsideError(
+                f"box {x0:g} {y0:g} {x1:g} {y1:g} reaches outside the {width}x{height} photo: "
+                "give boxes in the photo's own pixels"
+            )
+
+
 def annotation_boxes(path: str | Path, photo_name: str, num_classes: int) -> tuple[Box, ...]:
     """The boxes of ``photo_name`` in an uploaded annotations file (the
     evaluation format); an only entry counts for any photo."""
@@ -131,6 +144,8 @@ def compare(
     one photo, or one method on several), each map scored."""
     if not photos:
         raise DeepInsideError("upload a photo or pick a sample first")
+    for photo in photos:
+        check_inside(boxes.get(str(photo.filename), ()), photo.size)
     found = []
     for photo in photos:
         inputs, _ = model.prepare([photo])  # type: ignore[operator]

@@ -67,7 +67,9 @@ def class_choice(model: Classifier, index: int) -> str:
 
 
 def prediction_label(p: Prediction) -> str:
-    return f"{p.label} ({p.class_index})"
+    """``"lorikeet · class 90"``: the index named as such (a bare number in
+    brackets read like a score), and still unique where two classes share a name."""
+    return f"{p.label} · class {p.class_index}"
 
 
 def file_stem(photo: Image.Image) -> str:
