@@ -68,13 +68,18 @@ _FOUND_LOCK = threading.Lock()
 def find_feature_layer(model: nn.Module, example: torch.Tensor, skip: frozenset[str] = frozenset()) -> str:
     """The path in ``model`` of its last spatial feature map: the last module
     (in the order calls finish, so a block after its layers) whose output is
-    ``(B, K, h, w)`` with h, w > 1, called once a pass, that the scores
-    depend on. Modules named in ``skip`` are not candidates. Found by one
-    pass of one input like ``example`` and remembered while the model keeps
-    the same modules."""
+    ``(B, K, h, w)`` with h, w > 1, computed from the input, called once a
+    pass, that the scores depend on; on a transformer (token sequences after
+    that map), the last norm layer whose patch tokens the scores depend on.
+    Modules named in ``skip`` are not candidates. Found by one pass of one
+    input like ``example`` and remembered while the model keeps the same
+    modules."""
     key = (tuple(example.shape[1:]), skip, tuple(id(m) for m in model.modules()))
     with _FOUND_LOCK:
-        known = _FOUND.setdefault(model, {})
+        try:
+            known = _FOUND.setdefault(model, {})
+        except TypeError:  # an unhashable module cannot be cached
+            known = {}
         if key in known:
             return known[key]
     found = _last_feature_map(model, example[:1], skip)
