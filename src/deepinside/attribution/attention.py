@@ -28,19 +28,25 @@ HeadFusion = Literal["mean", "max", "min"]
 def self_attention(maps: list[torch.Tensor], batch: int) -> list[torch.Tensor]:
     """``maps`` checked to be one global self-attention ``(B, heads, T, T)``
     per block over the same T tokens, as a ViT's are."""
-    if not maps:
+    check_self_attention([tuple(m.shape) for m in maps], batch)
+    return maps
+
+
+def check_self_attention(shapes: list[tuple[int, ...]], batch: int) -> None:
+    """Refuse, in one line, attention weights of ``shapes`` that are not one
+    global self-attention ``(B, heads, T, T)`` per block over the same tokens."""
+    if not shapes:
         raise DeepInsideError(
             "found no attention in the model (no scaled_dot_product_attention call): the attention "
             "methods need a transformer whose attention runs through SDPA (timm, Hugging Face)"
         )
-    tokens = maps[0].shape[-1]
-    if any(m.dim() != 4 or m.shape[0] != batch or m.shape[-2:] != (tokens, tokens) for m in maps):
+    tokens = shapes[0][-1]
+    if any(len(s) != 4 or s[0] != batch or s[-2:] != (tokens, tokens) for s in shapes):
         raise DeepInsideError(
             "the model's attention is not one global self-attention over the same tokens per block "
             "(windowed or cross attention, as in Swin): the attention methods read a class token's "
             "attention to every patch; use grad-cam or the gradient methods"
         )
-    return maps
 
 
 def rollout(

@@ -33,7 +33,7 @@ from .._core.scores import ScoreTarget, Targets, repeated, target_scores, top_cl
 from ..errors import DeepInsideError, check_count
 from ..models.classifier import Classifier, feature_layer_path, user_layer_name
 from ..models.layers import as_feature_map, token_grid
-from .attention import HeadFusion, relevance, rollout, self_attention
+from .attention import HeadFusion, check_self_attention, relevance, rollout, self_attention
 
 #: Rows per pass for methods that evaluate many perturbed copies of an image.
 DEFAULT_CHUNK = 16
@@ -541,7 +541,7 @@ def unmet_need(method: type[Method] | Method, model: nn.Module) -> str | None:
         blank = torch.zeros(1, model.preprocessing.channels, *model.preprocessing.input_size)
         blank = blank.to(next(model.parameters(), blank).device)
         try:
-            self_attention([torch.zeros(s) for s in self_attention_calls(model, blank)], 1)
+            check_self_attention(self_attention_calls(model, blank), 1)
         except DeepInsideError as err:
             return str(err)
     return None

@@ -19,13 +19,13 @@ background.
 from __future__ import annotations
 
 import collections
-import contextvars
 import weakref
 
 import torch
 import torch.nn.functional as F
 
 from ..models.classifier import Classifier
+from ..models.layers import layer_outputs
 
 
 def transition(features: torch.Tensor, power: float) -> torch.Tensor:
@@ -60,12 +60,6 @@ _FINER: weakref.WeakKeyDictionary[Classifier, dict[tuple[object, ...], str | Non
     weakref.WeakKeyDictionary()
 )
 
-# The list the calling thread's probe records into: the hooks sit on the
-# caller's model, which other threads may be running at the same time.
-_PROBING: contextvars.ContextVar[list[tuple[str, tuple[int, int]]] | None] = contextvars.ContextVar(
-    "deepinside_probing", default=None
-)
-
 
 def finer_layer(model: Classifier, feature_layer: str, x: torch.Tensor) -> str | None:
     """The deepest layer at half the feature layer's stride (a grid twice as
@@ -88,25 +82,9 @@ def finer_layer(model: Classifier, feature_layer: str, x: torch.Tensor) -> str |
 def _output_grids(model: Classifier, x: torch.Tensor) -> list[tuple[str, tuple[int, int]]]:
     """Each submodule call's output grid ``(h, w)`` on ``x``, in the order the
     calls finish (a block after its layers); 4-D outputs only."""
-    grids: list[tuple[str, tuple[int, int]]] = []
-
-    def record(name: str):  # type: ignore[no-untyped-def]
-        def hook(_module, _inputs, out) -> None:  # type: ignore[no-untyped-def]
-            if _PROBING.get() is grids and isinstance(out, torch.Tensor) and out.dim() == 4:
-                grids.append((name, (int(out.shape[-2]), int(out.shape[-1]))))
-
-        return hook
-
-    handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if n]
-    token = _PROBING.set(grids)
-    try:
-        with torch.no_grad():
-            model.scores(x)
-    finally:
-        _PROBING.reset(token)
-        for h in handles:
-            h.remove()
-    return grids
+    with torch.no_grad():
+        recorded, _ = layer_outputs(model, x)
+    return [(name, (int(out.shape[-2]), int(out.shape[-1]))) for name, out in recorded if out.dim() == 4]
 
 
 def _deepest_at_half_stride(grids: list[tuple[str, tuple[int, int]]], feature_layer: str) -> str | None:

@@ -188,6 +188,15 @@ def _tokens_follow(later: list[tuple[str, torch.Tensor]], grid: torch.Tensor) ->
 def _probe(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, torch.Tensor]], torch.Tensor]:
     """Each submodule call's tensor output on ``x`` (which requires grad), in
     the order calls finish, and the scores, with their autograd graph kept."""
+    with torch.enable_grad():
+        return layer_outputs(model, x)
+
+
+def layer_outputs(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, torch.Tensor]], torch.Tensor]:
+    """Each submodule call's tensor output on ``x``, in the order calls finish
+    (a block after its layers), and the scores: one eval-mode pass whose
+    hooks, on the caller's model, see only this thread's pass. Gradients as
+    the caller has them enabled."""
     recorded: list[tuple[str, torch.Tensor]] = []
 
     def record(name: str):  # type: ignore[no-untyped-def]
@@ -200,7 +209,7 @@ def _probe(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, torch.Ten
     handles = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if n]
     token = _PROBING.set(recorded)
     try:
-        with eval_mode(model), forward_pass(), torch.enable_grad():
+        with eval_mode(model), forward_pass():
             scores = select_output(model(x))
     finally:
         _PROBING.reset(token)
