@@ -70,7 +70,7 @@ def test_user_hooks_never_run_during_attribution_and_stay_on_the_model():
 
 def test_the_view_is_proven_on_two_rows_whatever_the_batch(monkeypatch):
     """Building a view runs the model a few times on a probe: two rows of the
-    batch, not all of them (a batch of 32 at 2x once cost 20 s to build)."""
+    batch, not all of them (a whole batch at 2x made views slow to build)."""
     import torch
     from torch import nn
 
