@@ -3,6 +3,8 @@ streamed and stoppable class visualisation, comparison scores."""
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from pathlib import Path
 
@@ -12,11 +14,15 @@ import torch
 from PIL import Image
 
 import deepinside
+from deepinside.attribution import METHODS
 from deepinside.errors import DeepInsideError
 from deepinside.evaluation import deletion_insertion
+from deepinside.io.files import TEMPORARY_SUFFIX
 from deepinside.web import classmodel, compare, explain
 from deepinside.web.limits import Limits
+from deepinside.web.options import controls_for, method_settings
 from deepinside.web.session import TOP1, Server
+from deepinside.web.shown import PictureFiles
 from deepinside.web.uploads import read_upload
 
 
@@ -63,7 +69,7 @@ def test_explain_streams_one_map_per_method_then_the_box(
     server: Server, photos: dict[str, Image.Image], model: deepinside.Classifier
 ) -> None:
     photo = photos["chelsea"]
-    methods = explain.check_methods(["gradient", "gradient-x-input"], explain.MethodOptions(), server)
+    methods = explain.check_methods(["gradient", "gradient-x-input"], server)
     steps = [(len(d.maps), d.boxes is not None) for d in explain.explain(server, photo, 281, methods)]
     assert steps == [(1, False), (2, False), (2, True)]
     done = list(explain.explain(server, photo, 281, methods[:1]))[-1]
@@ -75,10 +81,19 @@ def test_explain_streams_one_map_per_method_then_the_box(
 
 
 def test_method_options_are_capped(server: Server) -> None:
-    with pytest.raises(DeepInsideError, match="smoothgrad samples must be between 1 and 200"):
-        explain.check_methods(["smoothgrad"], explain.MethodOptions(samples=10_000), server)
+    controls = controls_for([METHODS["smoothgrad"]], Limits(max_samples=100))
+    values = [c.default for c in controls]
+    (samples,) = [k for k, c in enumerate(controls) if c.field == "samples"]
+    values[samples] = 10_000
+    with pytest.raises(
+        DeepInsideError, match=r"^smoothgrad: noisy copies must be from 1 to 100 on this server"
+    ):
+        method_settings(controls, values)
+    values[samples] = 7
+    (chosen,) = explain.check_methods(["smoothgrad"], server, method_settings(controls, values))
+    assert chosen.samples == 7  # type: ignore[attr-defined]
     with pytest.raises(DeepInsideError, match="choose at least one method"):
-        explain.check_methods([], explain.MethodOptions(), server)
+        explain.check_methods([], server)
 
 
 @pytest.mark.parametrize(
@@ -101,6 +116,76 @@ def test_class_job_streams_steps_and_stops_when_asked(server: Server) -> None:
     assert seen[-1].startswith("stopped at step") and int(seen[-1].split()[3]) < 50
     assert any("S_c" in s for s in seen)
     assert not jobs.stop("me")  # the job is gone and its worker freed
+
+
+def test_a_stopped_job_offers_the_files_a_finished_one_does(server: Server) -> None:
+    """After Stop: the class's picture as far as it got, its logs, the contact
+    sheet and the summary, named as a finished run names them."""
+    jobs = classmodel.ClassJobs()
+    finished = list(jobs.run(server, "me", classmodel.check_job(server, [1, 2], "paper", 0, 2, 32)))[-1]
+    stopped_job = classmodel.check_job(server, [1, 2], "paper", 0, 50, 32)
+    for view in jobs.run(server, "me", stopped_job):
+        if view.status.startswith("step 4/"):
+            jobs.stop("me")
+    at = int(view.status.split()[3])
+    assert view.status.startswith("stopped at step") and 4 <= at < 50
+    names = sorted(Path(f).name for f in view.files)
+    assert names == sorted(Path(f).name for f in finished.files)
+    assert "0001-goldfish.png" in names and "summary.json" in names
+    folder = Path(view.files[0]).parent
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["stopped_at_step"] == at
+    assert [c["stopped"] for c in summary["classes"]] == [f"stopped by the user at step {at}"] * 2
+    log = json.loads((folder / "0001-goldfish.log.json").read_text())
+    assert [row["step"] for row in log["steps"]] == list(range(1, at + 1))
+    assert all(row["score"] is not None for row in log["steps"])
+    with Image.open(folder / "0001-goldfish.png") as picture:
+        assert picture.size == (32, 32)
+    assert [Path(p).name for p, _ in view.pictures or []] == [
+        "0001-goldfish.png",
+        "0002-great-white-shark.png",
+    ]
+
+
+def test_class_job_pictures_are_new_files_never_rewritten(server: Server) -> None:
+    """A picture the page may be fetching is never written again: each
+    snapshot is a file of its own, written whole (temporary name, then renamed)."""
+    jobs = classmodel.ClassJobs()
+    job = classmodel.check_job(server, [1], "paper", 0, 30, 32)
+    first_seen: dict[str, tuple[int, int, int]] = {}
+    shown = 0
+    for view in jobs.run(server, "me", job):
+        for path, _ in view.pictures or []:
+            stat = os.stat(path)
+            assert first_seen.setdefault(path, (stat.st_ino, stat.st_mtime_ns, stat.st_size)) == (
+                stat.st_ino,
+                stat.st_mtime_ns,
+                stat.st_size,
+            )
+        shown += view.pictures is not None
+    assert len(first_seen) >= 2 and shown >= 2
+    for path, before in first_seen.items():
+        stat = os.stat(path)
+        assert (stat.st_ino, stat.st_mtime_ns, stat.st_size) == before, path
+    assert not [p for p in server.workdir.rglob("*") if p.name.endswith(TEMPORARY_SUFFIX)]
+
+
+def test_shown_pictures_are_renamed_into_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    renamed: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def replace(src: str, dst: str) -> None:
+        renamed.append((Path(src).name, Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    files = PictureFiles(tmp_path)
+    a = files.new("tabby", Image.new("RGB", (8, 8)))
+    b = files.new("tabby", Image.new("RGB", (8, 8)))
+    assert a != b and [dst for _, dst in renamed] == [Path(a).name, Path(b).name]
+    assert all(src.startswith(".") and src.endswith(TEMPORARY_SUFFIX) for src, _ in renamed)
+    same = files.file("key", "map", lambda: Image.new("RGB", (8, 8)))
+    assert files.file("key", "map", lambda: Image.new("RGB", (9, 9))) == same  # written once
 
 
 def test_one_class_job_per_session_at_a_time(server: Server) -> None:
@@ -141,7 +226,7 @@ def test_compare_scores_each_method_with_the_evaluation_functions(
 ) -> None:
     photo = photos["chelsea"]
     photo.filename = "chelsea"  # type: ignore[attr-defined]
-    methods = explain.check_methods(["gradient", "grad-cam"], explain.MethodOptions(), server)
+    methods = explain.check_methods(["gradient", "grad-cam"], server)
     whole = (0.0, 0.0, float(photo.width), float(photo.height))
     scored = compare.compare(server.model, [photo], methods, 281, {"chelsea": (whole,)}, steps=10)
     assert [s.method for s in scored] == ["gradient", "grad-cam"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,9 @@ from ..io.samples import SAMPLE_PHOTOS, sample_photo
 from ..localization import PRESETS as LOCALIZATION_PRESETS
 from ..visualization import presets
 from . import classmodel, compare, explain
+from .options import Control, controls_for, method_settings
 from .session import TOP1, Server, prediction_label
+from .shown import PictureFiles
 from .uploads import ACCEPTED_SUFFIXES, read_upload
 
 #: Concurrent jobs per kind: saliency maps are short and many; a class
@@ -37,6 +39,7 @@ DEFAULT_METHODS = ["gradient", "grad-cam"]
 
 CSS = """
 #explain-maps, #explain-overlays {min-height: 200px}
+#explain-note {color: var(--error-text-color)}
 """
 
 
@@ -75,7 +78,7 @@ def _is_generator(fn: Callable[..., Any]) -> bool:
     return inspect.isgeneratorfunction(fn)
 
 
-def remove_folders(files: list[str], workdir: Path) -> None:
+def remove_folders(files: Iterable[str], workdir: Path) -> None:
     """Remove the result folders of files the page has shown: the framework
     serves its own copies (from its cache, emptied of files older than an
     hour), so ours would only pile up until the server stops."""
@@ -125,24 +128,43 @@ def _class_box(server: Server, elem_id: str, label: str = "Class") -> gr.Dropdow
     )
 
 
-def _method_options() -> list[gr.components.Component]:
+def _option_control(control: Control) -> gr.components.Component:
+    """The page's control for one declared method option."""
+    common: dict[str, Any] = {"label": control.label, "elem_id": control.elem_id}
+    if control.kind == "choice":
+        return gr.Radio(list(control.choices), value=control.default, **common)
+    number = None if isinstance(control.default, str) else control.default
+    if control.kind == "slider":
+        assert control.low is not None and control.high is not None
+        return gr.Slider(control.low, control.high, value=number, step=control.step, **common)
+    if control.kind == "number":
+        return gr.Number(number, precision=0 if control.number is int else None, **common)
+    return gr.Textbox("" if control.default is None else str(control.default), max_lines=1, **common)
+
+
+def _method_options(controls: Sequence[Control]) -> tuple[gr.Radio, gr.Radio, list[gr.components.Component]]:
+    """The channel reduction, the localisation preset, and a control for each
+    option the offered methods declare (a row per method)."""
     with gr.Accordion("Method options", open=False):
         with gr.Row():
             reduce = gr.Radio(list(explain.REDUCTIONS), value="max-abs", label="channel reduction")
             localization = gr.Radio(list(LOCALIZATION_PRESETS), value="default", label="localisation")
-        with gr.Row():
-            samples = gr.Slider(1, 200, value=50, step=1, label="smoothgrad: noisy copies")
-            noise = gr.Slider(0.0, 0.5, value=0.15, step=0.01, label="smoothgrad: noise (fraction of range)")
-            variant = gr.Radio(["mean", "squared", "vargrad"], value="mean", label="smoothgrad: variant")
-        with gr.Row():
-            ig_steps = gr.Slider(1, 200, value=50, step=1, label="integrated gradients: steps")
-            baseline = gr.Number(0.0, label="integrated gradients: baseline (0: the mean colour)")
-    return [reduce, samples, noise, variant, ig_steps, baseline, localization]
+        made: list[gr.components.Component] = []
+        for method in dict.fromkeys(c.method for c in controls):
+            with gr.Row():
+                made += [_option_control(c) for c in controls if c.method == method]
+    return reduce, localization, made
+
+
+def _offered(server: Server) -> list[str]:
+    return methods_for(server.model)
 
 
 def _explain_tab(server: Server) -> None:
     photo = gr.State(None)
     found = gr.State(None)
+    offered = _offered(server)
+    controls = controls_for([METHODS[m] for m in offered], server.limits)
     with gr.Row():
         with gr.Column(scale=1):
             upload = gr.File(
@@ -151,6 +173,7 @@ def _explain_tab(server: Server) -> None:
                 type="filepath",
                 elem_id="explain-upload",
             )
+            note = gr.Markdown("", elem_id="explain-note")
             sample = gr.Dropdown(
                 list(SAMPLE_PHOTOS), value=None, label="…or pick a sample", elem_id="explain-sample"
             )
@@ -160,19 +183,20 @@ def _explain_tab(server: Server) -> None:
                 num_top_classes=5, label="Top-5 predictions", elem_id="explain-predictions"
             )
             target = _class_box(server, "explain-class")
-            offered = methods_for(server.model)
             methods = gr.CheckboxGroup(
                 offered,
                 value=[m for m in DEFAULT_METHODS if m in offered],
                 label="Methods",
                 elem_id="explain-methods",
             )
-            options = _method_options()
+            reduce, localization, option_inputs = _method_options(controls)
             run = gr.Button("Explain", variant="primary", elem_id="explain-run")
     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="overlay opacity", elem_id="explain-opacity")
     with gr.Row():
-        maps = gr.Gallery(label="Maps", columns=4, height=300, elem_id="explain-maps")
-        overlays = gr.Gallery(label="Overlays", columns=4, height=300, elem_id="explain-overlays")
+        maps = gr.Gallery(label="Maps", columns=4, height=300, object_fit="contain", elem_id="explain-maps")
+        overlays = gr.Gallery(
+            label="Overlays", columns=4, height=300, object_fit="contain", elem_id="explain-overlays"
+        )
     with gr.Row():
         boxes = gr.Image(label="Localisation box", interactive=False, height=260, elem_id="explain-box")
         mask = gr.Image(label="Localisation mask", interactive=False, height=260, elem_id="explain-mask")
@@ -182,53 +206,60 @@ def _explain_tab(server: Server) -> None:
             elem_id="explain-files",
         )
 
-    def loaded(picture: Any) -> tuple[Any, ...]:
+    def loaded(picture: Any) -> Iterator[tuple[Any, ...]]:
         top = server.predict(picture)
-        return picture, picture, {prediction_label(p): p.probability for p in top}, TOP1
+        folder = server.result_folder()
+        try:
+            shown_file = PictureFiles(folder).new("photo", picture)
+            yield picture, shown_file, {prediction_label(p): p.probability for p in top}, TOP1, ""
+        finally:
+            remove_folders([shown_file], server.workdir)
 
-    @friendly
-    def from_upload(path: str | None) -> tuple[Any, ...]:
+    def from_upload(path: str | None) -> Iterator[tuple[Any, ...]]:
         if not path:
-            return None, None, None, TOP1
-        return loaded(read_upload(path, server.limits))
+            yield None, None, None, TOP1, ""
+            return
+        try:
+            picture = read_upload(path, server.limits)
+        except DeepInsideError as err:
+            # One line beside the upload box; the photo, predictions and class stay as they were.
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), f"**{err}**"
+            return
+        yield from loaded(picture)
 
     @friendly
-    def from_sample(name: str | None) -> tuple[Any, ...]:
+    def from_sample(name: str | None) -> Iterator[tuple[Any, ...]]:
         if not name:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return loaded(sample_photo(name))
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
+        yield from loaded(sample_photo(name))
 
     @friendly
     def run_explain(
-        picture, choice, names, reduce, samples, noise, variant, ig_steps, baseline, where, alpha
-    ):  # type: ignore[no-untyped-def]
-        chosen = explain.check_methods(
-            names,
-            explain.MethodOptions(
-                reduce, int(samples), float(noise), variant, int(ig_steps), float(baseline or 0)
-            ),
-            server,
-        )
-        shown_files: list[str] = []
+        picture: Any, choice: str, names: list[str], how: str, where: str, alpha: float, *values: object
+    ) -> Iterator[tuple[Any, ...]]:
+        chosen = explain.check_methods(names, server, method_settings(controls, values))
+        seen: set[str] = set()
         try:
-            for done in explain.explain(server, picture, server.resolve_class(choice), chosen, reduce, where):
-                shown_files = done.files
+            for done in explain.explain(server, picture, server.resolve_class(choice), chosen, how, where):
+                seen.update(done.files)
                 yield done.grey_maps(), done.overlays(alpha), done.boxes, done.mask, done.files, done
         finally:
-            remove_folders(shown_files, server.workdir)
+            remove_folders(seen, server.workdir)
 
     def restyle(done: explain.Explained | None, alpha: float) -> Any:
         return done.overlays(alpha) if done else gr.skip()
 
-    saliency = {"concurrency_id": "saliency", "concurrency_limit": SALIENCY_SLOTS}
-    upload.upload(from_upload, upload, [photo, shown, predictions, target], **saliency)
-    sample.change(from_sample, sample, [photo, shown, predictions, target], **saliency)
+    loading = [photo, shown, predictions, target, note]
+    upload.upload(from_upload, upload, loading, concurrency_id="saliency", concurrency_limit=SALIENCY_SLOTS)
+    sample.change(from_sample, sample, loading, concurrency_id="saliency", concurrency_limit=SALIENCY_SLOTS)
     run.click(
         run_explain,
-        [photo, target, methods, *options, opacity],
+        [photo, target, methods, reduce, localization, opacity, *option_inputs],
         [maps, overlays, boxes, mask, files, found],
         api_name="explain",
-        **saliency,
+        concurrency_id="saliency",
+        concurrency_limit=SALIENCY_SLOTS,
     )
     opacity.release(restyle, [found, opacity], overlays, concurrency_limit=4, api_visibility="private")
 
@@ -273,8 +304,15 @@ def _classmodel_tab(server: Server) -> None:
                 stop = gr.Button("Stop", variant="stop", elem_id="cm-stop")
         with gr.Column(scale=2):
             status = gr.Markdown("", elem_id="cm-status")
+            # Four square cells a row, whatever the number of classes: a square
+            # picture is shown whole, never stretched into a strip the gallery crops.
             pictures = gr.Gallery(
-                label="Pictures", columns=4, height=320, object_fit="contain", elem_id="cm-pictures"
+                label="Pictures",
+                columns=4,
+                fit_columns=False,
+                height=500,
+                object_fit="contain",
+                elem_id="cm-pictures",
             )
             files = gr.File(
                 label="Downloads (PNGs, logs, contact sheet, summary)",
@@ -283,17 +321,26 @@ def _classmodel_tab(server: Server) -> None:
             )
 
     @friendly
-    def run_job(choices, name, seed_value, steps_value, size_value, request: gr.Request):  # type: ignore[no-untyped-def]
+    def run_job(
+        choices: list[str],
+        name: str,
+        seed_value: float,
+        steps_value: float,
+        size_value: float,
+        request: gr.Request,
+    ) -> Iterator[tuple[Any, ...]]:
         job = classmodel.check_job(
             server, server.resolve_classes(choices), name, seed_value, steps_value, size_value
         )
-        shown_files: list[str] = []
+        seen: set[str] = set()
         try:
             for view in jobs.run(server, request.session_hash or "", job):
-                shown_files = view.files
-                yield view.status, view.pictures, view.files if view.finished else None
+                seen.update(view.files)
+                seen.update(p for p, _ in view.pictures or [])
+                shown = gr.skip() if view.pictures is None else view.pictures
+                yield view.status, shown, view.files if view.finished else None
         finally:
-            remove_folders(shown_files, server.workdir)
+            remove_folders(seen, server.workdir)
 
     def stop_job(request: gr.Request) -> None:
         if not jobs.stop(request.session_hash or ""):
@@ -337,7 +384,7 @@ def _compare_tab(server: Server) -> None:
                 label="…or samples",
                 elem_id="compare-sample",
             )
-            offered = methods_for(server.model)
+            offered = _offered(server)
             methods = gr.CheckboxGroup(
                 offered,
                 value=[m for m in ("gradient", "guided-backprop", "grad-cam") if m in offered],
@@ -358,21 +405,37 @@ def _compare_tab(server: Server) -> None:
             )
             steps = gr.Slider(10, 100, value=20, step=1, label="deletion/insertion steps")
             run = gr.Button("Compare", variant="primary", elem_id="compare-run")
-    grid = gr.Gallery(label="Maps", columns=4, height=360, elem_id="compare-grid")
+    # Four cells a row, each map whole within its cell and captioned below its picture.
+    grid = gr.Gallery(
+        label="Maps",
+        columns=4,
+        fit_columns=False,
+        height=520,
+        object_fit="contain",
+        elem_id="compare-grid",
+    )
     table = gr.Dataframe(headers=compare.TABLE_HEADERS, label="Scores", elem_id="compare-table")
 
     @friendly
-    def run_compare(paths, names, chosen, choice, boxes_text, annotation_path, del_steps):  # type: ignore[no-untyped-def]
+    def run_compare(
+        paths: list[str] | None,
+        names: list[str] | None,
+        chosen: list[str],
+        choice: str,
+        boxes_text: str,
+        annotation_path: str | None,
+        del_steps: float,
+    ) -> Iterator[tuple[Any, ...]]:
         photos = [read_upload(p, limits) for p in paths or []] + [sample_photo(n) for n in names or []]
         if len(photos) > limits.max_compare_photos:
             raise DeepInsideError(f"at most {limits.max_compare_photos} photos at once, got {len(photos)}")
         if len(photos) > 1 and len(chosen or []) > 1:
             raise DeepInsideError("compare several methods on one photo, or one method on several photos")
-        methods_ = explain.check_methods(chosen, explain.MethodOptions(), server)
+        methods_ = explain.check_methods(chosen, server)
         boxes = {}
         typed_boxes = compare.parse_boxes(boxes_text)
         for p in photos:
-            name = str(p.filename)
+            name = compare.photo_name(p)
             if annotation_path:
                 boxes[name] = compare.annotation_boxes(annotation_path, name, len(server.model.classes))
             elif typed_boxes:
@@ -380,7 +443,13 @@ def _compare_tab(server: Server) -> None:
         scored = compare.compare(
             server.model, photos, methods_, server.resolve_class(choice), boxes, int(del_steps)
         )
-        return [(s.overlay, s.caption()) for s in scored], [s.row() for s in scored]
+        shown = PictureFiles(server.result_folder())
+        several = len(photos) > 1
+        grid_items = [(shown.new(s.caption(several), s.overlay), s.caption(several)) for s in scored]
+        try:
+            yield grid_items, [s.row() for s in scored]
+        finally:
+            remove_folders([p for p, _ in grid_items], server.workdir)
 
     run.click(
         run_compare,

@@ -8,6 +8,7 @@ stop, which ends the render where it stands and frees the worker.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import threading
@@ -15,15 +16,17 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import torch
-from PIL import Image
 
 from ..errors import DeepInsideError
-from ..io.files import write_json, write_png
-from ..visualization import ClassModels, StepReport, presets, visualize_class
+from ..models.classifier import Classifier
+from ..visualization import ClassModels, ObjectiveLog, StepReport, presets, visualize_class
 from ..visualization.output import save, to_picture
+from ..visualization.schedule import octave_sizes
 from .session import Server
+from .shown import PictureFiles
 
 #: How often intermediate pictures are sent to the page, at most.
 PICTURE_INTERVAL_S = 0.5
@@ -66,10 +69,11 @@ def check_job(
 
 @dataclass
 class JobView:
-    """What the page shows of a job: where it is, the pictures so far, the files at the end."""
+    """What the page shows of a job: where it is, the pictures (files, with
+    their captions; None: as they were), the files at the end."""
 
     status: str
-    pictures: list[tuple[Image.Image, str]] = field(default_factory=list)
+    pictures: list[tuple[str, str]] | None = None
     files: list[str] = field(default_factory=list)
     finished: bool = False
 
@@ -105,46 +109,58 @@ class ClassJobs:
                 self._stops.pop(session, None)
 
 
+Event = (
+    tuple[Literal["step", "stopped"], StepReport, torch.Tensor | None]
+    | tuple[Literal["done"], ClassModels]
+    | tuple[Literal["error"], str]
+)
+
+
 def _stream(server: Server, job: ClassJob, flag: threading.Event) -> Iterator[JobView]:
     labels = [server.model.classes[t].label for t in job.targets]
-    events: queue.Queue[tuple[str, object]] = queue.Queue()
+    events: queue.Queue[Event] = queue.Queue()
     worker = threading.Thread(target=_render, args=(server, job, flag, events), daemon=True)
     worker.start()
-    shown: list[tuple[Image.Image, str]] = []
-    last: StepReport | None = None
+    shown = PictureFiles(server.result_folder())
+    reports: list[StepReport] = []
     yield JobView(f"starting: {', '.join(labels)}")
     while True:
-        # Whatever piled up while the page was being updated: only the latest step is shown.
+        # Whatever piled up while the page was being updated: only the latest pictures are shown.
         batch = [events.get()]
         while not events.empty():
             batch.append(events.get_nowait())
-        steps = [payload for kind, payload in batch if kind == "step"]
-        for report, pixels in steps:  # type: ignore[misc]
-            last = report
-            if pixels is not None:
-                shown = _captioned(pixels, labels, report.first)
-        ended = [(kind, payload) for kind, payload in batch if kind != "step"]
-        if not ended:
-            assert last is not None
-            yield JobView(step_status(last, labels), shown)
-            continue
-        kind, payload = ended[0]
-        if kind == "done":
-            yield _finished(server, job, payload, labels)  # type: ignore[arg-type]
+        pictures = None
+        for event in batch:
+            if event[0] == "step" or event[0] == "stopped":
+                reports.append(event[1])
+                if event[2] is not None:
+                    pictures = (event[1].step, event[2])
+        files = _snapshot(shown, pictures, labels) if pictures else None
+        ended = batch[-1]
+        if ended[0] == "step":
+            yield JobView(step_status(reports[-1], labels), files)
+        elif ended[0] == "done":
+            yield _finished(server, job, ended[1], labels)
             return
-        elif kind == "stopped":
-            files = _save_partial(server, job, shown, last) if shown else []
-            where = f" at step {last.step} of {last.steps}" if last else ""
-            yield JobView(f"stopped{where}", shown, files, finished=True)
+        elif ended[0] == "stopped":
+            yield _stopped(server, job, labels, reports, ended[2])
             return
         else:
-            raise DeepInsideError(str(payload))
+            raise DeepInsideError(ended[1])
+
+
+def _snapshot(
+    shown: PictureFiles, pictures: tuple[int, torch.Tensor], labels: Sequence[str]
+) -> list[tuple[str, str]]:
+    """The pictures at a step as files of their own (the page may still be
+    fetching the earlier ones)."""
+    step, pixels = pictures
+    return [(shown.new(f"{label}-step-{step}", to_picture(p)), label) for p, label in zip(pixels, labels)]
 
 
 def _finished(server: Server, job: ClassJob, result: ClassModels, labels: Sequence[str]) -> JobView:
     """The finished pictures, and the command line's files for them (PNGs, logs, contact sheet, summary)."""
-    settings = {"preset": job.preset, "seed": job.seed, "steps": job.steps, "model": server.model.name}
-    written = save(result, server.result_folder(), settings)
+    written = save(result, server.result_folder(), _settings(server, job))
     probabilities = ", ".join(
         f"{label} P_c {float(p):.0%}" for label, p in zip(labels, result.final_probabilities)
     )
@@ -157,24 +173,109 @@ def _finished(server: Server, job: ClassJob, result: ClassModels, labels: Sequen
     )
     return JobView(
         f"done in {result.seconds:.1f} s, {steps_run} steps: {probabilities}{preview}",
-        _captioned(result.images.cpu(), labels, 0),
+        _saved_pictures(written, labels),
         [str(p) for p in written],
         finished=True,
     )
 
 
-def _render(server: Server, job: ClassJob, flag: threading.Event, events: queue.Queue) -> None:  # type: ignore[type-arg]
+def _settings(server: Server, job: ClassJob) -> dict[str, object]:
+    return {"preset": job.preset, "seed": job.seed, "steps": job.steps, "model": server.model.name}
+
+
+def _saved_pictures(written: Sequence[Path], labels: Sequence[str]) -> list[tuple[str, str]]:
+    """The class pictures among the files :func:`save` wrote, with their captions
+    (written once, atomically: the page may show them as they are)."""
+    pngs = [str(p) for p in written if p.suffix == ".png" and p.name != "contact_sheet.png"]
+    return list(zip(pngs, labels))
+
+
+def _stopped(
+    server: Server,
+    job: ClassJob,
+    labels: Sequence[str],
+    reports: Sequence[StepReport],
+    pixels: torch.Tensor | None,
+) -> JobView:
+    """A stopped job's files, named and laid out as a finished one's: each
+    class's picture as far as it got, its log, the contact sheet and the
+    summary, which says where the run stopped."""
+    if not reports or pixels is None:
+        return JobView("stopped before the first step", [], [], finished=True)
+    last = reports[-1]
+    result = partial_result(server.model, job, labels, reports, pixels)
+    settings = {**_settings(server, job), "stopped_at_step": last.step}
+    written = save(result, server.result_folder(), settings)
+    return JobView(
+        f"stopped at step {last.step} of {last.steps}",
+        _saved_pictures(written, labels),
+        [str(p) for p in written],
+        finished=True,
+    )
+
+
+def partial_result(
+    model: Classifier,
+    job: ClassJob,
+    labels: Sequence[str],
+    reports: Sequence[StepReport],
+    pixels: torch.Tensor,
+) -> ClassModels:
+    """What a stopped run got to, as the result of a finished one: the
+    pictures ``(K, 3, H, W)`` at the last step, S_c and P_c of each step
+    reported (the objective is not reported: left empty), the final S_c and
+    P_c of the pictures as they are, and each class marked as stopped."""
+    recipe = dataclasses.replace(presets.get(job.preset), steps=job.steps)
+    sizes = octave_sizes(
+        recipe.octaves,
+        (job.size, job.size),
+        job.steps,
+        recipe.interleave,
+        recipe.late_octaves,
+        recipe.late_from,
+    )
+    scores = torch.full((len(job.targets), job.steps), math.nan, dtype=torch.float64)
+    probabilities = scores.clone()
+    for report in reports:
+        scores[:, report.step - 1] = report.scores.double()
+        probabilities[:, report.step - 1] = report.probabilities.double()
+    targets = torch.tensor(job.targets, dtype=torch.long)
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        final = model.scores(model.preprocessing.normalize(pixels.to(device))).double().cpu()
+    last = reports[-1].step
+    return ClassModels(
+        images=pixels,
+        log=ObjectiveLog(
+            scores,
+            probabilities,
+            torch.full_like(scores, math.nan),
+            sizes,
+            recipe.objective("logit").name,
+            (~scores.isnan()).sum(1),
+        ),
+        targets=targets,
+        labels=list(labels),
+        final_scores=final.gather(1, targets[:, None])[:, 0],
+        final_probabilities=final.softmax(1).gather(1, targets[:, None])[:, 0],
+        failures={k: f"stopped by the user at step {last}" for k in range(len(job.targets))},
+    )
+
+
+def _render(server: Server, job: ClassJob, flag: threading.Event, events: queue.Queue[Event]) -> None:
     sent = [0.0]
 
     def on_step(report: StepReport) -> None:
         if flag.is_set():
+            # This step is done: its pictures are where the run stopped.
+            events.put(("stopped", report, report.pictures().detach().cpu()))
             raise Stopped
         now = time.monotonic()
         due = report.step in (1, report.steps) or now - sent[0] >= PICTURE_INTERVAL_S
         pixels = report.pictures().detach().cpu() if due else None
         if due:
             sent[0] = now
-        events.put(("step", (report, pixels)))
+        events.put(("step", report, pixels))
 
     try:
         result = visualize_class(
@@ -188,7 +289,7 @@ def _render(server: Server, job: ClassJob, flag: threading.Event, events: queue.
             on_step=on_step,
         )
     except Stopped:
-        events.put(("stopped", None))
+        pass
     except DeepInsideError as err:
         events.put(("error", str(err)))
     except Exception as err:  # noqa: BLE001 - the page must hear of it rather than wait forever
@@ -205,25 +306,3 @@ def step_status(report: StepReport, labels: Sequence[str]) -> str:
         label = labels[report.first + k]
         parts.append(f"{label} done" if math.isnan(s) else f"{label} S_c {s:.2f} P_c {p:.0%}")
     return f"step {report.step}/{report.steps} · " + " · ".join(parts)
-
-
-def _captioned(pixels: torch.Tensor, labels: Sequence[str], first: int) -> list[tuple[Image.Image, str]]:
-    return [(to_picture(p), labels[first + k]) for k, p in enumerate(pixels)]
-
-
-def _save_partial(
-    server: Server, job: ClassJob, shown: list[tuple[Image.Image, str]], last: StepReport | None
-) -> list[str]:
-    """The pictures as they were when the job stopped, and where it stopped."""
-    folder: Path = server.result_folder()
-    files = [
-        str(write_png(folder / f"{job.targets[k]:04d}-stopped.png", p)) for k, (p, _) in enumerate(shown)
-    ]
-    record = {
-        "classes": list(job.targets),
-        "preset": job.preset,
-        "seed": job.seed,
-        "stopped_at_step": last.step if last else 0,
-        "steps": job.steps,
-    }
-    return files + [str(write_json(folder / "stopped.json", record))]

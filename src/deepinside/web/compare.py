@@ -18,6 +18,7 @@ from ..errors import DeepInsideError
 from ..evaluation import deletion_insertion, load_annotations, pointing_game
 from ..explain import PhotoSaliency, collect, explain_photos
 from ..localization.boxes import Box
+from ..models.classifier import Classifier
 
 _NUMBER = r"-?\d+(?:\.\d+)?"
 
@@ -34,12 +35,10 @@ class Scored:
     insertion_auc: float
     pointing_hit: bool | None  # None: no box given
 
-    def caption(self) -> str:
-        hit = "" if self.pointing_hit is None else f" · pointing {'hit' if self.pointing_hit else 'miss'}"
-        return (
-            f"{self.method} on {self.photo_name} ({self.label}) · deletion {self.deletion_auc:.3f} "
-            f"· insertion {self.insertion_auc:.3f}{hit}"
-        )
+    def caption(self, several_photos: bool) -> str:
+        """The map's method, and its photo where the maps are of several
+        (short enough to show whole under a map; the scores are in the table)."""
+        return f"{self.method} · {self.photo_name}" if several_photos else self.method
 
     def row(self) -> list[object]:
         hit = "" if self.pointing_hit is None else ("hit" if self.pointing_hit else "miss")
@@ -93,6 +92,11 @@ def check_inside(boxes: Sequence[Box], size: tuple[int, int]) -> None:
             )
 
 
+def photo_name(photo: Image.Image) -> str:
+    """The name a photo was uploaded or picked under (see :func:`.uploads.read_upload`)."""
+    return str(getattr(photo, "filename", "") or "photo")
+
+
 def annotation_boxes(path: str | Path, photo_name: str, num_classes: int) -> tuple[Box, ...]:
     """The boxes of ``photo_name`` in an uploaded annotations file (the
     evaluation format); an only entry counts for any photo."""
@@ -133,7 +137,7 @@ def score_maps(
 
 
 def compare(
-    model: torch.nn.Module,
+    model: Classifier,
     photos: Sequence[Image.Image],
     methods: Sequence[Method],
     target: int | None,
@@ -145,13 +149,13 @@ def compare(
     if not photos:
         raise DeepInsideError("upload a photo or pick a sample first")
     for photo in photos:
-        check_inside(boxes.get(str(photo.filename), ()), photo.size)
+        check_inside(boxes.get(photo_name(photo), ()), photo.size)
     found = []
     for photo in photos:
-        inputs, _ = model.prepare([photo])  # type: ignore[operator]
+        inputs, _ = model.prepare([photo])
         for method in methods:
             (result,) = collect(
                 explain_photos(model, [photo], None if target is None else [target], method=method)
-            )  # type: ignore[arg-type]
+            )
             found.append((result, inputs))
     return score_maps(found, model, boxes, steps)

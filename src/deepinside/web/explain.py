@@ -5,8 +5,9 @@ shows while the others are computed."""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,56 +17,39 @@ from PIL import Image
 
 from .. import pictures
 from ..attribution import METHODS
-from ..attribution.methods import Method, method_from_name
+from ..attribution.methods import Method, Reduction, method_from_name
 from ..errors import DeepInsideError
 from ..explain import PhotoFailure, PhotoSaliency, explain_photos
 from ..explain_files import save_saliency
 from ..localization import config_for
 from ..localization.localize import boxes_for, explain_maps
 from .session import Server, file_stem
+from .shown import PictureFiles
 
 #: Channel reductions offered (the paper's first).
-REDUCTIONS = ("max-abs", "sum-abs", "l2", "sum")
+REDUCTIONS: tuple[Reduction, ...] = ("max-abs", "sum-abs", "l2", "sum")
 
 
-@dataclass(frozen=True)
-class MethodOptions:
-    """The main options of the methods, as the page sets them."""
-
-    reduce: str = "max-abs"
-    samples: int = 50
-    noise: float = 0.15
-    variant: str = "mean"
-    ig_steps: int = 50
-    baseline: float = 0.0
-
-    def method(self, name: str) -> Method:
-        by_method: dict[str, dict[str, object]] = {
-            "smoothgrad": {"samples": self.samples, "noise": self.noise, "variant": self.variant},
-            "integrated-gradients": {"steps": self.ig_steps, "baseline": self.baseline},
-        }
-        return method_from_name(name, **by_method.get(name, {}))
-
-
-def check_methods(names: Sequence[str] | None, options: MethodOptions, server: Server) -> list[Method]:
-    """The chosen methods, checked against the server's limits."""
+def check_methods(
+    names: Sequence[str] | None, server: Server, settings: Mapping[str, Mapping[str, object]] | None = None
+) -> list[Method]:
+    """The chosen methods, each with its options from ``settings`` (method ->
+    option -> value, as :func:`.options.method_settings` reads the page)."""
     if not names:
         raise DeepInsideError("choose at least one method")
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise DeepInsideError(f"unknown method {unknown[0]!r}: use one of {', '.join(METHODS)}")
-    if options.reduce not in REDUCTIONS:
-        raise DeepInsideError(
-            f"unknown channel reduction {options.reduce!r}: use one of {', '.join(REDUCTIONS)}"
-        )
-    cap = server.limits.max_samples
-    for what, value in (
-        ("smoothgrad samples", options.samples),
-        ("integrated-gradients steps", options.ig_steps),
-    ):
-        if not 1 <= int(value) <= cap:
-            raise DeepInsideError(f"{what} must be between 1 and {cap} on this server, got {value}")
-    return [options.method(n) for n in dict.fromkeys(names)]
+    settings = settings or {}
+    return [method_from_name(n, **settings.get(n, {})) for n in dict.fromkeys(names)]
+
+
+def check_reduction(reduce: str) -> Reduction:
+    """The channel reduction chosen, or a :class:`DeepInsideError` naming those offered."""
+    for known in REDUCTIONS:
+        if reduce == known:
+            return known
+    raise DeepInsideError(f"unknown channel reduction {reduce!r}: use one of {', '.join(REDUCTIONS)}")
 
 
 @dataclass
@@ -77,19 +61,34 @@ class Explained:
     results: list[PhotoSaliency] = field(default_factory=list)
     maps: list[np.ndarray] = field(default_factory=list)  # (H, W) float32 per method, photo pixels
     files: list[str] = field(default_factory=list)
-    boxes: Image.Image | None = None
-    mask: Image.Image | None = None
+    boxes: str | None = None  # the pictures shown: files (see .shown)
+    mask: str | None = None
     box_note: str = ""
+    shown: PictureFiles = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.shown = PictureFiles(self.folder)
 
     @property
     def names(self) -> list[str]:
         return [r.method for r in self.results]
 
-    def grey_maps(self) -> list[tuple[Image.Image, str]]:
-        return [(pictures.grey_map(m), name) for m, name in zip(self.maps, self.names)]
+    def grey_maps(self) -> list[tuple[str, str]]:
+        return [
+            (self.shown.file(("map", k), name, functools.partial(pictures.grey_map, m)), name)
+            for k, (m, name) in enumerate(zip(self.maps, self.names))
+        ]
 
-    def overlays(self, opacity: float) -> list[tuple[Image.Image, str]]:
-        return [(pictures.overlay(self.photo, m, opacity), name) for m, name in zip(self.maps, self.names)]
+    def overlays(self, opacity: float) -> list[tuple[str, str]]:
+        return [
+            (
+                self.shown.file(
+                    ("overlay", k, opacity), name, functools.partial(pictures.overlay, self.photo, m, opacity)
+                ),
+                name,
+            )
+            for k, (m, name) in enumerate(zip(self.maps, self.names))
+        ]
 
 
 def explain(
@@ -115,7 +114,7 @@ def explain(
             [photo],
             targets=None if target is None else [target],
             method=method,
-            reduce=reduce,  # type: ignore[arg-type]
+            reduce=check_reduction(reduce),
         )
         if isinstance(result, PhotoFailure):  # a decoded photo cannot fail to read
             raise DeepInsideError(result.reason)
@@ -130,8 +129,10 @@ def explain(
     inputs, placements = model.prepare([photo])
     maps = explain_maps(model, inputs, torch.tensor([[chosen.class_index]], device=inputs.device), config)
     (found,) = boxes_for(photo, placements[0], maps[0], [chosen], config)
-    done.boxes = pictures.draw_boxes(photo, [(found.box, f"{chosen.label} ({config.name})")])
-    done.mask = pictures.mask_image(found.mask, photo.size)
+    done.boxes = done.shown.new(
+        "box", pictures.draw_boxes(photo, [(found.box, f"{chosen.label} ({config.name})")])
+    )
+    done.mask = done.shown.new("mask", pictures.mask_image(found.mask, photo.size))
     done.box_note = found.note
     yield done
 

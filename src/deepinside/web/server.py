@@ -19,13 +19,18 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..errors import DeepInsideError
 from ..models.classifier import Classifier
+
+if TYPE_CHECKING:
+    from ..attribution.methods import Method
 from .limits import Limits
 
 INSTALL_HINT = "the web app needs its extra: pip install 'deepinside[web]'"
@@ -107,11 +112,10 @@ def warm_up(model: Classifier) -> None:
     otherwise land on a user's click (and, until the engine prepares
     copies safely beside other threads' passes, on a request running
     beside it)."""
-    from ..attribution import METHODS, saliency
+    from ..attribution import METHODS
     from ..localization import PRESETS
     from ..localization.localize import explain_maps
 
-    light = {"smoothgrad": {"samples": 1}, "integrated-gradients": {"steps": 1}}
     device = next(model.parameters()).device
     example = torch.zeros(1, model.preprocessing.channels, *model.preprocessing.input_size, device=device)
     first = torch.zeros(1, 1, dtype=torch.long, device=device)
@@ -119,14 +123,24 @@ def warm_up(model: Classifier) -> None:
     # no feature map for Grad-CAM) belong to the requests that ask for them.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for warm in [
-            *(functools.partial(saliency, model, example, 0, m, **light.get(m, {})) for m in METHODS),
+        warms: list[Callable[[], object]] = [
+            *(functools.partial(_warm_method, model, example, m) for m in METHODS.values()),
             *(functools.partial(explain_maps, model, example, first, c) for c in PRESETS.values()),
-        ]:
+        ]
+        for warm in warms:
             try:
                 warm()
             except DeepInsideError:
                 pass
+
+
+def _warm_method(model: Classifier, example: torch.Tensor, method: type[Method]) -> None:
+    """One map of ``method`` at its cheap settings (each is built from its
+    declaration: a method added later is warmed up too)."""
+    from ..attribution import saliency
+    from ..attribution.methods import cheap_options, method_from_name
+
+    saliency(model, example, 0, method_from_name(method.name, **cheap_options(method)))
 
 
 def _run(model: Classifier, host: str, port: int, limits: Limits, workdir: Path) -> int:

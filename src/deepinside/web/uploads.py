@@ -46,5 +46,5 @@ def read_upload(path: str | os.PathLike[str], limits: Limits) -> Image.Image:
         # The reader names the file by its path on the server; say the user's name instead.
         reason = str(err).removeprefix(f"{path}: ")
         raise DeepInsideError(f"{name}: {reason}") from None
-    photo.filename = path.stem  # type: ignore[attr-defined]
+    photo.filename = path.stem  # type: ignore[attr-defined]  # PIL's stubs give filename to files only
     return photo
