@@ -109,7 +109,9 @@ class ClassJobs:
                 self._stops.pop(session, None)
 
 
-Event = (
+#: What the worker tells the page: a step (with its pictures when due), the
+#: stop (with the pictures where it stopped), the result, or an error.
+_Event = (
     tuple[Literal["step", "stopped"], StepReport, torch.Tensor | None]
     | tuple[Literal["done"], ClassModels]
     | tuple[Literal["error"], str]
@@ -118,7 +120,7 @@ Event = (
 
 def _stream(server: Server, job: ClassJob, flag: threading.Event) -> Iterator[JobView]:
     labels = [server.model.classes[t].label for t in job.targets]
-    events: queue.Queue[Event] = queue.Queue()
+    events: queue.Queue[_Event] = queue.Queue()
     worker = threading.Thread(target=_render, args=(server, job, flag, events), daemon=True)
     worker.start()
     shown = PictureFiles(server.result_folder())
@@ -135,10 +137,11 @@ def _stream(server: Server, job: ClassJob, flag: threading.Event) -> Iterator[Jo
                 reports.append(event[1])
                 if event[2] is not None:
                     pictures = (event[1].step, event[2])
-        files = _snapshot(shown, pictures, labels) if pictures else None
         ended = batch[-1]
         if ended[0] == "step":
-            yield JobView(step_status(reports[-1], labels), files)
+            yield JobView(
+                step_status(reports[-1], labels), _snapshot(shown, pictures, labels) if pictures else None
+            )
         elif ended[0] == "done":
             yield _finished(server, job, ended[1], labels)
             return
@@ -262,7 +265,7 @@ def partial_result(
     )
 
 
-def _render(server: Server, job: ClassJob, flag: threading.Event, events: queue.Queue[Event]) -> None:
+def _render(server: Server, job: ClassJob, flag: threading.Event, events: queue.Queue[_Event]) -> None:
     sent = [0.0]
 
     def on_step(report: StepReport) -> None:
