@@ -125,7 +125,7 @@ def _stream(server: Server, job: ClassJob, flag: threading.Event) -> Iterator[Jo
     worker.start()
     shown = PictureFiles(server.result_folder())
     reports: list[StepReport] = []
-    yield JobView(f"starting: {', '.join(labels)}")
+    yield JobView(f"starting: {', '.join(labels)}", [])  # the last run's pictures go
     while True:
         # Whatever piled up while the page was being updated: only the latest pictures are shown.
         batch = [events.get()]

@@ -18,7 +18,9 @@ class Limits:
         max_classes: classes in one class-visualisation job (one batch).
         max_steps: steps of one class-visualisation job.
         max_size: side of a class visualisation, in pixels.
-        max_samples: SmoothGrad's noisy copies and integrated gradients' steps.
+        max_samples: the most of any method option that sets how many passes a
+            map costs (those declaring a cheap setting: SmoothGrad's noisy
+            copies, integrated gradients' steps).
         max_compare_photos: photos in one comparison.
     """
 
