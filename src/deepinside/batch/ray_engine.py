@@ -201,7 +201,7 @@ def _unpack(batch: dict[str, np.ndarray], i: int) -> tuple[PhotoEntry, DecodedPh
         None if true_class is None or true_class != true_class else str(true_class),
         int(batch["row"][i]),
     )
-    found = DecodedPhoto(
+    found: DecodedPhoto[Placement] = DecodedPhoto(
         str(batch["path"][i]),
         sha256=str(batch["sha256"][i]),
         size=int(batch["bytes"][i]),

@@ -3,9 +3,15 @@ decode and preprocess while the model works on the batch before, results come
 back in input order, and at most a window of them is in flight however long
 the list, so memory stays flat for a million photos as for ten.
 
-Every command that reads photos goes through :func:`read_photos` (directly,
-or through :func:`deepinside.explain.read_batches`), so there is one reading
+Everything that reads photos goes through :func:`read_photos` (directly, or
+through :func:`deepinside.explain.read_batches`), so there is one reading
 path: the safe reader of :mod:`deepinside.io.photos`, in or out of process.
+A bad file never stops the others: its reason comes back in its place, and a
+caller that wants all or nothing asks each :class:`DecodedPhoto` for
+:meth:`~DecodedPhoto.checked`.
+
+The model's preprocessing comes in as a plain callable (:data:`Prepare`), so
+reading knows nothing of models.
 """
 
 from __future__ import annotations
@@ -17,11 +23,11 @@ import os
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Union
+from typing import Generic, Protocol, TypeVar, Union, overload
 
 import numpy as np
 from PIL import Image
@@ -29,14 +35,24 @@ from PIL import Image
 from ..errors import DeepInsideError, ImageError
 from .photos import DEFAULT_MAX_PIXELS, load_photo, to_rgb
 
-if TYPE_CHECKING:
-    from ..models.preprocessing import Placement, Preprocessing
-
 PhotoItem = Union[str, "os.PathLike[str]", Image.Image]
+
+#: Where a model input lies in its photo, as the preprocessing describes it.
+P = TypeVar("P")
+
+
+class ArrayLike(Protocol):
+    """A model input that gives its values as a NumPy array (a CPU tensor does)."""
+
+    def numpy(self) -> np.ndarray: ...
+
+
+#: A preprocessing: a photo to the model input ``(C, H, W)`` and its placement.
+Prepare = Callable[[Image.Image], tuple[ArrayLike, P]]
 
 
 @dataclass
-class DecodedPhoto:
+class DecodedPhoto(Generic[P]):
     """One photo as read: the picture, or why it could not be read.
 
     ``input`` is the model input ``(3, H, W)`` float32 and ``placement`` where
@@ -46,7 +62,7 @@ class DecodedPhoto:
     source: str
     photo: Image.Image | None = None
     input: np.ndarray | None = None
-    placement: Placement | None = None
+    placement: P | None = None
     sha256: str = ""  # of the file's bytes, when asked for
     size: int = 0  # bytes of the file
     error: str = ""
@@ -56,42 +72,100 @@ class DecodedPhoto:
     def ok(self) -> bool:
         return not self.error
 
+    def checked(self) -> Image.Image:
+        """The photo, or :class:`~deepinside.errors.ImageError` with the
+        one-line reason it could not be read (for all-or-nothing callers)."""
+        if self.photo is None:
+            raise ImageError(self.error or f"{self.source}: not read")
+        return self.photo
+
+
+@overload
+def read_photos(
+    items: Iterable[PhotoItem],
+    max_pixels: int = ...,
+    workers: int = ...,
+    preprocessing: None = None,
+    hash_files: bool = ...,
+    ahead: int | None = ...,
+    threads: bool = ...,
+) -> Generator[DecodedPhoto[None]]: ...
+
+
+@overload
+def read_photos(
+    items: Iterable[PhotoItem],
+    max_pixels: int = ...,
+    workers: int = ...,
+    *,
+    preprocessing: Prepare[P],
+    hash_files: bool = ...,
+    ahead: int | None = ...,
+    threads: bool = ...,
+) -> Generator[DecodedPhoto[P]]: ...
+
+
+@overload
+def read_photos(
+    items: Iterable[PhotoItem],
+    max_pixels: int,
+    workers: int,
+    preprocessing: Prepare[P],
+    hash_files: bool = ...,
+    ahead: int | None = ...,
+    threads: bool = ...,
+) -> Generator[DecodedPhoto[P]]: ...
+
 
 def read_photos(
     items: Iterable[PhotoItem],
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 0,
-    preprocessing: Preprocessing | None = None,
+    preprocessing: Prepare[P] | None = None,
     hash_files: bool = False,
     ahead: int | None = None,
     threads: bool = False,
-) -> Iterator[DecodedPhoto]:
-    """Each item read as a :class:`DecodedPhoto`, in input order.
+) -> Generator[DecodedPhoto[P]]:
+    """Each item (a path or a PIL image) read as a :class:`DecodedPhoto`, in
+    input order. A file that cannot be read is a :class:`DecodedPhoto` with
+    its one-line ``error``, never an exception, and the others are still read;
+    an item that is neither a path nor an image is a caller's mistake and
+    raises :class:`~deepinside.errors.DeepInsideError`.
 
     ``workers`` processes decode files in parallel (0: here, one by one), at
     most ``ahead`` photos in flight (default ``32 * workers``). Images already
     in memory are converted here. ``hash_files`` adds each file's SHA-256.
+    ``preprocessing`` also makes each photo's model input and placement.
 
     ``threads``: the workers are threads of this process. Pillow decodes and
     resamples without the GIL, and a thread starts at once where a process
-    first imports torch (about 1.5 s of CPU, which a short run on few cores
-    feels) and sends each photo back pickled.
+    first imports torch (see docs/batch.md) and sends each photo back pickled.
     """
+    if isinstance(items, (str, os.PathLike, Image.Image)):
+        raise DeepInsideError("give a list of photos (PIL images or paths), not a single one")
     read = partial(decode_photo, max_pixels=max_pixels, preprocessing=preprocessing, hash_file=hash_files)
     if workers <= 0:
-        yield from map(read, items)
+        yield from map(read, _photo_items(items))
         return
-    yield from _ordered_in_pool(items, read, _pool(workers, threads), ahead or 32 * workers)
+    yield from _ordered_in_pool(_photo_items(items), read, _pool(workers, threads), ahead or 32 * workers)
+
+
+def _photo_items(items: Iterable[object]) -> Iterator[PhotoItem]:
+    for item in items:
+        if not isinstance(item, (str, os.PathLike, Image.Image)):
+            raise DeepInsideError(f"a photo is a PIL image or a file path, got a {type(item).__name__}")
+        yield item
 
 
 def decode_photo(
     item: PhotoItem,
     max_pixels: int = DEFAULT_MAX_PIXELS,
-    preprocessing: Preprocessing | None = None,
+    preprocessing: Prepare[P] | None = None,
     hash_file: bool = False,
-) -> DecodedPhoto:
+) -> DecodedPhoto[P]:
     """Read one photo (never raises for a bad file: the reason is in ``error``)."""
     start = time.perf_counter()
+    found: DecodedPhoto[P]
     if isinstance(item, Image.Image):
         found = DecodedPhoto(getattr(item, "filename", "") or "<image>", to_rgb(item))
     else:
@@ -133,9 +207,9 @@ def _pool(workers: int, threads: bool) -> cf.Executor:
 
 
 def _ordered_in_pool(
-    items: Iterable[PhotoItem], read: Callable[[PhotoItem], DecodedPhoto], pool: cf.Executor, ahead: int
-) -> Iterator[DecodedPhoto]:
-    pending: deque[cf.Future[DecodedPhoto] | DecodedPhoto] = deque()
+    items: Iterable[PhotoItem], read: Callable[[PhotoItem], DecodedPhoto[P]], pool: cf.Executor, ahead: int
+) -> Iterator[DecodedPhoto[P]]:
+    pending: deque[cf.Future[DecodedPhoto[P]] | DecodedPhoto[P]] = deque()
     try:
         for item in items:
             # Pictures already in memory are not worth a trip to another process.
@@ -152,7 +226,7 @@ def _ordered_in_pool(
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _result(entry: cf.Future[DecodedPhoto] | DecodedPhoto) -> DecodedPhoto:
+def _result(entry: cf.Future[DecodedPhoto[P]] | DecodedPhoto[P]) -> DecodedPhoto[P]:
     return entry if isinstance(entry, DecodedPhoto) else entry.result()
 
 
@@ -163,4 +237,4 @@ def _start_reader() -> None:
     torch.set_num_threads(1)  # many readers, each one thread: the model keeps the cores it was given
 
 
-__all__ = ["DecodedPhoto", "decode_photo", "file_sha256", "read_photos"]
+__all__ = ["DecodedPhoto", "Prepare", "decode_photo", "file_sha256", "read_photos"]

@@ -26,7 +26,8 @@ from ..attribution import Method, attribute
 from ..attribution.methods import method_from_name
 from ..errors import DeepInsideError
 from ..io.photos import to_rgb
-from ..models.classifier import Classifier, Prediction, feature_layer_path, layer_path, read_photos
+from ..io.prefetch import read_photos
+from ..models.classifier import Classifier, Prediction, feature_layer_path, layer_path
 from ..models.preprocessing import Placement
 from .affinity import finer_layer, propagate
 from .boxes import Box, largest_component_box, scale_box, union_box, whole_image_box
@@ -460,7 +461,7 @@ def localize(
     feature_layer_needed(model, config)
     results = []
     for lo in range(0, len(photos), batch_size):
-        chunk = read_photos(photos[lo : lo + batch_size])
+        chunk = [found.checked() for found in read_photos(photos[lo : lo + batch_size])]
         inputs, placements = model.prepare(chunk)
         scores = model.scores(inputs)
         top = model.predictions(scores, max(top_k, 5))

@@ -17,7 +17,6 @@ from .classifier import (
     class_index_of,
     feature_layer_path,
     layer_path,
-    read_photos,
     user_layer_name,
     with_default_classes,
 )
@@ -227,7 +226,6 @@ __all__ = [
     "layer_path",
     "load_state_dict_file",
     "read_class_file",
-    "read_photos",
     "select_output",
     "user_layer_name",
 ]

@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from ..errors import DeepInsideError
-from ..io.photos import load_photo
+from ..io.prefetch import read_photos
 from .graph import eval_mode, forward_pass, scores_before_probabilities
 from .labels import ClassIndex, imagenet_classes, read_class_file
 from .layers import find_feature_layer, module_name
@@ -153,10 +153,11 @@ class Classifier(nn.Module):
     def prepare(
         self, photos: Sequence[Image.Image | str | os.PathLike[str]]
     ) -> tuple[torch.Tensor, list[Placement]]:
-        """Photos (PIL images, or paths read with :func:`~deepinside.io.photos.load_photo`)
+        """Photos (PIL images, or paths read with :func:`~deepinside.io.prefetch.read_photos`)
         to an input batch ``(B, 3, H, W)`` on the model's device, with each
-        input's placement in its photo."""
-        prepared = [self.preprocessing(p) for p in read_photos(photos)]
+        input's placement in its photo; an unreadable file raises
+        :class:`~deepinside.errors.ImageError`."""
+        prepared = [self.preprocessing(found.checked()) for found in read_photos(photos)]
         device = next(self.parameters(), torch.empty(0)).device
         batch = torch.stack([t for t, _ in prepared]).to(device)
         return batch, [p for _, p in prepared]
@@ -203,21 +204,6 @@ def feature_layer_path(model: nn.Module, layer: str | nn.Module | None, example:
     if isinstance(model, Classifier):
         return "net." + model.find_feature_layer()
     return find_feature_layer(model, example)
-
-
-def read_photos(photos: Sequence[Image.Image | str | os.PathLike[str]]) -> list[Image.Image]:
-    """PIL images as they are, paths read safely (upright 8-bit RGB, size-checked)."""
-    if isinstance(photos, (str, os.PathLike, Image.Image)):
-        raise DeepInsideError("give a list of photos (PIL images or paths), not a single one")
-    read = []
-    for p in photos:
-        if isinstance(p, Image.Image):
-            read.append(p)
-        elif isinstance(p, (str, os.PathLike)):
-            read.append(load_photo(p))
-        else:
-            raise DeepInsideError(f"a photo is a PIL image or a file path, got a {type(p).__name__}")
-    return read
 
 
 def class_index_of(classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None) -> ClassIndex | None:
