@@ -103,59 +103,115 @@ def render_classes(
     hw = check_size(size if size is not None else preprocessing.input_size)
     device, dtype = _placement(model, device, dtype)
     targets = [int(t) for t in targets]
-    labels = list(labels) if labels is not None else [_label(model, t) for t in targets]
-    if len(labels) != len(targets):
-        raise DeepInsideError(f"{len(labels)} labels for {len(targets)} classes: give one label per class")
+    labels = _labels(model, targets, labels)
     sizes = octave_sizes(
         preset.octaves, hw, preset.steps, preset.interleave, preset.late_octaves, preset.late_from
     )
     base = _base_seed(seed)
-    k_all = len(targets)
-
-    images = torch.empty(k_all, 3, *hw, device=device, dtype=dtype)
-    log_s = torch.full((k_all, preset.steps), float("nan"), dtype=torch.float64)
-    log_p, log_o = log_s.clone(), log_s.clone()
-    final_s = torch.empty(k_all, dtype=torch.float64)
-    final_p = torch.empty(k_all, dtype=torch.float64)
-    run = torch.empty(k_all, dtype=torch.long)
-    failures: dict[int, str] = {}
     start = time.perf_counter()
-    example = torch.zeros(1, 3, *hw, device=device, dtype=dtype)
     with ExitStack() as stack:
-        score = _enter_scoring(stack, model, example, targets)
-        bar = stack.enter_context(
-            tqdm(
-                total=math.ceil(k_all / batch_size) * preset.steps,
-                desc="classmodel",
-                unit="step",
-                disable=(None if progress is None else not progress),
-                leave=False,
-            )
-        )
+        score = _enter_scoring(stack, model, torch.zeros(1, 3, *hw, device=device, dtype=dtype), targets)
+        bar = stack.enter_context(_progress_bar(len(targets), batch_size, preset.steps, progress))
         loop = _Loop(score, objective, preset, sizes, hw, preprocessing, device, dtype, base)
-        for first in range(0, k_all, batch_size):
-            rows = slice(first, min(first + batch_size, k_all))
-            out = _render_chunk(loop, targets[rows], _Progress(bar, first, k_all, on_step))
-            images[rows], run[rows] = out.pixels, out.steps_run
-            final_s[rows], final_p[rows] = out.final_s, out.final_p
-            log_s[rows], log_p[rows], log_o[rows] = out.log_s, out.log_p, out.log_o
-            for b, (step, why) in out.failed.items():
-                k = first + b
-                failures[k] = (
-                    f"class {targets[k]} ({labels[k]}): {why} at step {step + 1}; "
-                    "stopped it there and kept its picture from before that step"
-                )
-                warnings.warn(failures[k], RuntimeWarning, stacklevel=2)
+        found = _render_batches(loop, targets, labels, batch_size, bar, on_step)
     return ClassModels(
-        images=images,
-        log=ObjectiveLog(log_s, log_p, log_o, sizes, objective.name, run),
+        images=found.images,
+        log=ObjectiveLog(found.log_s, found.log_p, found.log_o, sizes, objective.name, found.run),
         targets=torch.tensor(targets, dtype=torch.long),
         labels=labels,
-        final_scores=final_s,
-        final_probabilities=final_p,
-        failures=failures,
+        final_scores=found.final_s,
+        final_probabilities=found.final_p,
+        failures=found.failures,
         seconds=time.perf_counter() - start,
     )
+
+
+def _render_batches(
+    loop: _Loop,
+    targets: list[int],
+    labels: list[str],
+    batch_size: int,
+    bar: tqdm,
+    on_step: Callable[[StepReport], None] | None,
+) -> _Found:
+    """Every class rendered, ``batch_size`` at a time, each batch's failures
+    warned about as soon as it ends."""
+    found = _Found.empty(len(targets), loop.preset.steps, loop.size, loop.device, loop.dtype)
+    for first in range(0, len(targets), batch_size):
+        rows = slice(first, min(first + batch_size, len(targets)))
+        chunk = _render_chunk(loop, targets[rows], _Progress(bar, first, len(targets), on_step))
+        found.put(rows, chunk)
+        _warn_failures(found.failures, chunk, first, targets, labels)
+    return found
+
+
+def _labels(model: nn.Module, targets: list[int], labels: Sequence[str] | None) -> list[str]:
+    """The display names: the caller's, one per class, or the model's."""
+    named = list(labels) if labels is not None else [_label(model, t) for t in targets]
+    if len(named) != len(targets):
+        raise DeepInsideError(f"{len(named)} labels for {len(targets)} classes: give one label per class")
+    return named
+
+
+def _progress_bar(classes: int, batch_size: int, steps: int, progress: bool | None) -> tqdm:
+    return tqdm(
+        total=math.ceil(classes / batch_size) * steps,
+        desc="classmodel",
+        unit="step",
+        disable=(None if progress is None else not progress),
+        leave=False,
+    )
+
+
+def _warn_failures(
+    failures: dict[int, str], chunk: _Chunk, first: int, targets: list[int], labels: list[str]
+) -> None:
+    """Record and warn about each class of ``chunk`` that stopped being
+    finite; the warning points at the caller of :func:`render_classes`
+    (three calls up)."""
+    for b, (step, why) in chunk.failed.items():
+        k = first + b
+        failures[k] = (
+            f"class {targets[k]} ({labels[k]}): {why} at step {step + 1}; "
+            "stopped it there and kept its picture from before that step"
+        )
+        warnings.warn(failures[k], RuntimeWarning, stacklevel=4)
+
+
+@dataclass
+class _Found:
+    """What a run gathers from its batches, row ``k`` for ``targets[k]``:
+    pictures, the logs ``(K, steps)``, final S_c and P_c, steps run, failures."""
+
+    images: torch.Tensor
+    log_s: torch.Tensor
+    log_p: torch.Tensor
+    log_o: torch.Tensor
+    final_s: torch.Tensor
+    final_p: torch.Tensor
+    run: torch.Tensor
+    failures: dict[int, str]
+
+    @classmethod
+    def empty(
+        cls, k: int, steps: int, hw: tuple[int, int], device: torch.device, dtype: torch.dtype
+    ) -> _Found:
+        log = torch.full((k, steps), float("nan"), dtype=torch.float64)
+        return cls(
+            images=torch.empty(k, 3, *hw, device=device, dtype=dtype),
+            log_s=log,
+            log_p=log.clone(),
+            log_o=log.clone(),
+            final_s=torch.empty(k, dtype=torch.float64),
+            final_p=torch.empty(k, dtype=torch.float64),
+            run=torch.empty(k, dtype=torch.long),
+            failures={},
+        )
+
+    def put(self, rows: slice, chunk: _Chunk) -> None:
+        self.images[rows], self.run[rows] = chunk.pixels, chunk.steps_run
+        self.final_s[rows], self.final_p[rows] = chunk.final_s, chunk.final_p
+        self.log_s[rows], self.log_p[rows], self.log_o[rows] = chunk.log_s, chunk.log_p, chunk.log_o
 
 
 def _check_preset(preset: Preset) -> None:
@@ -286,7 +342,7 @@ class _Progress:
     """The run's progress bar, how many classes came before this batch, and
     the caller's callback."""
 
-    bar: tqdm  # type: ignore[type-arg]
+    bar: tqdm
     done: int
     total: int
     on_step: Callable[[StepReport], None] | None = None
@@ -462,6 +518,7 @@ def _update(loop: _Loop, batch: _Batch, grads: list[torch.Tensor], step: int) ->
             grads = [torch.where(_rows(active, g), g, torch.zeros_like(g)) for g in grads]
         preset.optimizer.step(params, grads, batch.state, step, preset.steps, moving)
         for op in preset.between_steps:
+            assert batch.prm.pixels is not None  # a batch with between-step ops has raw pixels (_Batch)
             op(batch.prm.pixels, StepContext(step, grads[0], active))
     if preset.average and step >= batch.average_from:
         _update_average(batch.averaged, params, preset.average, active)
