@@ -1,5 +1,5 @@
-"""Photos in, explanations out: the loop that the command line shares, and
-that the planned web app and batch runs are to share.
+"""Photos in, explanations out: the loop and the model step that the command
+line, the web app and batch runs share.
 
 :func:`explain_photos` reads photos, batches them through the model, and
 yields one :class:`PhotoSaliency` per readable photo or one

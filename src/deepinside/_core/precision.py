@@ -3,11 +3,11 @@ view are used there, and which of torch's process-wide numeric flags hold
 while our calls run on CUDA.
 
 On CUDA our gradients run with cuDNN on and TF32 off (convolutions and matrix
-products in true float32): an H200 measured cuDNN in float32 as exact as
-PyTorch's own kernels (0.14% of the map's maximum from a float64 gradient)
-and 5.6x faster, where TF32, PyTorch's default for cuDNN convolutions, moved
-maps by 33%. ``deterministic`` calls turn cuDNN off instead (see
-:data:`DETERMINISTIC_CUDA`). docs/gpu.md says what is measured.
+products in true float32): cuDNN in float32 is as exact as PyTorch's own
+kernels and much faster, while TF32, PyTorch's default for cuDNN
+convolutions, moves the maps visibly. ``deterministic`` calls turn cuDNN off
+instead (see :data:`DETERMINISTIC_CUDA`). docs/gpu.md gives the measurements
+and says what is not yet measured.
 """
 
 from __future__ import annotations
@@ -54,10 +54,10 @@ def rewrites_for(device: torch.device) -> Rewrites:
 
 
 #: How ``deterministic`` calls get bit-for-bit repeatable maps on CUDA:
-#: ``"cudnn-off"`` runs PyTorch's own kernels (measured repeatable on an H100,
-#: 0.2% of the maximum from float64, about 4x slower than cuDNN on an H200);
-#: ``"cudnn-deterministic"`` keeps cuDNN with its deterministic algorithms
-#: (also measured repeatable, speed not measured). ``benchmarks/gpu.py`` times both.
+#: ``"cudnn-off"`` runs PyTorch's own kernels (measured repeatable and close
+#: to float64, but slower than cuDNN); ``"cudnn-deterministic"`` keeps cuDNN
+#: with its deterministic algorithms (also measured repeatable, speed not
+#: measured). docs/gpu.md has the numbers; ``benchmarks/gpu.py`` times both.
 DETERMINISTIC_CUDA: Literal["cudnn-off", "cudnn-deterministic"] = "cudnn-off"
 
 _REPEATABLE: ContextVar[bool] = ContextVar("deepinside_repeatable", default=False)
@@ -87,8 +87,8 @@ def wants_repeatable() -> bool:
 def _has_precision_api() -> bool:
     """PyTorch 2.9 and later set TF32 per backend and operator (``fp32_precision``)."""
     try:
-        torch.backends.cudnn.conv.fp32_precision  # noqa: B018 - probing the attribute
-        torch.backends.cuda.matmul.fp32_precision  # noqa: B018
+        _get("cudnn.conv.fp32_precision")
+        _get("cuda.matmul.fp32_precision")
     except (AttributeError, RuntimeError):
         return False
     return True
@@ -157,7 +157,7 @@ def _true_float32_leaf() -> str:
     the older ``allow_tf32 = False`` leaves it, where the settings above the
     operators give float32; else ``"ieee"`` (which makes PyTorch's older
     getters raise, in every thread, until the caller's flags are back)."""
-    above = (torch.backends.fp32_precision, torch.backends.cudnn.fp32_precision)
+    above = (_get("fp32_precision"), _get("cudnn.fp32_precision"))
     return "none" if all(p in ("none", "ieee") for p in above) else "ieee"
 
 

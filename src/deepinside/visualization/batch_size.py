@@ -2,8 +2,8 @@
 
 On the CPU a batch of 8 keeps the cores busy (larger batches measured no
 faster there). A GPU runs faster the more classes share each pass, up to
-its memory: a batch of 100 at 224 px with EfficientNet-Lite0 and the
-default preset peaked at 5.9 GiB on an H100. The choice depends only on the
+its memory, so the batch is what a measured memory per class allows
+(docs/gpu.md gives the measurement). The choice depends only on the
 device's total memory and the picture size, not on what is free at the
 moment, so a run resumed on the same GPU gets the same batches (a job's
 folder keeps its batch size).
@@ -15,7 +15,8 @@ import torch
 
 #: Classes per batch on the CPU.
 CPU_BATCH = 8
-#: GPU memory a class takes at 224 px (the H100 measurement above, rounded up).
+#: GPU memory a class takes at 224 px with the default preset (a measured
+#: peak per class, rounded up: docs/gpu.md).
 _BYTES_PER_CLASS_224 = 64 * 2**20
 #: The share of the GPU's memory the batch may plan on (other models, cuDNN
 #: workspaces and larger networks than Lite0 take the rest).
