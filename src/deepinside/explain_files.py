@@ -14,7 +14,7 @@ import numpy as np
 from . import pictures
 from .errors import DeepInsideError
 from .explain import ClassMap, PhotoSaliency
-from .io.files import atomic_write, write_json, write_npy, write_png
+from .io.files import write_json, write_npy, write_npz, write_png
 from .io.names import class_part, photo_file
 
 #: How the raw map (the values, photo size) is stored: ``npy`` float32,
@@ -80,9 +80,7 @@ def _write_raw(path: Path, values: np.ndarray, raw: str) -> Path:
     if raw == "npy":
         return write_npy(path, values.astype(np.float32, copy=False))
     kept = values.astype(np.float16 if raw == "npz16" else np.float32, copy=False)
-    with atomic_write(path) as handle:
-        np.savez_compressed(handle, map=kept)
-    return path
+    return write_npz(path, {"map": kept}, compress=True)
 
 
 def _earlier_maps(path: Path, record: dict[str, object]) -> list[dict[str, object]]:

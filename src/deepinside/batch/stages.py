@@ -4,24 +4,22 @@ one photo's boxes, maps and pictures, written off the model's path)."""
 
 from __future__ import annotations
 
-import hashlib
-import io
-import os
 import time
-import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import pictures
 from ..explain import explain_inputs
-from ..io.files import atomic_write, write_png
+from ..io.files import write_npz, write_png
+from ..io.names import class_part, key_stem, maps_file, photo_file
 from ..io.prefetch import DecodedPhoto
 from ..localization import LocalizationConfig, config_for
 from ..localization.localize import boxes_for, explain_maps
 from ..models.classifier import Classifier, Prediction
+from ..models.preprocessing import Placement
 from .index import Row
 from .inputs import PhotoEntry
 from .settings import BatchSettings
@@ -35,7 +33,7 @@ class PhotoMaps:
     """The model's work on one photo, waiting for its files to be written."""
 
     entry: PhotoEntry
-    decoded: DecodedPhoto
+    decoded: DecodedPhoto[Placement]
     predictions: list[Prediction] = field(default_factory=list)  # the top 5 (or more)
     explained: list[Prediction] = field(default_factory=list)  # the K classes mapped
     maps: dict[str, np.ndarray] = field(default_factory=dict)  # method: (K, H, W) float32, on the input
@@ -45,15 +43,15 @@ class PhotoMaps:
 
 
 def explain_batch(
-    model: Classifier, batch: list[tuple[PhotoEntry, DecodedPhoto]], settings: BatchSettings
+    model: Classifier, batch: list[tuple[PhotoEntry, DecodedPhoto[Placement]]], settings: BatchSettings
 ) -> list[PhotoMaps]:
     """Every method's maps for a batch of decoded photos, in one batched call per method."""
     start = time.perf_counter()
     device = next(model.parameters(), torch.empty(0)).device
-    inputs = torch.from_numpy(np.stack([d.input for _, d in batch])).to(device)
+    inputs = torch.from_numpy(np.stack([_model_input(d) for _, d in batch])).to(device)
     k = settings.top_k()
-    targets = settings.targets if k is None else None
-    found = explain_inputs(model, inputs, settings.methods, targets, k or 1, settings.reduce)  # type: ignore[arg-type]
+    targets = None if isinstance(settings.targets, str) else settings.targets
+    found = explain_inputs(model, inputs, settings.methods, targets, k or 1, settings.reduce)
     scores, classes, computed = found.scores, found.classes, found.maps
     box_config = None if settings.localize is None else config_for(model, settings.localize)
     for_boxes = _maps_for_boxes(model, inputs, classes, computed, settings.reduce, box_config)
@@ -80,6 +78,12 @@ def explain_batch(
             )
         )
     return results
+
+
+def _model_input(decoded: DecodedPhoto[Placement]) -> np.ndarray:
+    if decoded.input is None:  # the engines hand over only photos read with the preprocessing
+        raise ValueError(f"{decoded.source}: read without the model's preprocessing")
+    return decoded.input
 
 
 def _maps_for_boxes(
@@ -115,16 +119,9 @@ def finish_photo(out: Path, done: PhotoMaps, settings: BatchSettings) -> Row:
             done.box_config,
         )
         boxes = [_box_row(b.prediction, b.box, b.note) for b in found]
-    maps_file = output_name(entry.key, ".npz")
-    write_maps(out / MAPS_FOLDER / maps_file, done, settings.float16, settings.compress)
-    written = []
-    if settings.pictures:
-        for method, maps in done.maps.items():
-            on_photo = decoded.placement.to_photo(torch.from_numpy(maps)).numpy()
-            for prediction, one in zip(done.explained, on_photo):
-                name = output_name(entry.key, f".{method}.{prediction.class_index:03d}.png")
-                write_png(out / PICTURES_FOLDER / name, pictures.overlay(decoded.photo, one))
-                written.append(name)
+    maps_name = maps_file(entry.key)
+    write_maps(out / MAPS_FOLDER / maps_name, done, settings.float16, settings.compress)
+    written = _write_pictures(out / PICTURES_FOLDER, done) if settings.pictures else []
     row.update(
         width=decoded.photo.width,
         height=decoded.photo.height,
@@ -141,7 +138,7 @@ def finish_photo(out: Path, done: PhotoMaps, settings: BatchSettings) -> Row:
             for p, m in zip(done.explained, maps)
         ],
         boxes=boxes,
-        maps_file=maps_file,
+        maps_file=maps_name,
         pictures=written,
         model_s=done.model_seconds,
         write_s=time.perf_counter() - start,
@@ -149,7 +146,24 @@ def finish_photo(out: Path, done: PhotoMaps, settings: BatchSettings) -> Row:
     return row
 
 
-def failure_row(entry: PhotoEntry, decoded: DecodedPhoto) -> Row:
+def _write_pictures(folder: Path, done: PhotoMaps) -> list[str]:
+    """An overlay per method and class, named ``STEM.METHOD.CLASS.overlay.png``
+    as :mod:`deepinside.io.names` says; return the names under ``folder``."""
+    photo, placement = done.decoded.photo, done.decoded.placement
+    assert photo is not None and placement is not None
+    written = []
+    for method, maps in done.maps.items():
+        on_photo = placement.to_photo(torch.from_numpy(maps)).numpy()
+        for p, one in zip(done.explained, on_photo):
+            name = photo_file(
+                key_stem(done.entry.key), method, "overlay", "png", class_part(p.class_index, p.label)
+            )
+            write_png(folder / name, pictures.overlay(photo, one))
+            written.append(name)
+    return written
+
+
+def failure_row(entry: PhotoEntry, decoded: DecodedPhoto[Placement]) -> Row:
     """A photo's row before its results: all there is for one that failed."""
     return {
         "path": entry.key,
@@ -183,17 +197,6 @@ def _box_row(prediction: Prediction, box: tuple[float, float, float, float], not
     }
 
 
-def output_name(key: str, suffix: str) -> str:
-    """The file name, under ``maps/`` or ``pictures/``, of the photo ``key``:
-    its own relative path, so the output mirrors the input; a path that
-    climbs out of its folder gets a name of its own, made unique by a hash."""
-    path = PurePosixPath(key.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts:
-        tag = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
-        path = PurePosixPath("_outside", f"{path.name}-{tag}")
-    return f"{path}{suffix}"
-
-
 def write_maps(path: Path, done: PhotoMaps, float16: bool, compress: bool = False) -> None:
     """One ``.npz`` per photo: each method's maps ``(K, H, W)`` on the model
     input, ``classes`` ``(K,)`` and ``input_box`` (where the input lies in the
@@ -207,19 +210,10 @@ def write_maps(path: Path, done: PhotoMaps, float16: bool, compress: bool = Fals
         "classes": np.array([p.class_index for p in done.explained], dtype=np.int32),
         "input_box": np.array(done.decoded.placement.box, dtype=np.float64),
     }
-    with atomic_write(path) as handle:
-        # Stored, not deflated, unless asked: zlib saves a tenth of a float32
-        # gradient map's bytes (its mantissas are noise) at a fifth of the
-        # model's CPU time per photo; smooth maps and float16 shrink more.
-        kind = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-        with zipfile.ZipFile(handle, "w", kind) as archive:
-            for name, array in arrays.items():
-                buffer = io.BytesIO()
-                np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                archive.writestr(info, buffer.getvalue(), compress_type=kind)
-        handle.flush()
-        os.fsync(handle.fileno())  # its row may reach a durable shard before the page cache is flushed
+    # Stored, not deflated, unless asked: a float32 gradient map's mantissas
+    # are noise, so zlib saves little and costs a share of the model's time
+    # (docs/batch.md). Durable: its row may reach a flushed shard first.
+    write_npz(path, arrays, compress, durable=True)
 
 
 def finish_safely(out: Path, done: PhotoMaps, settings: BatchSettings) -> Row:
@@ -242,6 +236,5 @@ __all__ = [
     "failure_row",
     "finish_photo",
     "finish_safely",
-    "output_name",
     "write_maps",
 ]

@@ -1,6 +1,6 @@
 """Reading photos and writing results: files in, files out, nothing half-written."""
 
-from .files import atomic_write, write_json, write_npy, write_png
+from .files import atomic_write, write_json, write_npy, write_npz, write_png
 from .photos import IMAGE_SUFFIXES, expand_paths, load_photo, to_rgb
 
 __all__ = [
@@ -11,5 +11,6 @@ __all__ = [
     "to_rgb",
     "write_json",
     "write_npy",
+    "write_npz",
     "write_png",
 ]

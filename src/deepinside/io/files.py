@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -61,7 +63,7 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         raise
 
 
-def _write(path: str | os.PathLike[str], dump: Callable[[IO[bytes]], None]) -> Path:
+def _write(path: str | os.PathLike[str], dump: Callable[[IO[bytes]], object]) -> Path:
     with atomic_write(path) as handle:
         dump(handle)
     return Path(path)
@@ -78,3 +80,28 @@ def write_npy(path: str | os.PathLike[str], array: np.ndarray) -> Path:
 
 def write_png(path: str | os.PathLike[str], image: Image.Image) -> Path:
     return _write(path, lambda h: image.save(h, format="PNG"))
+
+
+def write_npz(
+    path: str | os.PathLike[str],
+    arrays: Mapping[str, np.ndarray],
+    compress: bool = False,
+    durable: bool = False,
+) -> Path:
+    """``arrays`` as one ``.npz`` (``np.load(path)[name]`` reads each): the one
+    writer of every ``.npz`` deepinside makes. Members carry no time stamps,
+    so the same arrays give the same bytes; ``compress`` deflates them
+    (stored otherwise, see docs/output-files.md for what each costs);
+    ``durable`` flushes the file to disk before it is renamed into place."""
+    kind = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_write(path) as handle:
+        with zipfile.ZipFile(handle, "w", kind) as archive:
+            for name, array in arrays.items():
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                archive.writestr(info, buffer.getvalue(), compress_type=kind)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    return Path(path)

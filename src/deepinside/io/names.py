@@ -4,7 +4,10 @@ A file about a photo is named ``STEM.TAG[.CLASS].KIND.EXT``:
 
 - ``STEM``: the photo's file name without its suffix (``cat`` for ``cat.jpg``),
   made distinct within a run: a second ``cat.jpg`` from another folder is
-  ``cat-2`` (:class:`UniqueStems`).
+  ``cat-2`` (:class:`UniqueStems`). A batch run, which must name a photo the
+  same way whichever run of a resumed folder reaches it, uses the photo's key
+  instead (its path relative to the input, suffix kept: :func:`key_stem`), so
+  its output folders mirror the input's tree.
 - ``TAG``: what made the file, so that runs with different methods can share
   a folder: the attribution method (``gradient``, ``grad-cam``, ...) or, for
   boxes, ``localize-CONFIG`` (``localize-default``, ``localize-paper``, with
@@ -16,16 +19,18 @@ A file about a photo is named ``STEM.TAG[.CLASS].KIND.EXT``:
 
 Records: ``STEM.json`` lists every saliency map of the photo in the folder,
 whatever the method; ``STEM.localize-CONFIG.json`` holds one localisation run's
-boxes. A class model is about a class, not a photo: ``CLASS.png``,
-``CLASS.log.csv`` and ``CLASS.log.json``.
+boxes. A batch run keeps all of a photo's maps in one ``STEM.npz``
+(:func:`maps_file`). A class model is about a class, not a photo:
+``CLASS.png``, ``CLASS.log.csv`` and ``CLASS.log.json``.
 
 Example: ``cat.gradient.0285-egyptian-cat.overlay.png``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 #: Longest label slug kept in a file name (the index already makes it unique).
 _SLUG_LENGTH = 40
@@ -53,6 +58,23 @@ def photo_file(stem: str, tag: str, kind: str, ext: str, class_name: str | None 
     return ".".join([stem, slug(tag), *([class_name] if class_name else []), kind, ext])
 
 
+def key_stem(key: str) -> str:
+    """The ``STEM`` of a photo in a batch run: its key (``cats/tabby.jpg``),
+    the same in every run that resumes the folder. A key that climbs out of
+    its folder (absolute, or with ``..``) gets a name of its own under
+    ``_outside/``, made unique by a hash of the key."""
+    path = PurePosixPath(key.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts:
+        tag = hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+        path = PurePosixPath("_outside", f"{path.name}-{tag}")
+    return str(path)
+
+
+def maps_file(key: str) -> str:
+    """A batch run's ``STEM.npz`` of the photo ``key``: all its maps, every method."""
+    return f"{key_stem(key)}.npz"
+
+
 class UniqueStems:
     """Photo stems distinct within a run (two ``cat.jpg`` in different
     folders become ``cat`` and ``cat-2``; a ``cat-2.jpg`` after them becomes
@@ -71,4 +93,4 @@ class UniqueStems:
         return stem
 
 
-__all__ = ["UniqueStems", "class_part", "localize_tag", "photo_file", "slug"]
+__all__ = ["UniqueStems", "class_part", "key_stem", "localize_tag", "maps_file", "photo_file", "slug"]
