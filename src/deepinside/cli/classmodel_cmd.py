@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         choices=sorted(presets.PRESETS),
         default="default",
         help="default: recognisable pictures; convincing: pictures a second network is surer of, at "
-        "about 1.8x the time; paper: the paper's recipe (default: %(default)s)",
+        "about twice the time (docs/benchmarks.md); paper: the paper's recipe (default: %(default)s)",
     )
     p.add_argument(
         "--objective",

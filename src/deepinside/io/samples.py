@@ -32,5 +32,5 @@ def sample_photo(name: str) -> Image.Image:
     if isinstance(pixels, tuple):  # a stereo pair and its disparity: the left view
         pixels = pixels[0]
     photo = Image.fromarray(np.asarray(pixels)).convert("RGB")
-    photo.filename = name  # type: ignore[attr-defined]
+    photo.filename = name  # type: ignore[attr-defined]  # Pillow declares filename on opened files only
     return photo
