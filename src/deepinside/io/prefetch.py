@@ -3,9 +3,10 @@ decode and preprocess while the model works on the batch before, results come
 back in input order, and at most a window of them is in flight however long
 the list, so memory stays flat for a million photos as for ten.
 
-Everything that reads photos goes through :func:`read_photos` (directly, or
+Every loop over photos goes through :func:`read_photos` (directly, or
 through :func:`deepinside.explain.read_batches`), so there is one reading
-path: the safe reader of :mod:`deepinside.io.photos`, in or out of process.
+path: the safe reader of :mod:`deepinside.io.photos`, in or out of process
+(which a single uploaded file or an evaluation sample also uses directly).
 A bad file never stops the others: its reason comes back in its place, and a
 caller that wants all or nothing asks each :class:`DecodedPhoto` for
 :meth:`~DecodedPhoto.checked`.
