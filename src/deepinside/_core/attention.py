@@ -14,7 +14,7 @@ to SDPA where it was eager: see :func:`use_fused_attention`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,7 +29,13 @@ class _ExplicitAttention(TorchFunctionMode):
         super().__init__()
         self.maps: list[torch.Tensor] = []
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Collection[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention:
             return self._attend(*args, **kwargs)
@@ -84,14 +90,16 @@ def use_fused_attention(module: nn.Module) -> bool:
     switched = False
     for m in module.modules():
         config = getattr(m, "config", None)
-        if getattr(config, "_attn_implementation", None) == "eager" and hasattr(m, "set_attn_implementation"):
+        set_attn_implementation = getattr(m, "set_attn_implementation", None)
+        if getattr(config, "_attn_implementation", None) == "eager" and callable(set_attn_implementation):
             try:
-                m.set_attn_implementation("sdpa")
+                set_attn_implementation("sdpa")
                 switched = True
             except (ValueError, ImportError, AttributeError):
                 pass  # a model without SDPA support keeps its own attention
         if getattr(m, "fused_attn", None) is False:
-            m.fused_attn = True
+            # (setattr: nn.Module's typed __setattr__ takes only tensors and modules.)
+            setattr(m, "fused_attn", True)  # noqa: B010
             switched = True
     return switched
 

@@ -112,11 +112,18 @@ def _build_view(
             reference = folded
         channels_last = example.dim() == 4 and rewrites.channels_last
         if channels_last:
-            reference = reference.to(memory_format=torch.channels_last)
+            reference = _to_memory_format(reference, torch.channels_last)
             as_last = example.clone(memory_format=torch.channels_last)
             if not _agrees(reference, as_last, expected, "channels-last layout"):
-                reference, channels_last = reference.to(memory_format=torch.contiguous_format), False
+                reference, channels_last = _to_memory_format(reference, torch.contiguous_format), False
     return _View(signature, reference, channels_last)
+
+
+def _to_memory_format(module: nn.Module, memory_format: torch.memory_format) -> nn.Module:
+    """``module.to(memory_format=...)``: its 4-d parameters and buffers in that layout."""
+    # Module.to takes memory_format, as Tensor.to does, but its typed overloads omit it.
+    to: Callable[..., nn.Module] = module.to
+    return to(memory_format=memory_format)
 
 
 def _private_copy(module: nn.Module) -> nn.Module:

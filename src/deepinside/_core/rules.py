@@ -15,7 +15,7 @@ and ``clamp(min=0)`` inside fused blocks. Nothing is registered on the model.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, Literal
 
 import torch
@@ -30,11 +30,11 @@ class _DeconvRectifier(torch.autograd.Function):
     signal, whatever the forward input was."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, upper: float | None) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, upper: float | None) -> torch.Tensor:
         return x.clamp(min=0.0, max=upper)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
         return grad.clamp(min=0.0), None
 
 
@@ -116,7 +116,13 @@ class backward_rule(TorchFunctionMode):
         self.rule = rule
         self.count = 0  # rectifiers seen, so callers can tell a model has none
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Collection[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         kwargs = kwargs or {}
         parse = _RECTIFIERS.get(func)
         x = args[0] if args else kwargs.get("input")
@@ -151,7 +157,13 @@ class max_pool_counter(TorchFunctionMode):
         super().__init__()
         self.count = 0
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Collection[type],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
         if "max_pool" in getattr(func, "__name__", ""):
             self.count += 1
         return func(*args, **(kwargs or {}))

@@ -54,16 +54,28 @@ class Option:
     flag: str | None = ""  # "": --the-field-name
 
 
-def option(default: object, help: str, **declared: object) -> Any:
-    """A method's option: a dataclass field carrying its :class:`Option`."""
-    return dataclasses.field(default=default, metadata={"option": Option(help, **declared)})  # type: ignore[arg-type]
+def option(
+    default: object,
+    help: str,
+    *,
+    kind: type = str,
+    low: float | None = None,
+    high: float | None = None,
+    choices: tuple[str, ...] | None = None,
+    cheap: object = None,
+    flag: str | None = "",
+) -> Any:
+    """A method's option: a dataclass field carrying its :class:`Option`
+    (typed Any, as ``dataclasses.field`` is, so that it fits the field's type)."""
+    declared = Option(help, kind, low, high, choices, cheap, flag)
+    return dataclasses.field(default=default, metadata={"option": declared})
 
 
 def options_of(method: type[Method] | Method) -> dict[str, tuple[object, Option]]:
     """A method's options: field name -> (default, declaration)."""
     return {
         f.name: (f.default, f.metadata["option"])
-        for f in dataclasses.fields(method)  # type: ignore[arg-type]
+        for f in dataclasses.fields(method)
         if "option" in f.metadata
     }
 
@@ -134,7 +146,7 @@ class _BackwardRuleMethod(Method):
         if self.chunk is not None:
             check_count("chunk", self.chunk)
 
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         if self.rule != "gradient":
             require_eager(model, self.name, "rectifier rules")
         return MethodResult(*input_gradient(model, x, targets, self.rule, self.chunk))
@@ -156,7 +168,7 @@ class DeconvNet(_BackwardRuleMethod):
     needs: ClassVar[frozenset[str]] = frozenset({"rectifier rules"})
     rule: ClassVar[Rule] = "deconvnet"
 
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         with max_pool_counter() as pools:
             result = super().compute(model, x, targets)
         if pools.count == 0:
@@ -187,7 +199,7 @@ class GradientXInput(Method):
 
     name: ClassVar[str] = "gradient-x-input"
 
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         grad, scores, used = input_gradient(model, x, targets)
         return MethodResult(grad * x, scores, used)
 
@@ -236,7 +248,7 @@ class SmoothGrad(Method):
                 f"smoothgrad variant must be mean, squared or vargrad, got {self.variant!r}"
             )
 
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         scores = _scores_at(model, x, self.chunk)
         targets = top_classes(scores, targets)
         generator = torch.Generator().manual_seed(self.seed)
@@ -322,7 +334,7 @@ class IntegratedGradients(Method):
         nodes, weights = np.polynomial.legendre.leggauss(self.steps)
         return (nodes + 1) / 2, weights / 2
 
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         baseline = self._baseline(x)
         both = _scores_at(model, torch.cat([x, baseline]), self.chunk)
         scores, base_scores = both[: len(x)], both[len(x) :]
@@ -364,14 +376,14 @@ class GradCam(Method):
     def check(self) -> None:
         _check_cam(self.layer, self.chunk)
 
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         def pick(scores: torch.Tensor, lo: int) -> tuple[list[torch.Tensor], torch.Tensor]:
             chosen, used = target_scores(scores, targets, lo)
             return [chosen], used[:, None]
 
         return self._cams(model, x, pick)
 
-    def compute_classes(self, model, x, targets):  # type: ignore[no-untyped-def]
+    def compute_classes(self, model: nn.Module, x: torch.Tensor, targets: torch.Tensor) -> MethodResult:
         # The K maps of an image share its forward pass: only the short way back
         # from the scores to the features is taken K times.
         def pick(scores: torch.Tensor, lo: int) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -430,7 +442,7 @@ class GuidedGradCam(Method):
     def check(self) -> None:
         _check_cam(self.layer, self.chunk)
 
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         require_eager(model, self.name, "layer hook and rectifier rules")
         cam = GradCam(self.layer, self.chunk).compute(model, x, targets)
         same = targets if isinstance(targets, ScoreTarget) else cam.targets
@@ -478,7 +490,7 @@ class AttentionRollout(Method):
         if not 0 <= self.discard_ratio < 1:
             raise DeepInsideError(f"discard ratio is a fraction in [0, 1), got {self.discard_ratio}")
 
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         maps_, all_scores, used = [], [], []
         with scoring(model, x) as (score, layout), torch.no_grad():
             for lo in range(0, x.shape[0], self.chunk):
@@ -506,7 +518,7 @@ class AttentionRelevance(Method):
     def check(self) -> None:
         check_count("chunk", self.chunk)
 
-    def compute(self, model, x, targets):  # type: ignore[no-untyped-def]
+    def compute(self, model: nn.Module, x: torch.Tensor, targets: Targets) -> MethodResult:
         maps_, all_scores, used = [], [], []
         with scoring(model, x) as (score, layout):
             for lo in range(0, x.shape[0], self.chunk):
@@ -584,7 +596,7 @@ def method_from_name(method: str | Method, **options: object) -> Method:
         if unknown:
             allowed = ", ".join(sorted(fields)) or "none"
             raise DeepInsideError(f"{method} takes no option {unknown[0]!r} (its options: {allowed})")
-        method = cls(**options)  # type: ignore[arg-type]
+        method = cls(**options)
     method.check()
     return method
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Iterable, Sequence
+from typing import SupportsIndex, TypeGuard
 
 import numpy as np
 import torch
@@ -84,13 +85,13 @@ def _is_row(item: object) -> bool:
     return isinstance(item, (list, tuple)) or (isinstance(item, np.ndarray) and item.ndim == 1)
 
 
-def _is_index(value: object) -> bool:
+def _is_index(value: object) -> TypeGuard[SupportsIndex]:
     """An integer of any kind (Python's, NumPy's, anything with ``__index__``),
     but not a bool: True is no class."""
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, SupportsIndex):
         return False
     try:
-        operator.index(value)  # type: ignore[arg-type]
+        operator.index(value)
     except TypeError:
         return False
     return True
@@ -98,10 +99,10 @@ def _is_index(value: object) -> bool:
 
 def class_index(model: nn.Module, name: object) -> int:
     """A user's word for a class as an index: names only with a Classifier."""
-    if not (isinstance(name, str) or _is_index(name)):
+    if _is_index(name):
+        name = operator.index(name)
+    elif not isinstance(name, str):
         raise DeepInsideError(f"a class is an index or a name, got {name!r}")
-    if not isinstance(name, str):
-        name = operator.index(name)  # type: ignore[arg-type]
     if isinstance(model, Classifier) and model.declared_classes is not None:
         return model.classes.resolve(name)
     if isinstance(name, str) and not name.strip().isdigit():
@@ -119,7 +120,7 @@ def class_index(model: nn.Module, name: object) -> int:
     return int(name)
 
 
-def _indices(classes: Sequence[ClassName], index_of: Callable[[object], int]) -> list[int]:
+def _indices(classes: Sequence[ClassName], index_of: Callable[[ClassName], int]) -> list[int]:
     if isinstance(classes, (str, int)) or not classes:
         raise DeepInsideError(f"give a non-empty list of classes, got {classes!r}")
     return [index_of(c) for c in classes]
@@ -146,10 +147,10 @@ class ClassSum(ScoreTarget):
         self.classes = list(classes) if not isinstance(classes, (str, int)) else classes
 
     def resolved(self, index_of: Callable[[object], int]) -> ScoreTarget:
-        return _Indexed(_indices(self.classes, index_of))  # type: ignore[arg-type]
+        return _Indexed(_indices(self.classes, index_of))
 
     def __call__(self, output: torch.Tensor) -> torch.Tensor:
-        return _Indexed(_indices(self.classes, int))(output)  # type: ignore[arg-type]
+        return _Indexed(_indices(self.classes, int))(output)
 
 
 class _Indexed(ScoreTarget):
@@ -210,7 +211,7 @@ class Region(ScoreTarget):
         return _Region(index_of(self.class_), self.mask)
 
     def __call__(self, output: torch.Tensor) -> torch.Tensor:
-        return _Region(int(self.class_), self.mask)(output)  # type: ignore[arg-type]
+        return _Region(int(self.class_), self.mask)(output)
 
 
 class _Region(ScoreTarget):

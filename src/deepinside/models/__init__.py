@@ -25,7 +25,7 @@ from .graph import eval_mode, set_eval
 from .hf import is_pretrained_folder, load_pretrained
 from .labels import ClassIndex, ClassInfo, imagenet_classes, read_class_file
 from .outputs import OutputSelector, select_output
-from .preprocessing import Placement, Preprocessing
+from .preprocessing import Placement, Preprocessing, ResizePolicy
 
 
 def load_model(
@@ -35,7 +35,7 @@ def load_model(
     input_size: int | Sequence[int] | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
-    resize: str | None = None,
+    resize: ResizePolicy | None = None,
     feature_layer: str | nn.Module | None = None,
     classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None = None,
     output: OutputSelector = None,
@@ -117,7 +117,7 @@ def _pretrained(
     input_size: int | Sequence[int] | None,
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
-    resize: str | None,
+    resize: ResizePolicy | None,
     feature_layer: str | nn.Module | None,
     classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None,
     output: OutputSelector,
@@ -144,8 +144,8 @@ def _builtin(
     input_size: object,
     mean: object,
     std: object,
-    resize: str | None,
-    feature_layer: str | None,
+    resize: ResizePolicy | None,
+    feature_layer: str | nn.Module | None,
     classes: ClassIndex | Sequence[str] | str | os.PathLike[str] | None,
 ) -> Classifier:
     if weights is not None or input_size is not None or mean is not None or std is not None:
@@ -163,7 +163,7 @@ def _builtin(
             name=name,
         )
     if resize is not None:
-        model.preprocessing = dataclasses.replace(model.preprocessing, resize=resize)  # type: ignore[arg-type]
+        model.preprocessing = dataclasses.replace(model.preprocessing, resize=resize)
     return model
 
 
@@ -172,7 +172,7 @@ def _preprocessing(
     input_size: int | Sequence[int] | None,
     mean: Sequence[float] | None,
     std: Sequence[float] | None,
-    resize: str | None,
+    resize: ResizePolicy | None,
 ) -> Preprocessing:
     if input_size is None:
         raise DeepInsideError(f"model {label!r}: give its input size (--input-size, e.g. 224)")
@@ -185,7 +185,7 @@ def _preprocessing(
         input_size=(int(size[0]), int(size[1])),
         mean=tuple(mean) if mean is not None else Preprocessing.mean,
         std=tuple(std) if std is not None else Preprocessing.std,
-        resize=resize or "stretch",  # type: ignore[arg-type]
+        resize=resize or "stretch",
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -42,11 +43,22 @@ BUILTIN_MODELS: dict[str, _BuiltinSpec] = {
 DEFAULT_MODEL = "efficientnet_lite0"
 
 
+class _LiteBody(Protocol):
+    """What EfficientNetLite uses of efficientnet-lite-pytorch's ``EfficientNet``
+    (an nn.Module whose parts the library leaves untyped)."""
+
+    _avg_pooling: nn.Module
+    _dropout: nn.Module
+    _fc: nn.Module
+
+    def extract_features(self, inputs: torch.Tensor) -> torch.Tensor: ...
+
+
 class EfficientNetLite(nn.Module):
     """EfficientNet-Lite with its last convolutional features exposed as
     ``features`` (an identity tap on the head activation)."""
 
-    def __init__(self, body: nn.Module) -> None:
+    def __init__(self, body: _LiteBody) -> None:
         super().__init__()
         self.body = body
         self.features = nn.Identity()

@@ -243,22 +243,17 @@ def simplify(
 def _fold_batch_norms(gm: fx.GraphModule, keep: frozenset[str]) -> None:
     modules = dict(gm.named_modules())
     for node in list(gm.graph.nodes):
-        if node.op != "call_module" or not isinstance(modules[node.target], _BATCH_NORMS):
+        if node.op != "call_module" or node.target in keep:
             continue
-        source = node.args[0]
-        if not (
-            isinstance(source, fx.Node)
-            and source.op == "call_module"
-            and isinstance(modules[source.target], _FOLDABLE_CONVS)
-            and len(source.users) == 1
-        ):
+        bn, source = modules[node.target], node.args[0]
+        if not isinstance(bn, _BATCH_NORMS) or not isinstance(source, fx.Node) or source.op != "call_module":
             continue
-        if node.target in keep or source.target in keep:
+        conv = modules[str(source.target)]
+        if not isinstance(conv, _FOLDABLE_CONVS) or len(source.users) != 1 or source.target in keep:
             continue
-        bn = modules[node.target]
         if bn.running_mean is None or bn.running_var is None:
             continue  # batch statistics at eval time: nothing fixed to fold
-        _fold_into(modules[source.target], bn)
+        _fold_into(conv, bn, bn.running_mean, bn.running_var)
         node.replace_all_uses_with(source)
         gm.graph.erase_node(node)
     gm.graph.eliminate_dead_code()
@@ -279,6 +274,8 @@ def _absorb_padding(gm: fx.GraphModule, keep: frozenset[str]) -> None:
         if node.op != "call_module" or node.target in keep:
             continue
         conv = gm.get_submodule(str(node.target))
+        if not isinstance(conv, nn.Conv2d):
+            continue
         pad = _own_zero_padding(conv)
         if pad is None:
             continue
@@ -292,10 +289,10 @@ def _absorb_padding(gm: fx.GraphModule, keep: frozenset[str]) -> None:
         plain = nn.Conv2d(
             conv.in_channels,
             conv.out_channels,
-            tuple(weight.shape[-2:]),
-            conv.stride,
+            (weight.shape[-2], weight.shape[-1]),
+            _pair(conv.stride),
             (y, x),
-            conv.dilation,
+            _pair(conv.dilation),
             conv.groups,
             conv.bias is not None,
         )
@@ -314,10 +311,15 @@ def _grows_cheaply(conv: nn.Conv2d) -> bool:
     return conv.groups == conv.in_channels and conv.dilation == (1, 1) and conv.weight.device.type == "cpu"
 
 
-def _own_zero_padding(conv: nn.Module) -> nn.ZeroPad2d | None:
+def _pair(values: tuple[int, ...]) -> tuple[int, int]:
+    """A Conv2d's stride or dilation as the pair its constructor takes."""
+    return values[0], values[1]
+
+
+def _own_zero_padding(conv: nn.Conv2d) -> nn.ZeroPad2d | None:
     """The ZeroPad2d a Conv2d subclass applies to its input (its only child),
     when it has no padding of its own."""
-    if type(conv) is nn.Conv2d or not isinstance(conv, nn.Conv2d):
+    if type(conv) is nn.Conv2d:
         return None
     children = list(conv.children())
     if len(children) != 1 or not isinstance(children[0], nn.ZeroPad2d):
@@ -328,15 +330,19 @@ def _own_zero_padding(conv: nn.Module) -> nn.ZeroPad2d | None:
 
 
 @torch.no_grad()
-def _fold_into(conv: nn.Module, bn: nn.Module) -> None:
-    scale = (
-        bn.weight / torch.sqrt(bn.running_var + bn.eps) if bn.affine else torch.rsqrt(bn.running_var + bn.eps)
-    )
+def _fold_into(
+    conv: nn.Conv1d | nn.Conv2d | nn.Conv3d,
+    bn: nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d,
+    mean: torch.Tensor,
+    var: torch.Tensor,
+) -> None:
+    """Folds ``bn``, with its running ``mean`` and ``var``, into ``conv``'s weight and bias."""
+    scale = bn.weight / torch.sqrt(var + bn.eps) if bn.affine else torch.rsqrt(var + bn.eps)
     shift = bn.bias if bn.affine else torch.zeros_like(scale)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
     shape = (-1,) + (1,) * (conv.weight.dim() - 1)
     conv.weight = nn.Parameter(conv.weight * scale.view(shape), requires_grad=False)
-    conv.bias = nn.Parameter((bias - bn.running_mean) * scale + shift, requires_grad=False)
+    conv.bias = nn.Parameter((bias - mean) * scale + shift, requires_grad=False)
 
 
 __all__ = ["scores_before_probabilities", "set_eval", "simplify", "strip_softmax", "trace"]

@@ -74,7 +74,7 @@ def _any_input_size(net: nn.Module) -> None:
     (Hugging Face's ``interpolate_pos_encoding``; at the native size they are
     used as they are). Done on the model loaded here, never on a user's own."""
     if "interpolate_pos_encoding" in inspect.signature(net.forward).parameters:
-        net.forward = functools.partial(net.forward, interpolate_pos_encoding=True)  # type: ignore[method-assign]
+        net.forward = functools.partial(net.forward, interpolate_pos_encoding=True)
 
 
 def _processor_settings(folder: Path) -> dict[str, object]:

@@ -14,6 +14,7 @@ import difflib
 import math
 import threading
 import weakref
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -199,8 +200,8 @@ def layer_outputs(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, to
     the caller has them enabled."""
     recorded: list[tuple[str, torch.Tensor]] = []
 
-    def record(name: str):  # type: ignore[no-untyped-def]
-        def hook(_module, _inputs, out) -> None:  # type: ignore[no-untyped-def]
+    def record(name: str) -> Callable[[nn.Module, object, object], None]:
+        def hook(_module: nn.Module, _inputs: object, out: object) -> None:
             if _PROBING.get() is recorded and isinstance(out, torch.Tensor):
                 recorded.append((name, out))
 

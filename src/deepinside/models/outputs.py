@@ -5,6 +5,7 @@ as it is, without a wrapper."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import cast
 
 import torch
 from torch import fx
@@ -24,7 +25,8 @@ def select_output(out: object, output: OutputSelector = None) -> torch.Tensor:
     first tensor of a dict, tuple or list. ``output`` overrides the rule: a key
     or attribute name, a position, or a callable returning the tensor."""
     if output is None and isinstance(out, fx.Proxy):
-        return out  # type: ignore[return-value]  # traced: the graph stands in for the tensor
+        return cast(torch.Tensor, out)  # traced: the Proxy stands in for the score tensor
+    found: object
     if callable(output):
         found = output(out)
     elif isinstance(output, str):
