@@ -64,6 +64,8 @@ def localization_figure(model: Classifier, photos: list[Image.Image]) -> Image.I
     rows, captions = [], []
     for i, photo in enumerate(photos):
         paper, default = found["paper"][i].boxes[0], found["default"][i].boxes[0]
+        # localize keeps the map each box was cut from (only a hand-made ClassBox lacks it).
+        assert paper.working_saliency is not None and default.working_saliency is not None
         rows.append(
             [
                 boxes_at_cell_size(photo, [(paper.box, "paper"), (default.box, "default")]),

@@ -7,6 +7,7 @@ happens here and only here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -251,7 +252,7 @@ def draw_boxes_with_legend(
     label_font = font(label_size or max(12, round(min(photo.size) / 30)))
     line = max(2, round(min(photo.size) / 150))
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    row = probe.textbbox((0, 0), "Ag%", font=label_font)[3] + 6
+    row = math.ceil(probe.textbbox((0, 0), "Ag%", font=label_font)[3]) + 6
     out = Image.new("RGB", (photo.width, photo.height + row * len(boxes) + 4), "white")
     out.paste(photo.convert("RGB"), (0, 0))
     draw = ImageDraw.Draw(out)

@@ -264,14 +264,15 @@ class ClassModelJob:
             raise DeepInsideError(
                 f"{len(missing)} classes are not done yet (first: {missing[0]}): run the job again"
             )
+        done = [r for r in records if r is not None]
         summary = {
             **self.settings(),
             **extra,
             "fast_preview": self.fast_preview,
-            "not_converged": not_converged(records),  # type: ignore[arg-type]
+            "not_converged": not_converged(done),
         }
-        save_overview(self.out, records, summary, columns)  # type: ignore[arg-type]
-        return records  # type: ignore[return-value]
+        save_overview(self.out, done, summary, columns)
+        return done
 
 
 def not_converged(records: Sequence[Record]) -> list[str]:
@@ -409,7 +410,7 @@ def _start_worker(model_factory: Callable[[], Classifier], threads: int) -> None
     _worker_model = model_factory()
 
 
-def _render_in_worker(job: ClassModelJob, batch: list[int]) -> list[Record]:
+def _render_in_worker(job: ClassModelJob, batch: Sequence[int]) -> list[Record]:
     assert _worker_model is not None
     return job.render(_worker_model, batch)
 

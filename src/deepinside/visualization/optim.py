@@ -111,7 +111,7 @@ class Adam:
             eps=self.eps,
             maximize=True,
         )
-        if frozen is not None:
+        if moving is not None and frozen is not None:
             for p, kept in zip(params, frozen):
                 p[~moving] = kept
 

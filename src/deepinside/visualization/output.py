@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from ..io.files import atomic_write, write_json, write_png
 from ..io.names import class_part
@@ -57,16 +57,18 @@ def contact_sheet(
         r, c = divmod(n, columns)
         x, y = pad + c * (cell + pad), title_h + pad + r * (cell + text_h + pad)
         sheet.paste(picture.convert("RGB").resize((cell, cell), Image.Resampling.LANCZOS), (x, y))
-        for line, text in enumerate(_wrap(caption, cell, draw, font)[:2]):
-            draw.text((x, y + cell + 2 + 13 * line), text, fill="black", font=font)
+        for row, text in enumerate(_wrap(caption, cell, draw, font)[:2]):
+            draw.text((x, y + cell + 2 + 13 * row), text, fill="black", font=font)
     return sheet
 
 
-def _wrap(text: str, width: int, draw: ImageDraw.ImageDraw, font: object) -> list[str]:
+def _wrap(
+    text: str, width: int, draw: ImageDraw.ImageDraw, font: ImageFont.ImageFont | ImageFont.FreeTypeFont
+) -> list[str]:
     lines, line = [], ""
     for word in text.split():
         trial = f"{line} {word}".strip()
-        if line and draw.textlength(trial, font=font) > width:  # type: ignore[arg-type]
+        if line and draw.textlength(trial, font=font) > width:
             lines.append(line)
             line = word
         else:

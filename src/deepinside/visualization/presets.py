@@ -10,7 +10,7 @@ runs one; ``dataclasses.replace(preset, steps=...)`` varies one.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import DeepInsideError
@@ -169,7 +169,7 @@ def convincing(steps: int = CONVINCING_STEPS) -> Preset:
     )
 
 
-PRESETS = {"paper": paper, "default": default, "convincing": convincing}
+PRESETS: dict[str, Callable[[], Preset]] = {"paper": paper, "default": default, "convincing": convincing}
 
 
 def get(name: str | Preset) -> Preset:

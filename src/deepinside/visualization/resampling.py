@@ -7,6 +7,8 @@ so two runs with one seed differ; here the gradient is added with a sorted
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
@@ -65,7 +67,7 @@ class _GatherCorners(torch.autograd.Function):
     """``out[b, c, n] = sum_k weight[b, k, n] * x[b, c, index[b, k, n]]``."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, index: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
         b, c, _ = x.shape
         k, n = index.shape[1:]
         picked = x.gather(2, index.view(b, 1, k * n).expand(b, c, k * n)).view(b, c, k, n)
@@ -74,7 +76,7 @@ class _GatherCorners(torch.autograd.Function):
         return (picked * weight[:, None]).sum(2)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         index, weight = ctx.saved_tensors
         b, c, hw = ctx.size
         # Whole colour vectors go to each pixel: a third of the keys to sort.

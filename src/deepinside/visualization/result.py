@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -77,7 +78,7 @@ class ClassModels:
     failures: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[torch.Tensor | ObjectiveLog]:
         return iter((self.images, self.log))
 
 

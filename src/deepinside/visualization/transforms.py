@@ -79,7 +79,7 @@ class Affine:
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor, ctx: TransformContext) -> torch.Tensor:
-        return resample(x, self.matrix(tuple(x.shape), ctx), tuple(x.shape[-2:]))
+        return resample(x, self.matrix(_shape(x), ctx), _shape(x)[-2:])
 
     def __repr__(self) -> str:
         return self.name
@@ -161,7 +161,7 @@ class RandomApply(Affine):
     def matrix(self, shape: tuple[int, int, int, int], ctx: TransformContext) -> torch.Tensor:
         if ctx.common_uniform() >= self.p:
             return _identities(shape[0])
-        return fused(self.transforms, shape, ctx)
+        return _product(self.transforms, shape, ctx)
 
 
 def random_crop(overhang: float = 0.0) -> Affine:
@@ -221,12 +221,26 @@ def fused(
     """The one ``(B, 3, 3)`` matrix of a list of geometric transforms for
     images of ``shape``, as :func:`apply` would resample them; None (and no
     random draws) when the list is empty or holds any other transform."""
-    if not transforms or not all(isinstance(t, Affine) for t in transforms):
+    affines = [t for t in transforms if isinstance(t, Affine)]
+    if not transforms or len(affines) != len(transforms):
         return None
+    return _product(affines, shape, ctx)
+
+
+def _product(
+    transforms: Sequence[Affine], shape: tuple[int, int, int, int], ctx: TransformContext
+) -> torch.Tensor:
+    """The ``(B, 3, 3)`` product of the matrices of non-empty ``transforms``, in order."""
     matrix = transforms[0].matrix(shape, ctx)
     for t in transforms[1:]:
         matrix = matrix @ t.matrix(shape, ctx)
     return matrix
+
+
+def _shape(x: torch.Tensor) -> tuple[int, int, int, int]:
+    """The shape of a batch of images ``(B, C, H, W)``."""
+    b, c, h, w = x.shape
+    return b, c, h, w
 
 
 def translations(
@@ -255,10 +269,11 @@ def apply(transforms: Sequence[Transform], x: torch.Tensor, ctx: TransformContex
     runs = [list(run) for _, run in groupby(transforms, key=lambda t: isinstance(t, Affine))]
     last_affine = max((i for i, run in enumerate(runs) if isinstance(run[0], Affine)), default=-1)
     for i, run in enumerate(runs):
-        if isinstance(run[0], Affine):
+        affines = [t for t in run if isinstance(t, Affine)]
+        if affines:  # (the whole run: runs are grouped by being affine)
             # The last affine run resamples straight to the step's size.
-            size = ctx.size if i == last_affine else tuple(x.shape[-2:])
-            x = resample(x, fused(run, tuple(x.shape), ctx), size)
+            size = ctx.size if i == last_affine else _shape(x)[-2:]
+            x = resample(x, _product(affines, _shape(x), ctx), size)
             continue
         for t in run:
             x = t(x, ctx)
