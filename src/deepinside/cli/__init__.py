@@ -10,6 +10,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
+from typing import TextIO
 
 from .._core.allocator import keep_freed_memory
 from ..errors import DeepInsideError
@@ -134,7 +135,15 @@ class _NoteLines(logging.Handler):
             print(f"deepinside: {line}", file=sys.stderr)
 
 
-def _warning_line(shown: set[str], message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+def _warning_line(
+    shown: set[str],
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
     """A warning as one line, as errors are printed (no source file and line),
     each text once per run (``shown``): a batch loop would repeat it for every batch."""
     if str(message) not in shown:

@@ -207,8 +207,8 @@ def add_method_args(parser: argparse.ArgumentParser, default: list[str] | None =
     # These default to None so that an option given to a method that does not
     # take it can be refused (the methods' own defaults apply otherwise).
     for dest, (flag, _field, takers, declared) in METHOD_OPTIONS.items():
-        default = _default_of(takers[0], _field)
-        shown = "" if default is None else f" (default {default})"
+        own_default = _default_of(takers[0], _field)
+        shown = "" if own_default is None else f" (default {own_default})"
         group.add_argument(
             flag,
             dest=dest,

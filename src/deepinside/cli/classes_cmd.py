@@ -8,7 +8,7 @@ from ..errors import DeepInsideError
 from ..models import BUILTIN_MODELS, DEFAULT_MODEL, ClassIndex, imagenet_classes, read_class_file
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "classes",
         help="search the ImageNet class names, or your model's",

@@ -6,7 +6,9 @@ import argparse
 import functools
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm import tqdm
@@ -20,7 +22,7 @@ from ..visualization.objectives import OBJECTIVES
 from ._common import add_model_args, model_from_args, non_negative_int, positive_int
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "classmodel",
         help="the image a class's score likes best (class model visualisation, paper section 2)",
@@ -149,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     for record in stopped:
         print(f"deepinside: warning: {record['stopped']}", file=sys.stderr)
     failed = not_converged(records)
-    mean_steps = sum(int(r["steps_run"]) for r in records) / len(records)  # type: ignore[call-overload]
+    mean_steps = _mean(records, "steps_run")
     earlier = f", {len(records) - rendered} were done before" if rendered < len(records) else ""
     print(
         f"{len(records) - len(stopped)} of {len(records)} classes rendered "
@@ -174,6 +176,12 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 1 if failed else 0
+
+
+def _mean(records: Sequence[Record], key: str) -> float:
+    """The mean over ``records`` of a number each holds (``steps_run``, ``final_probability``)."""
+    # A record holds the numbers save_class wrote, read back from JSON.
+    return sum(cast(float, r[key]) for r in records) / len(records)
 
 
 class _Report:
@@ -201,8 +209,8 @@ class _Report:
     def __call__(self, records: list[Record]) -> None:
         self.done += len(records)
         self.rendered += len(records)
-        batch_p = sum(float(r["final_probability"]) for r in records) / len(records)  # type: ignore[arg-type]
-        batch_steps = sum(int(r["steps_run"]) for r in records) / len(records)  # type: ignore[call-overload]
+        batch_p = _mean(records, "final_probability")
+        batch_steps = _mean(records, "steps_run")
         left = self.seconds() / self.rendered * (self.total - self.done)
         left_out = len(not_converged(records))
         status = f"last batch: P_c {batch_p:.2f}, {batch_steps:.0f} steps"

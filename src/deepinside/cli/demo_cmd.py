@@ -14,7 +14,7 @@ from ._common import add_device_arg
 PARTS = ("saliency", "localization", "classmodel")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
         help="run the paper's methods on bundled photos and draw its figures",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import cast
 
 from tqdm import tqdm
 
@@ -35,7 +36,7 @@ METRIC_OPTIONS = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "evaluate",
         help="measure maps: deletion/insertion AUC, pointing game, sanity check",
@@ -121,17 +122,21 @@ def run(args: argparse.Namespace) -> int:
     }
     common = {"batch_size": args.batch_size, "reduce": args.reduce, "deterministic": args.deterministic}
     with tqdm(total=total, desc=args.metric, unit="map", file=sys.stderr, disable=None) as bar:
+
+        def advance(maps: int) -> None:
+            bar.update(maps)
+
         if args.metric == "faithfulness":
-            rows = evaluation.faithfulness(model, samples, methods, progress=bar.update, **common, **given)
+            rows = evaluation.faithfulness(model, samples, methods, progress=advance, **common, **given)
         elif args.metric == "pointing-game":
-            rows = evaluation.pointing(model, samples, methods, progress=bar.update, **common, **given)
+            rows = evaluation.pointing(model, samples, methods, progress=advance, **common, **given)
         elif args.metric == "localization":
             configs = [config_named(c) for c in args.config or PRESETS]
             rows = localization(
-                model, samples, configs, args.batch_size, bar.update, deterministic=args.deterministic
+                model, samples, configs, args.batch_size, advance, deterministic=args.deterministic
             )
         else:
-            rows = evaluation.sanity(model, samples, methods, progress=bar.update, **common, **given)
+            rows = evaluation.sanity(model, samples, methods, progress=advance, **common, **given)
     print(format_table(args.metric, rows))
     if args.json:
         write_json(args.json, {"metric": args.metric, "model": model.name, "rows": rows, "skipped": skipped})
@@ -189,16 +194,19 @@ def format_table(metric: str, rows: list[dict[str, object]]) -> str:
         lines += [f"{r['method']:<22} {r['images']:>6} {r['accuracy']:>9.1%}" for r in rows]
         lines.append(_tolerance_note(rows[0]))
     else:
-        marks = len(rows[0]["spearman"])  # type: ignore[arg-type]
+        # sanity() gives each method's rank correlations and the checkpoints' layers as lists.
+        spearman = [cast(list[float], r["spearman"]) for r in rows]
+        layers = cast(list[str], rows[0]["layers"])
+        marks = len(spearman[0])
         head = " ".join(f"{'r' + str(i + 1):>6}" for i in range(marks))
         lines = [
             f"{'method':<22} {head} {'mean r':>7} {'final SSIM':>10}  verdict",
             "(rank correlation with the original map as layers are randomised from the top)",
         ]
-        for r in rows:
-            cells = " ".join(f"{v:>6.2f}" for v in r["spearman"])  # type: ignore[union-attr]
+        for r, correlations in zip(rows, spearman):
+            cells = " ".join(f"{v:>6.2f}" for v in correlations)
             lines.append(
                 f"{r['method']:<22} {cells} {r['survival']:>7.2f} {r['final_ssim']:>10.2f}  {r['verdict']}"
             )
-        lines.append("last layer randomised at each point: " + ", ".join(rows[0]["layers"]))  # type: ignore[arg-type]
+        lines.append("last layer randomised at each point: " + ", ".join(layers))
     return "\n".join(lines)

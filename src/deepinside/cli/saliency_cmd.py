@@ -34,7 +34,7 @@ RAW_HELP = (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "saliency",
         help="image-specific class saliency maps (paper section 3) and the methods that followed",

@@ -86,7 +86,7 @@ def deletion_insertion(
             rank[order] = torch.arange(order.numel(), device=order.device)
             rank = rank.view(1, 1, *saliency_map.shape)
             counts = torch.linspace(0, order.numel(), steps + 1, device=images.device).round()
-            curves = {"deletion": [], "insertion": []}
+            curves: dict[str, list[torch.Tensor]] = {"deletion": [], "insertion": []}
             for lo in range(0, steps + 1, chunk):
                 shown = (rank < counts[lo : lo + chunk].view(-1, 1, 1, 1)).to(images.dtype)  # (n, 1, H, W)
                 batches = {

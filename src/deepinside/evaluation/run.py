@@ -22,6 +22,7 @@ from ..errors import ImageError
 from ..localization.boxes import Box
 from ..models.classifier import Classifier
 from ..models.preprocessing import Placement
+from .annotations import Annotated
 from .faithfulness import deletion_insertion, random_maps
 from .pointing import centre_baseline, original_scale, pointing_game
 from .sanity import FAIL_ABOVE, SanityResult, cascading_randomization
@@ -194,16 +195,17 @@ def sanity(
 def samples_from(
     paths: Sequence[Path],
     load: Callable[[Path], Image.Image],
-    entries: Sequence[object] | None,
+    entries: Sequence[Annotated] | None,
     on_skip: Callable[[ImageError], None] | None = None,
 ) -> list[Sample]:
     """Samples for photo paths, with class and boxes from annotation entries
     when given. A photo that cannot be read is left out (and given to
     ``on_skip``; without it, the error is raised)."""
+    found: list[tuple[Path, int | None, tuple[Box, ...], tuple[int, int] | None]]
     if entries is None:
         found = [(p, None, (), None) for p in paths]
     else:
-        found = [(e.image, e.class_index, e.boxes, e.original_size) for e in entries]  # type: ignore[attr-defined]
+        found = [(e.image, e.class_index, e.boxes, e.original_size) for e in entries]
     samples = []
     for path, class_index, boxes, original_size in found:
         try:
