@@ -158,6 +158,8 @@ def test_a_manifest_names_photos_relative_to_itself_with_their_classes(tmp_path,
         ("c.csv", "file\nchelsea.jpg\n", "row 1 must be a header naming a 'path' column"),
         ("d.jsonl", '{"path": "chelsea.jpg"}\n{"path": \n', "row 2 is not JSON"),
         ("e.jsonl", '{"path": "chelsea.jpg"}\n\n["chelsea.jpg"]\n', 'row 3 needs a "path" string'),
+        # JSON, but with a number longer than Python reads as an int: a ValueError, not a JSONDecodeError.
+        ("g.jsonl", '{"path": "chelsea.jpg", "n": ' + "1" * 5000 + "}\n", r"row 1 is not JSON \(Exceeds"),
         ("f.csv", "path,class\nchelsea.jpg,no-such-class-at-all\n", "row 2: "),
     ],
 )

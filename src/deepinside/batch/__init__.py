@@ -13,7 +13,7 @@ shard, so a run that is killed and started again does each photo once.
 from .index import COLUMNS, read_index, shard_paths
 from .inputs import PhotoEntry, list_photos
 from .run import ENGINES, BatchSummary, run
-from .settings import BatchSettings
+from .settings import BatchSettings, RayOptions
 
 __all__ = [
     "COLUMNS",
@@ -21,6 +21,7 @@ __all__ = [
     "BatchSettings",
     "BatchSummary",
     "PhotoEntry",
+    "RayOptions",
     "list_photos",
     "read_index",
     "run",

@@ -39,7 +39,7 @@ def render_on_ray(
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_actor)(_ClassModelActor)
     model_ref = ray.put(model)
     pool = ActorPool([remote.remote(model_ref, threads_per_actor) for _ in range(min(actors, len(batches)))])
-    for records in pool.map_unordered(lambda actor, b: actor.render.remote(job, list(b)), batches):
+    for records in pool.map_unordered(lambda actor, b: actor.render.remote(job, list(b)), list(batches)):
         if on_batch:
             on_batch(records)
     return sum(map(len, batches))

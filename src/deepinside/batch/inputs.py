@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ class PhotoEntry:
     row: int = 0  # the manifest's row number (0: found in a folder)
 
 
-def list_photos(source: str | Path) -> list[PhotoEntry]:
+def list_photos(source: str | os.PathLike[str]) -> list[PhotoEntry]:
     """The photos of a folder (recursive, image suffixes only, sorted; hidden
     files and folders left out) or of a manifest file, each once."""
     source = Path(source)
@@ -113,8 +114,9 @@ def _jsonl_rows(manifest: Path) -> Iterator[tuple[int, str, str | None]]:
                 continue
             try:
                 row = json.loads(line)
-            except ValueError as err:
-                raise DeepInsideError(f"{manifest}: row {row_number} is not JSON ({err.msg})") from None
+            except ValueError as err:  # a JSONDecodeError, or a number too long for Python's int
+                reason = err.msg if isinstance(err, json.JSONDecodeError) else str(err)
+                raise DeepInsideError(f"{manifest}: row {row_number} is not JSON ({reason})") from None
             written = row.get("path") if isinstance(row, dict) else None
             if not isinstance(written, str) or not written.strip():
                 raise DeepInsideError(

@@ -128,11 +128,9 @@ def _link_logs(out: Path) -> None:
     try:
         import ray
 
-        logs = (
-            Path(ray.get_runtime_context().get_node_logs_dir())
-            if hasattr(ray.get_runtime_context(), "get_node_logs_dir")
-            else None
-        )
+        # Not every Ray release has get_node_logs_dir.
+        node_logs_dir = getattr(ray.get_runtime_context(), "get_node_logs_dir", None)
+        logs = Path(node_logs_dir()) if callable(node_logs_dir) else None
     except Exception:  # noqa: BLE001 - a link is a convenience, never a failure
         logs = None
     if logs is None:
@@ -155,7 +153,9 @@ def _decode(item: dict[str, Any], max_pixels: int, preprocessing: Preprocessing)
         # A failed photo keeps the columns' shapes: Ray stacks them into batches.
         "photo": np.asarray(found.photo) if ok else np.zeros((1, 1, 3), np.uint8),
         "input": found.input if ok else np.zeros((3, h, w), np.float32),
-        "box": np.array(found.placement.box if ok else (0, 0, 1, 1), np.float64),  # type: ignore[union-attr]
+        "box": np.array(
+            found.placement.box if ok and found.placement is not None else (0, 0, 1, 1), np.float64
+        ),
         "sha256": found.sha256,
         "bytes": found.size,
         "error": found.error,
@@ -210,9 +210,9 @@ def _unpack(batch: dict[str, np.ndarray], i: int) -> tuple[PhotoEntry, DecodedPh
     )
     if found.ok:
         photo = Image.fromarray(np.ascontiguousarray(batch["photo"][i]))
-        box = tuple(float(v) for v in batch["box"][i])
+        x0, y0, x1, y1 = (float(v) for v in batch["box"][i])
         found.photo, found.input = photo, np.ascontiguousarray(batch["input"][i])
-        found.placement = Placement(photo.size, box)  # type: ignore[arg-type]
+        found.placement = Placement(photo.size, (x0, y0, x1, y1))
     return entry, found
 
 

@@ -20,7 +20,7 @@ from ..io.prefetch import DecodedPhoto, read_photos
 from ..models.classifier import Classifier
 from .index import IndexWriter, Row, done_paths, require_pyarrow
 from .inputs import PhotoEntry, list_photos
-from .settings import BatchSettings, claim_folder
+from .settings import BatchSettings, RayOptions, claim_folder
 from .stages import explain_batch, failure_row, finish_safely
 
 ENGINES = ("local", "ray")
@@ -59,7 +59,7 @@ def run(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     shard_rows: int = 1000,
     progress: bool | None = False,
-    ray_options: dict[str, object] | None = None,
+    ray_options: RayOptions | None = None,
 ) -> BatchSummary:
     """Explain every photo of ``source`` (a folder, searched recursively; a
     CSV or JSONL manifest; or entries) into ``out``, skipping photos an
@@ -100,9 +100,8 @@ def run(
             if engine == "ray":
                 from .ray_engine import run_on_ray
 
-                rows = run_on_ray(
-                    model, todo, out, settings, batch_size, workers, max_pixels, **(ray_options or {})
-                )
+                options: RayOptions = ray_options or {}
+                rows = run_on_ray(model, todo, out, settings, batch_size, workers, max_pixels, **options)
             else:
                 rows = _run_here(model, todo, out, settings, batch_size, workers, writers, max_pixels)
             _collect(rows, writer, summary, bar.update)

@@ -16,7 +16,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TypedDict
 
 from ..attribution import Method
 from ..attribution.methods import Reduction, flag_of, method_from_name, options_of
@@ -24,6 +24,18 @@ from ..errors import DeepInsideError
 from ..io.files import TEMPORARY_SUFFIX, write_json
 from ..localization import config_named
 from ..models.classifier import Classifier
+
+
+class RayOptions(TypedDict, total=False):
+    """Where and how a batch runs on Ray: the keywords of
+    :func:`deepinside.batch.ray_engine.run_on_ray`, each optional."""
+
+    address: str | None
+    actors: int
+    gpus_per_actor: float | None
+    cpus_per_actor: float
+    threads_per_actor: int | None
+
 
 SETTINGS_FILE = "run.json"
 LOCK_FILE = ".lock"

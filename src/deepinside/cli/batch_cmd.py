@@ -10,10 +10,11 @@ from pathlib import Path
 from .. import batch
 from ..errors import DeepInsideError
 from ..localization import PRESETS
+from ..models import Classifier
 from ._common import add_method_args, add_model_args, methods_from_args, model_from_args, positive_int
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "batch",
         help="explain a whole dataset (folder or manifest), resumable, here or on a Ray cluster",
@@ -88,7 +89,11 @@ def run(args: argparse.Namespace) -> int:
         pictures=args.pictures,
         index_format=args.index,
     )
-    ray_options = {"address": args.address, "actors": args.actors, "gpus_per_actor": args.gpus_per_actor}
+    ray_options: batch.RayOptions = {
+        "address": args.address,
+        "actors": args.actors,
+        "gpus_per_actor": args.gpus_per_actor,
+    }
     summary = batch.run(
         args.input,
         args.out,
@@ -106,10 +111,10 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _targets(text: str, model: object) -> str | tuple[int, ...]:
+def _targets(text: str, model: Classifier) -> str | tuple[int, ...]:
     if text.startswith("top"):
         return text
-    return tuple(model.classes.resolve_many([t.strip() for t in text.split(",") if t.strip()]))  # type: ignore[attr-defined]
+    return tuple(model.classes.resolve_many([t.strip() for t in text.split(",") if t.strip()]))
 
 
 def _report(summary: batch.BatchSummary) -> None:
