@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -78,7 +79,9 @@ class ClassModels:
     failures: dict[int, str] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def __iter__(self) -> Iterator[torch.Tensor | ObjectiveLog]:
+    def __iter__(self) -> Iterator[Any]:
+        # Any: the two items differ in type, which an __iter__ cannot say item by
+        # item; a union would make every typed caller narrow what it unpacked.
         return iter((self.images, self.log))
 
 
