@@ -26,6 +26,9 @@ import numpy as np
 #: GrabCut needs some seeds of each kind and a few pixels to work with.
 MIN_SIDE = 8
 
+#: GrabCut reads its rectangle only when started from one; ours start from masks.
+NO_RECT = (0, 0, 0, 0)
+
 
 @dataclass(frozen=True)
 class Segmentation:
@@ -63,9 +66,9 @@ def graphcut(
         # GrabCut's k-means starts from the calling thread's OpenCV random
         # state: seeded, the same photo gives the same box on every call.
         cv2.setRNGSeed(0)
-        cv2.grabCut(seed_pixels, seed_labels, None, bgd, fgd, 0, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(seed_pixels, seed_labels, NO_RECT, bgd, fgd, 0, cv2.GC_INIT_WITH_MASK)
         # 2. One graph cut over the photo with those models fixed.
-        cv2.grabCut(bgr, seeds, None, bgd, fgd, 1, cv2.GC_EVAL_FREEZE_MODEL)
+        cv2.grabCut(bgr, seeds, NO_RECT, bgd, fgd, 1, cv2.GC_EVAL_FREEZE_MODEL)
     except cv2.error:
         return Segmentation(fg, "GrabCut failed on this image: the foreground seeds taken")
     mask = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
