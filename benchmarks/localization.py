@@ -5,8 +5,9 @@ the run's time and peak memory.
     python benchmarks/localization.py [--data ../shared/data/imagenet-val-loc-dev] [--limit 300]
         [--config NAME ...] [--out localization.json] [--top5-photos 50]
 
-Runs the same code as ``deepinside evaluate localization`` (all named configs,
-or those given); writes benchmarks/results/localization.json (or ``--out``).
+Runs the same code as ``deepinside evaluate localization`` (every config
+``--config`` takes, the product's and the ablations', or those given); writes
+benchmarks/results/localization.json (or ``--out``).
 With ``--top5-photos N`` it also times ``deepinside.localize`` with top-5
 boxes on the first N photos, the way a user runs it, for each ``--top5-config``
 (default: the default and multiscale configs).
@@ -24,6 +25,7 @@ from pathlib import Path
 from _results import RESULTS, write_results
 
 from deepinside.cli import main as cli
+from deepinside.localization import CONFIGS
 
 
 def main() -> None:
@@ -37,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     path = RESULTS / args.out
     start = time.perf_counter()
-    configs = ["--config", *args.config] if args.config else []
+    configs = ["--config", *(args.config or CONFIGS)]
     code = cli(
         [
             "evaluate",

@@ -51,7 +51,7 @@ from localization_variants import (
 from PIL import Image
 
 from deepinside.io.photos import to_rgb
-from deepinside.localization.localize import LocalizationConfig
+from deepinside.localization import LocalizationConfig
 from deepinside.localization.segment import otsu_level
 
 FEATURE_SCALES = (1.0, 1.5, 2.0)

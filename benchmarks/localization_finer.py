@@ -49,7 +49,7 @@ from localization_variants import (
 from PIL import Image
 
 from deepinside.io.photos import to_rgb
-from deepinside.localization.localize import PRESETS, LocalizationConfig, boxes_for, explain_maps
+from deepinside.localization import ABLATIONS, LocalizationConfig, boxes_for, localization_maps
 from deepinside.models.preprocessing import Placement
 
 STRIDE = 32  # the feature layer's stride in view pixels
@@ -159,8 +159,8 @@ def crop_input(model, photo: Image.Image, crop) -> torch.Tensor:  # type: ignore
 
 def cache_zoom(model, chunk, inputs: torch.Tensor, targets: torch.Tensor, margin: float) -> list[dict]:  # type: ignore[no-untyped-def]
     # The multiscale maps (the default of the earlier rounds), without the affinity walk.
-    first = PRESETS["multiscale"]
-    maps = explain_maps(model, inputs, targets[:, None], first)
+    first = ABLATIONS["multiscale"]
+    maps = localization_maps(model, inputs, targets[:, None], first)
     _, placements = model.prepare([s.photo for s in chunk])
     records: list[dict] = [{} for _ in chunk]
     crops = []

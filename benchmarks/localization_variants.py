@@ -41,8 +41,8 @@ from deepinside.evaluation.annotations import load_annotations
 from deepinside.evaluation.maxboxacc import MaxBoxAccV2
 from deepinside.evaluation.run import samples_from
 from deepinside.io.photos import load_photo
+from deepinside.localization import LocalizationConfig, boxes_for, localization_maps, working_size
 from deepinside.localization.boxes import best_iou
-from deepinside.localization.localize import LocalizationConfig, boxes_for, working_size
 from deepinside.localization.segment import otsu_level
 from deepinside.models.preprocessing import Placement
 
@@ -161,20 +161,18 @@ def check(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     model = deepinside.load_model()
     everything = samples(args.data)
-    from deepinside.localization.localize import explain_maps
-
     for i in range(3):
         s = everything[i]
         inputs, _ = model.prepare([s.photo])
         config = LocalizationConfig("c", method="grad-cam", scales=(1.0, 1.5, 2.0), segmentation="threshold")
-        lib = explain_maps(model, inputs, torch.tensor([[s.class_index]]), config)[0, 0]
+        lib = localization_maps(model, inputs, torch.tensor([[s.class_index]]), config)[0, 0]
         rec = np.load(args.cache / f"{i}.npz")
         ours = class_cam(rec, "gc_last", S3, False)
         print(i, "Grad-CAM", float((lib - ours).abs().max() / lib.abs().max()))
         config = LocalizationConfig(
             "c", method="grad-cam", scales=S3, segmentation="threshold", objectness=0.5
         )
-        lib = explain_maps(model, inputs, torch.tensor([[s.class_index]]), config)[0, 0]
+        lib = localization_maps(model, inputs, torch.tensor([[s.class_index]]), config)[0, 0]
         ours = mean_of(
             lambda r: class_cam(r, "gc_last", S3, False), lambda r: pca_map(r, "pca_last", S3, False, ours)
         )(rec)

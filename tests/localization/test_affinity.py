@@ -7,9 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import deepinside
-from deepinside.localization import PRESETS, LocalizationConfig
+from deepinside.localization import ABLATIONS, PRESETS, LocalizationConfig, config_for, localization_maps
 from deepinside.localization.affinity import finer_layer, propagate, transition
-from deepinside.localization.localize import explain_maps
 from deepinside.localization.objectness import feature_maps
 
 
@@ -83,14 +82,15 @@ def test_feature_maps_are_the_models_own_a_few_inputs_a_pass(model, batch):
     torch.testing.assert_close(found, expected, rtol=1e-4, atol=1e-3 * float(expected.abs().max()))
 
 
-def test_explain_maps_walks_the_averaged_map_over_the_feature_layer(model, batch):
+def test_localization_maps_walks_the_averaged_map_over_the_feature_layer(model, batch):
     targets = torch.tensor([[281, 285], [967, 504]])
     cam = LocalizationConfig("cam", method="grad-cam", scales=(1.0, 1.5), segmentation="mean")
     walked = dataclasses.replace(cam, affinity_steps=2, affinity_power=4.0, affinity_scale=1.5)
-    plain = explain_maps(model, batch, targets, cam)
+    plain = localization_maps(model, batch, targets, cam)
     x = F.interpolate(batch, scale_factor=1.5, mode="bilinear", align_corners=False)
     expected = propagate(plain, plain_features(model, x, "net.features"), 4.0, 2)
-    torch.testing.assert_close(explain_maps(model, batch, targets, walked), expected, rtol=1e-4, atol=1e-5)
+    found = localization_maps(model, batch, targets, walked)
+    torch.testing.assert_close(found, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_another_layer_can_give_the_affinities(model, batch):
@@ -101,8 +101,9 @@ def test_another_layer_can_give_the_affinities(model, batch):
     )
     features = plain_features(model, batch, "net.body._blocks.10")
     assert features.shape[-2:] == (14, 14)  # stride 16: finer than the feature layer's 7 x 7
-    expected = propagate(explain_maps(model, batch, targets, cam), features, 8.0, 1)
-    torch.testing.assert_close(explain_maps(model, batch, targets, walked), expected, rtol=1e-4, atol=1e-5)
+    expected = propagate(localization_maps(model, batch, targets, cam), features, 8.0, 1)
+    found = localization_maps(model, batch, targets, walked)
+    torch.testing.assert_close(found, expected, rtol=1e-4, atol=1e-5)
 
 
 class Strided(nn.Module):
@@ -181,9 +182,10 @@ def test_the_default_walks_over_the_finer_layer_at_2x(model, batch):
     targets = torch.tensor([[281], [967]])
     default = PRESETS["default"]
     x = F.interpolate(batch, scale_factor=2.0, mode="bilinear", align_corners=False)
-    plain = explain_maps(model, batch, targets, dataclasses.replace(default, affinity_steps=0))
+    plain = localization_maps(model, batch, targets, dataclasses.replace(default, affinity_steps=0))
     expected = propagate(plain, plain_features(model, x, "net.body._blocks.10"), 4.0, 4)
-    torch.testing.assert_close(explain_maps(model, batch, targets, default), expected, rtol=1e-4, atol=1e-5)
+    found = localization_maps(model, batch, targets, default)
+    torch.testing.assert_close(found, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_a_model_without_a_finer_layer_walks_over_its_feature_layer():
@@ -191,19 +193,18 @@ def test_a_model_without_a_finer_layer_walks_over_its_feature_layer():
     x = torch.rand(2, 3, 32, 32)
     targets = torch.tensor([[0], [2]])
     default = PRESETS["default"]
-    plain = explain_maps(model, x, targets, dataclasses.replace(default, affinity_steps=0))
+    plain = localization_maps(model, x, targets, dataclasses.replace(default, affinity_steps=0))
     x2 = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
     expected = propagate(plain, plain_features(model, x2, "net.stage1"), 4.0, 4)
-    torch.testing.assert_close(explain_maps(model, x, targets, default), expected, rtol=1e-4, atol=1e-5)
+    found = localization_maps(model, x, targets, default)
+    torch.testing.assert_close(found, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_the_default_names_the_finer_layer_or_falls_back_to_the_feature_walk(model):
-    from deepinside.localization import config_for
-
     assert config_for(model, "default").affinity_layer == "net.body._blocks.10"
-    assert config_for(model, "multiscale") == PRESETS["multiscale"]
+    assert config_for(model, "multiscale") == ABLATIONS["multiscale"]
     fallback = config_for(_staged("stage1"), "default")  # no layer at half stage1's stride
-    walk = PRESETS["feature-walk"]
+    walk = ABLATIONS["feature-walk"]
     assert (fallback.affinity_layer, fallback.affinity_depth) == (None, "features")
     assert (fallback.affinity_steps, fallback.affinity_power, fallback.segmentation) == (
         walk.affinity_steps,
@@ -213,12 +214,13 @@ def test_the_default_names_the_finer_layer_or_falls_back_to_the_feature_walk(mod
 
 
 def test_the_presets_are_the_multiscale_map_walked_and_cut_two_ways():
-    default, walk, multiscale = PRESETS["default"], PRESETS["feature-walk"], PRESETS["multiscale"]
+    default, walk, multiscale = PRESETS["default"], ABLATIONS["feature-walk"], ABLATIONS["multiscale"]
     unwalked = {
         "affinity_steps": 0,
         "affinity_power": 8.0,
         "affinity_scale": 2.0,
         "affinity_depth": "features",
+        "coarse_walk": None,
     }
     assert dataclasses.replace(default, name="multiscale", segmentation="mean", **unwalked) == multiscale
     assert dataclasses.replace(walk, name="multiscale", **unwalked) == multiscale

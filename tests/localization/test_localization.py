@@ -10,7 +10,7 @@ from PIL import Image
 
 import deepinside
 from deepinside.cli import main
-from deepinside.localization import PRESETS, centred_box, iou, largest_component_box, localize
+from deepinside.localization import CONFIGS, PRESETS, centred_box, iou, largest_component_box, localize
 from deepinside.localization.boxes import components, union_box
 from deepinside.localization.segment import above_mean, graphcut, otsu_cut, threshold
 from deepinside.models import Preprocessing
@@ -114,7 +114,7 @@ def cat_in_a_corner(photos):
     return canvas
 
 
-@pytest.mark.parametrize("config", list(PRESETS))
+@pytest.mark.parametrize("config", list(CONFIGS))
 def test_localize_finds_the_cat(model, cat_in_a_corner, config):
     (found,) = localize(model, [cat_in_a_corner], top_k=5, config=config)
     assert len(found.boxes) == 5 and found.boxes[0].prediction.class_index == found.predictions[0].class_index

@@ -13,8 +13,8 @@ import deepinside
 from deepinside import DeepInsideError
 from deepinside.localization import localize
 
-# The module, not the function of the same name that the package exports.
-localize_module = importlib.import_module("deepinside.localization.localize")
+# The module that runs the passes, whose attribute calls are counted.
+maps_module = importlib.import_module("deepinside.localization.maps")
 
 
 def test_masks_and_maps_are_in_the_photos_pixels(model, photos):
@@ -41,18 +41,16 @@ def test_paths_are_read_like_the_command_line_reads_them(model, photos, tmp_path
 
 def test_rows_per_pass_are_bounded_by_pixels_not_photos(model, photos, monkeypatch):
     seen = []
-    real = localize_module.attribute
+    real = maps_module.attribute
 
     def spy(m, x, targets, method):
         seen.append((method.chunk, x.shape[-2] * x.shape[-1]))
         return real(m, x, targets, method)
 
-    monkeypatch.setattr(localize_module, "attribute", spy)
+    monkeypatch.setattr(maps_module, "attribute", spy)
     photo = photos["coffee"].resize((64, 48))
     localize(model, [photo] * 3, top_k=2, batch_size=3)
-    assert [s for s in seen] and all(
-        chunk * pixels <= localize_module.PIXELS_PER_PASS for chunk, pixels in seen
-    )
+    assert [s for s in seen] and all(chunk * pixels <= maps_module.PIXELS_PER_PASS for chunk, pixels in seen)
     assert seen[-1][0] < seen[0][0]  # the 2x view takes fewer inputs per pass than the 1x view
 
 

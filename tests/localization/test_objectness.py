@@ -5,8 +5,7 @@ import math
 
 import torch
 
-from deepinside.localization import LocalizationConfig
-from deepinside.localization.localize import explain_maps
+from deepinside.localization import LocalizationConfig, localization_maps
 from deepinside.localization.objectness import agreeing, first_component
 
 
@@ -50,9 +49,9 @@ def test_views_are_averaged_after_their_own_sign():
 def test_objectness_is_mixed_with_the_class_map_over_their_peaks(model, batch):
     targets = torch.tensor([[281, 285], [967, 504]])
     cam = LocalizationConfig("cam", method="grad-cam", scales=(1.0, 1.5), segmentation="threshold")
-    plain = explain_maps(model, batch, targets, cam)
-    alone = explain_maps(model, batch, targets, dataclasses.replace(cam, objectness=1.0))
-    mean = explain_maps(model, batch, targets, dataclasses.replace(cam, objectness=0.5))
+    plain = localization_maps(model, batch, targets, cam)
+    alone = localization_maps(model, batch, targets, dataclasses.replace(cam, objectness=1.0))
+    mean = localization_maps(model, batch, targets, dataclasses.replace(cam, objectness=0.5))
     assert alone.shape == plain.shape and bool((alone >= 0).all())
     torch.testing.assert_close(alone.flatten(-2).amax(-1), torch.ones(2, 2))
     peak = plain.flatten(-2).amax(-1)[..., None, None]

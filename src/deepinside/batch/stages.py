@@ -16,8 +16,7 @@ from ..explain import explain_inputs
 from ..io.files import write_npz, write_png
 from ..io.names import class_part, key_stem, maps_file, photo_file
 from ..io.prefetch import DecodedPhoto
-from ..localization import LocalizationConfig, config_for
-from ..localization.localize import boxes_for, explain_maps
+from ..localization import LocalizationConfig, boxes_for, config_for, localization_maps
 from ..models.classifier import Classifier, Prediction
 from ..models.preprocessing import Placement
 from .index import Row
@@ -99,7 +98,7 @@ def _maps_for_boxes(
     single_view = config.scales == (1.0,) and not config.flip and not config.method_options
     if single_view and config.method in computed and reduce == "max-abs":
         return computed[config.method]  # the same map: computed once
-    return explain_maps(model, inputs, classes, config)
+    return localization_maps(model, inputs, classes, config)
 
 
 def finish_photo(out: Path, done: PhotoMaps, settings: BatchSettings) -> Row:

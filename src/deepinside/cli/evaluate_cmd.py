@@ -15,7 +15,7 @@ from ..evaluation import run as evaluation
 from ..evaluation.localization import localization
 from ..io.files import write_json
 from ..io.photos import expand_paths, load_photo
-from ..localization import PRESETS, config_named
+from ..localization import CONFIGS, PRESETS, config_named
 from ._common import (
     IMAGES_HELP,
     add_method_args,
@@ -75,8 +75,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--config",
         nargs="+",
-        choices=list(PRESETS),
-        help="localization: configurations to compare (default: all)",
+        choices=list(CONFIGS),
+        help="localization: configurations to compare (default: paper and default; the ablations by name)",
     )
     p.add_argument("--batch-size", type=positive_int, default=8, help="photos per pass (default 8)")
     p.add_argument("--json", type=Path, help="also write the table as JSON here")

@@ -16,8 +16,7 @@ from ..explain import PhotoFailure, read_batches
 from ..io.files import write_json, write_png
 from ..io.names import UniqueStems, localize_tag, photo_file
 from ..io.photos import expand_paths
-from ..localization import PRESETS, config_named, localize
-from ..localization.localize import DEFAULT_BATCH_SIZE, PhotoBoxes
+from ..localization import ABLATIONS, CONFIGS, DEFAULT_BATCH_SIZE, PhotoBoxes, config_named, localize
 from ._common import (
     IMAGES_HELP,
     add_deterministic_arg,
@@ -28,7 +27,7 @@ from ._common import (
 )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "localize",
         help="object boxes from saliency, no box supervision (paper section 3.1)",
@@ -42,11 +41,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.add_argument(
         "--config",
-        choices=list(PRESETS),
+        choices=list(CONFIGS),
         default="default",
         help="paper: the paper's gradient map + GraphCut; default: measured best (Grad-CAM at three "
         "scales carried over the affinities of the network's own finer features, cut at Otsu's "
-        "threshold); feature-walk, multiscale, fixed-threshold: earlier defaults (see docs/localization.md)",
+        f"threshold); ablations of the default, for measuring its steps: {', '.join(ABLATIONS)} "
+        "(see docs/localization.md)",
     )
     p.add_argument(
         "--method", help="override the config's saliency method (e.g. gradient, smoothgrad, grad-cam)"

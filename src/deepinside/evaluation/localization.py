@@ -18,9 +18,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .._core.precision import repeatable
-from ..localization.boxes import best_iou, centred_box, whole_image_box
-from ..localization.localize import LocalizationConfig, boxes_for, config_for, explain_maps, working_size
+from ..localization import LocalizationConfig, centred_box, config_for, localize_inputs, whole_image_box
+from ..localization.boxes import best_iou
 from ..models.classifier import Classifier
 from .maxboxacc import MaxBoxAccV2, benchmark_box, box_scoremap
 from .run import Sample, batches
@@ -42,7 +41,7 @@ def localization(
     samples: Sequence[Sample],
     configs: Sequence[LocalizationConfig],
     batch_size: int = 8,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
     deterministic: bool = False,
 ) -> list[dict[str, object]]:
     """One row per config and per baseline box (``deterministic``: see
@@ -66,18 +65,17 @@ def localization(
                 known[name].append(overlap >= 0.5)
                 truths = [benchmark_box(b, w, h) for b in s.boxes]
                 maxbox[name].add_scoremap(box_scoremap(box, w, h), truths)
+        classes = model.predictions_of(scores, targets[:, None])
+        photos = [s.photo for s in chunk]
         for config in configs:
             start = time.perf_counter()
-            with repeatable(deterministic):
-                maps = explain_maps(model, inputs, targets[:, None], config)[:, 0]
-            for s, placement, m in zip(chunk, placements, maps):
-                (found,) = boxes_for(s.photo, placement, m[None], [None], config)  # type: ignore[list-item]
-                known[config.name].append(best_iou(found.box, s.boxes) >= 0.5)
+            found = localize_inputs(model, photos, inputs, placements, classes, config, deterministic)
+            for s, (one,) in zip(chunk, found):
+                known[config.name].append(best_iou(one.box, s.boxes) >= 0.5)
             seconds[config.name] += time.perf_counter() - start
-            for s, placement, m in zip(chunk, placements, maps):
-                w, h = working_size(s.photo.width, s.photo.height, config.work_side)
-                on_photo = placement.to_photo(m, size=(w, h)).float().cpu().numpy()
-                maxbox[config.name].add_map(on_photo, s.boxes, s.photo.width, s.photo.height)
+            for s, (one,) in zip(chunk, found):
+                # The map the box was cut from, on the photo at the working size.
+                maxbox[config.name].add_map(one.working_saliency, s.boxes, s.photo.width, s.photo.height)
         if progress:
             progress(len(chunk))
     rows = []

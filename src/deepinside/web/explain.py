@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from .. import pictures
@@ -21,8 +20,7 @@ from ..attribution.methods import Method, Reduction, method_from_name
 from ..errors import DeepInsideError
 from ..explain import PhotoFailure, PhotoSaliency, explain_photos
 from ..explain_files import save_saliency
-from ..localization import config_for
-from ..localization.localize import boxes_for, explain_maps
+from ..localization import config_for, localize_inputs
 from .session import Server, file_stem
 from .shown import PictureFiles
 
@@ -127,8 +125,7 @@ def explain(
         yield done
     chosen = done.results[0].maps[0].prediction
     inputs, placements = model.prepare([photo])
-    maps = explain_maps(model, inputs, torch.tensor([[chosen.class_index]], device=inputs.device), config)
-    (found,) = boxes_for(photo, placements[0], maps[0], [chosen], config)
+    ((found,),) = localize_inputs(model, [photo], inputs, placements, [[chosen]], config)
     done.boxes = done.shown.new(
         "box", pictures.draw_boxes(photo, [(found.box, f"{chosen.label} ({config.name})")])
     )

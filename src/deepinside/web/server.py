@@ -113,8 +113,7 @@ def warm_up(model: Classifier) -> None:
     copies safely beside other threads' passes, on a request running
     beside it)."""
     from ..attribution import METHODS
-    from ..localization import PRESETS
-    from ..localization.localize import explain_maps
+    from ..localization import PRESETS, localization_maps
 
     device = next(model.parameters()).device
     example = torch.zeros(1, model.preprocessing.channels, *model.preprocessing.input_size, device=device)
@@ -125,7 +124,7 @@ def warm_up(model: Classifier) -> None:
         warnings.simplefilter("ignore")
         warms: list[Callable[[], object]] = [
             *(functools.partial(_warm_method, model, example, m) for m in METHODS.values()),
-            *(functools.partial(explain_maps, model, example, first, c) for c in PRESETS.values()),
+            *(functools.partial(localization_maps, model, example, first, c) for c in PRESETS.values()),
         ]
         for warm in warms:
             try:
