@@ -33,10 +33,11 @@ test: $(VENV)/.test-installed
 test-fast: $(VENV)/.test-installed
 	$(BIN)/python -m pytest -q -m "not slow"
 
-# The rules are in pyproject.toml ([tool.ruff]); ruff comes with the test extra.
+# The rules are in pyproject.toml ([tool.ruff], [tool.mypy]); both tools come with the test extra.
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 bench: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/saliency_throughput.py
