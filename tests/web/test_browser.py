@@ -86,6 +86,12 @@ SHOWN = """(selector) => [...document.querySelectorAll(selector + ' img')].map((
   return {fit, natural, drawn: w / h, visible: Math.max(0, r - l) * Math.max(0, b - t) / drawn};
 })"""
 
+#: Whether the gallery's pictures have arrived (a picture still loading has no natural size).
+LOADED = """(selector) => {
+  const pictures = [...document.querySelectorAll(selector + ' img')];
+  return pictures.length > 0 && pictures.every((img) => img.complete && img.naturalWidth > 0);
+}"""
+
 #: Each caption of a gallery: its text, whether all of it shows (no ellipsis)
 #: and whether it lies within the gallery's visible area.
 CAPTIONS = """(selector) => {
@@ -102,6 +108,7 @@ CAPTIONS = """(selector) => {
 def assert_shown_whole(page, gallery: str) -> None:  # type: ignore[no-untyped-def]
     """Every picture of the gallery is seen whole, with its own aspect ratio:
     neither cropped by object-fit nor cut off by the gallery's scroll box."""
+    page.wait_for_function(LOADED, arg=f"#{gallery}", timeout=TIMEOUT_MS)
     shown = page.evaluate(SHOWN, f"#{gallery}")
     assert shown, f"no pictures in #{gallery}"
     for picture in shown:
