@@ -16,7 +16,7 @@ from ..explain import explain_inputs
 from ..io.files import write_npz, write_png
 from ..io.names import class_part, key_stem, maps_file, photo_file
 from ..io.prefetch import DecodedPhoto
-from ..localization import LocalizationConfig, boxes_for, config_for, localization_maps
+from ..localization import LocalizationConfig, boxes_for, config_for, localization_maps, refine
 from ..models.classifier import Classifier, Prediction
 from ..models.preprocessing import Placement
 from .index import Row
@@ -95,9 +95,11 @@ def _maps_for_boxes(
 ) -> torch.Tensor | None:
     if config is None:
         return None
+    # One view of the same method is the map batch already computed: only the
+    # later steps run again (objectness mixes in other views, so it does not qualify).
     single_view = config.scales == (1.0,) and not config.flip and not config.method_options
-    if single_view and config.method in computed and reduce == "max-abs":
-        return computed[config.method]  # the same map: computed once
+    if single_view and not config.objectness and config.method in computed and reduce == "max-abs":
+        return refine(model, inputs, computed[config.method], config)
     return localization_maps(model, inputs, classes, config)
 
 
