@@ -80,6 +80,13 @@ def _check_size(path: Path, size: tuple[int, int], max_pixels: int) -> None:
         raise ImageError(f"{path}: image has no pixels ({w}x{h})")
 
 
+def named(photo: Image.Image, name: str) -> Image.Image:
+    """``photo`` carrying ``name`` as its ``filename``, the name output files are
+    made from, for a photo that was not opened from a file under that name."""
+    photo.filename = name  # type: ignore[attr-defined]  # Pillow's stubs declare filename on opened files only
+    return photo
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB, keeping the full tonal range."""
     mode = image.mode

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DeepInsideError
+from .photos import named
 
 #: scikit-image's photos, with what each shows. The default model gets the
 #: first three right, so the figures explain correct answers; the motorbike
@@ -31,6 +32,4 @@ def sample_photo(name: str) -> Image.Image:
     pixels = getattr(data, name)()
     if isinstance(pixels, tuple):  # a stereo pair and its disparity: the left view
         pixels = pixels[0]
-    photo = Image.fromarray(np.asarray(pixels)).convert("RGB")
-    photo.filename = name  # type: ignore[attr-defined]  # Pillow declares filename on opened files only
-    return photo
+    return named(Image.fromarray(np.asarray(pixels)).convert("RGB"), name)

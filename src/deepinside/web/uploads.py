@@ -13,7 +13,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import DeepInsideError, ImageError
-from ..io.photos import IMAGE_SUFFIXES, load_photo
+from ..io.photos import IMAGE_SUFFIXES, load_photo, named
 from .limits import Limits
 
 #: The types the upload box offers; others are refused before any decoding.
@@ -46,5 +46,4 @@ def read_upload(path: str | os.PathLike[str], limits: Limits) -> Image.Image:
         # The reader names the file by its path on the server; say the user's name instead.
         reason = str(err).removeprefix(f"{path}: ")
         raise DeepInsideError(f"{name}: {reason}") from None
-    photo.filename = path.stem  # type: ignore[attr-defined]  # PIL's stubs give filename to files only
-    return photo
+    return named(photo, path.stem)
