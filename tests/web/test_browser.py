@@ -167,6 +167,8 @@ def test_class_visualisation_streams_progress_and_stops(page) -> None:  # type: 
     assert {"contact_sheet.png", "summary.json"} <= finished and any(n.endswith(".log.csv") for n in finished)
     page.locator("#cm-pictures img").first.wait_for(timeout=TIMEOUT_MS)
     assert_shown_whole(page, "cm-pictures")  # the square class model, not a strip of it
+    cell = page.locator("#cm-pictures img").first.bounding_box()
+    assert min(cell["width"], cell["height"]) >= 280, cell  # one class: half the gallery, not a quarter
 
     # A long run: watch the step counter advance, then stop it midway.
     page.locator("#cm-steps input").fill("1000")

@@ -264,6 +264,12 @@ def _explain_tab(server: Server) -> None:
     opacity.release(restyle, [found, opacity], overlays, concurrency_limit=4, api_visibility="private")
 
 
+def square_cells(pictures: list[tuple[str, str]]) -> gr.Gallery:
+    """The class pictures two a row for one or two classes (a cell as large as
+    fits the gallery's height), else four a row (eight fit without scrolling)."""
+    return gr.Gallery(value=pictures, columns=2 if len(pictures) <= 2 else 4)
+
+
 def _classmodel_tab(server: Server) -> None:
     jobs = classmodel.ClassJobs()
     first = presets.get("default")
@@ -304,8 +310,8 @@ def _classmodel_tab(server: Server) -> None:
                 stop = gr.Button("Stop", variant="stop", elem_id="cm-stop")
         with gr.Column(scale=2):
             status = gr.Markdown("", elem_id="cm-status")
-            # Four square cells a row, whatever the number of classes: a square
-            # picture is shown whole, never stretched into a strip the gallery crops.
+            # Square cells (larger for one or two classes, square_cells): a square
+            # picture is shown whole, never a strip the gallery crops.
             pictures = gr.Gallery(
                 label="Pictures",
                 columns=4,
@@ -337,7 +343,7 @@ def _classmodel_tab(server: Server) -> None:
             for view in jobs.run(server, request.session_hash or "", job):
                 seen.update(view.files)
                 seen.update(p for p, _ in view.pictures or [])
-                shown = gr.skip() if view.pictures is None else view.pictures
+                shown = gr.skip() if view.pictures is None else square_cells(view.pictures)
                 yield view.status, shown, view.files if view.finished else None
         finally:
             remove_folders(seen, server.workdir)
