@@ -7,6 +7,7 @@ import json
 import pickle
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from captum.attr import LayerAttribution, LayerGradCam
@@ -198,7 +199,7 @@ def test_a_one_channel_model_takes_grey_photos(photos):
     model = deepinside.load_model(zoo.grey().eval(), input_size=32, mean=[0.5], std=[0.25])
     x, _ = model.prepare([photos["coffee"]])
     assert x.shape == (1, 1, 32, 32)
-    grey = torch.tensor(list(photos["coffee"].convert("L").resize((32, 32)).getdata()), dtype=torch.float32)
+    grey = torch.from_numpy(np.asarray(photos["coffee"].convert("L").resize((32, 32)), dtype=np.float32))
     assert abs(float(x.mean()) - float((grey / 255 - 0.5).mean() / 0.25)) < 0.05
     assert attribute(model, x, 0, "grad-cam").raw.shape == (1, 1, 32, 32)
     assert deepinside.localize(model, [photos["coffee"]], top_k=1)[0].boxes
