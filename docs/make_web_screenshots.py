@@ -1,11 +1,17 @@
-"""Redraw docs/web-*.png: each tab of ``deepinside serve`` after a real run,
-in Debian's Chromium. Run from the repository root:
+"""Redraw the web page's pictures in docs/, in Debian's Chromium against a
+``deepinside serve`` this script starts. Run from the repository root:
 
-    python docs/make_web_screenshots.py
+    python docs/make_web_screenshots.py                # docs/web-*.png: each tab after a real run
+    python docs/make_web_screenshots.py --scenes after # docs/web/after-*.png: the scenes of issue 33
+
+The ``before-*`` scenes were drawn with ``--scenes before`` from a checkout
+of the page before those fixes.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import socket
 import subprocess
 import sys
@@ -14,7 +20,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from PIL import Image
+from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 DOCS = Path(__file__).resolve().parent
@@ -58,6 +65,15 @@ def tick(page: Page, group: str, wanted: set[str]) -> None:
             label.click()
 
 
+def save(page: Page, path: Path) -> None:
+    """A full-page screenshot, downscaled and palette-coded to stay small."""
+    page.screenshot(path=path, full_page=True)
+    picture = Image.open(path).convert("RGB")
+    if picture.width > 1000:
+        picture = picture.resize((1000, round(picture.height * 1000 / picture.width)), Image.LANCZOS)
+    picture.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
 def explain_tab(page: Page) -> None:
     pick(page, "explain-sample", "chelsea")
     page.wait_for_selector("#explain-predictions .output-class", timeout=SLOW_MS)
@@ -65,7 +81,7 @@ def explain_tab(page: Page) -> None:
     page.click("#explain-run")
     page.wait_for_selector("#explain-box img", timeout=SLOW_MS)
     page.wait_for_timeout(1500)
-    page.screenshot(path=DOCS / "web-explain.png", full_page=True)
+    save(page, DOCS / "web-explain.png")
 
 
 def classmodel_tab(page: Page) -> None:
@@ -76,7 +92,7 @@ def classmodel_tab(page: Page) -> None:
     page.click("#cm-run")
     page.wait_for_function("document.querySelector('#cm-status').innerText.includes('done')", timeout=SLOW_MS)
     page.wait_for_timeout(1500)
-    page.screenshot(path=DOCS / "web-classmodel.png", full_page=True)
+    save(page, DOCS / "web-classmodel.png")
 
 
 def compare_tab(page: Page) -> None:
@@ -88,24 +104,87 @@ def compare_tab(page: Page) -> None:
     page.click("#compare-run")
     page.wait_for_selector("#compare-grid img", timeout=SLOW_MS)
     page.wait_for_timeout(1500)
-    page.screenshot(path=DOCS / "web-compare.png", full_page=True)
+    save(page, DOCS / "web-compare.png")
+
+
+def classmodel_scene(page: Page, prefix: str) -> None:
+    page.get_by_role("tab", name="Visualise a class").click()
+    pick(page, "cm-classes", "space shuttle")
+    page.keyboard.press("Escape")
+    page.locator("#cm-steps input").fill("48")
+    page.click("#cm-run")
+    page.wait_for_function("document.querySelector('#cm-status').innerText.includes('done')", timeout=SLOW_MS)
+    page.wait_for_timeout(1500)
+    save(page, DOCS / "web" / f"{prefix}-classmodel.png")
+    # A long run, stopped: what the downloads offer then.
+    page.locator("#cm-steps input").fill("1000")
+    page.click("#cm-run")
+    page.wait_for_function(
+        "/step (1[0-9]|[2-9][0-9])\\//.test(document.querySelector('#cm-status').innerText)", timeout=SLOW_MS
+    )
+    page.click("#cm-stop")
+    page.wait_for_function("document.querySelectorAll('#cm-files a[href]').length >= 1", timeout=SLOW_MS)
+    page.wait_for_timeout(1500)
+    save(page, DOCS / "web" / f"{prefix}-stopped.png")
+
+
+def compare_scene(page: Page, prefix: str) -> None:
+    page.get_by_role("tab", name="Compare").click()
+    pick(page, "compare-sample", "chelsea")
+    page.keyboard.press("Escape")
+    tick(page, "compare-methods", {"gradient", "guided-backprop", "grad-cam"})
+    page.click("#compare-run")
+    page.wait_for_selector("#compare-grid img", timeout=SLOW_MS)
+    page.wait_for_timeout(1500)
+    save(page, DOCS / "web" / f"{prefix}-compare.png")
+
+
+def bad_upload_scene(page: Page, prefix: str) -> None:
+    page.get_by_role("tab", name="Explain a photo").click()
+    pick(page, "explain-sample", "chelsea")
+    page.wait_for_selector("#explain-predictions .output-class", timeout=SLOW_MS)
+    text = Path(tempfile.mkdtemp()) / "notes.jpg"
+    text.write_text("not a photo at all\n" * 20)
+    page.set_input_files("#explain-upload input[type=file]", str(text))
+    page.wait_for_timeout(4000)
+    save(page, DOCS / "web" / f"{prefix}-bad-upload.png")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", metavar="PREFIX", help="draw the scenes as docs/web/PREFIX-*.png")
+    args = parser.parse_args()
     process, url = start_server(Path(tempfile.mkdtemp()) / "serve.log")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(url)
-            page.wait_for_selector("#explain-upload")
-            for tab in (explain_tab, classmodel_tab, compare_tab):
-                tab(page)
-                print(f"drew {tab.__name__}", flush=True)
+            if args.scenes:
+                for scene in (bad_upload_scene, compare_scene, classmodel_scene):
+                    draw(browser, url, functools.partial(scene, prefix=args.scenes))
+            else:
+                page = new_page(browser, url)
+                for tab in (explain_tab, classmodel_tab, compare_tab):
+                    tab(page)
+                    print(f"drew {tab.__name__}", flush=True)
             browser.close()
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def new_page(browser: Browser, url: str) -> Page:
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(url)
+    page.wait_for_selector("#explain-upload")
+    return page
+
+
+def draw(browser: Browser, url: str, scene: functools.partial[None]) -> None:
+    """One scene on a fresh page, so that no scene starts from another's state."""
+    page = new_page(browser, url)
+    scene(page)
+    print(f"drew {scene.func.__name__}", flush=True)
+    page.close()
 
 
 if __name__ == "__main__":
