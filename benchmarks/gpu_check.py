@@ -18,7 +18,7 @@ from _results import header
 from classmodel_quality import classify  # (benchmarks/ is the script's folder)
 
 import deepinside
-from deepinside.cli.demo_cmd import bundled_photos
+from deepinside.figures import bundled_photos
 from deepinside.visualization import visualize_class
 
 METHODS = ("gradient", "guided-backprop", "smoothgrad", "integrated-gradients", "grad-cam")
