@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -94,6 +95,38 @@ def test_method_options_are_capped(server: Server) -> None:
     assert chosen.samples == 7  # type: ignore[attr-defined]
     with pytest.raises(DeepInsideError, match="choose at least one method"):
         explain.check_methods([], server)
+
+
+def test_options_left_to_their_defaults_keep_to_the_server_s_cap(
+    model: deepinside.Classifier, tmp_path: Path
+) -> None:
+    server = Server(model, Limits(max_samples=5), tmp_path)
+    # Compare has no option controls: its methods run at their defaults, capped.
+    smoothgrad, ig = explain.check_methods(["smoothgrad", "integrated-gradients"], server)
+    assert (smoothgrad.samples, ig.steps) == (5, 5)  # type: ignore[attr-defined]
+    (chosen,) = explain.check_methods(["smoothgrad"], server, {"smoothgrad": {"samples": 3}})
+    assert chosen.samples == 3  # type: ignore[attr-defined]
+    # The Explain tab's slider starts within the cap too.
+    (samples,) = [c for c in controls_for([METHODS["smoothgrad"]], server.limits) if c.field == "samples"]
+    assert samples.default == 5 and samples.high == 5
+
+
+def test_changing_the_opacity_leaves_no_files_behind(
+    model: deepinside.Classifier, tmp_path: Path, cat_photo: Path
+) -> None:
+    from deepinside.web.app import build_app
+
+    server = Server(model, Limits(), tmp_path)
+    app = build_app(server)
+    (restyle,) = [f.fn for f in app.fns.values() if getattr(f.fn, "__name__", "") == "restyle"]
+    photo = deepinside.io.load_photo(cat_photo)
+    *_, done = explain.explain(
+        server, photo, None, explain.check_methods(["gradient"], server), "max-abs", "paper"
+    )
+    shutil.rmtree(done.folder)  # as the run's handler does when it ends
+    (overlays,) = list(restyle(done, 0.3))
+    assert Path(overlays[0][0]).name.endswith(".png")
+    assert not done.folder.exists() and not any(server.workdir.iterdir())
 
 
 @pytest.mark.parametrize(

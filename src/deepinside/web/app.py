@@ -83,8 +83,13 @@ def remove_folders(files: Iterable[str], workdir: Path) -> None:
     serves its own copies (from its cache, emptied of files older than an
     hour), so ours would only pile up until the server stops."""
     for folder in {Path(f).parent for f in files}:
-        if folder.parent == workdir:  # only the server's own result folders
-            shutil.rmtree(folder, ignore_errors=True)
+        remove_result_folder(folder, workdir)
+
+
+def remove_result_folder(folder: Path, workdir: Path) -> None:
+    """Remove ``folder`` if it is one of the server's own result folders."""
+    if folder.parent == workdir:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def build_app(server: Server) -> gr.Blocks:
@@ -213,8 +218,9 @@ def _explain_tab(server: Server) -> None:
             shown_file = PictureFiles(folder).new("photo", picture)
             yield picture, shown_file, {prediction_label(p): p.probability for p in top}, TOP1, ""
         finally:
-            remove_folders([shown_file], server.workdir)
+            remove_result_folder(folder, server.workdir)
 
+    @friendly
     def from_upload(path: str | None) -> Iterator[tuple[Any, ...]]:
         if not path:
             yield None, None, None, TOP1, ""
@@ -247,8 +253,15 @@ def _explain_tab(server: Server) -> None:
         finally:
             remove_folders(seen, server.workdir)
 
-    def restyle(done: explain.Explained | None, alpha: float) -> Any:
-        return done.overlays(alpha) if done else gr.skip()
+    def restyle(done: explain.Explained | None, alpha: float) -> Iterator[Any]:
+        if not done:
+            yield gr.skip()
+            return
+        overlays = done.overlays(alpha)
+        try:
+            yield overlays
+        finally:  # the run's folder went when it ended: these files would re-create it for good
+            remove_folders([path for path, _ in overlays], server.workdir)
 
     loading = [photo, shown, predictions, target, note]
     upload.upload(from_upload, upload, loading, concurrency_id="saliency", concurrency_limit=SALIENCY_SLOTS)

@@ -16,7 +16,7 @@ from PIL import Image
 
 from .. import pictures
 from ..attribution import METHODS
-from ..attribution.methods import Method, Reduction, method_from_name
+from ..attribution.methods import Method, Reduction, method_from_name, options_of
 from ..errors import DeepInsideError
 from ..explain import PhotoFailure, PhotoSaliency, explain_photos
 from ..explain_files import save_saliency
@@ -32,14 +32,30 @@ def check_methods(
     names: Sequence[str] | None, server: Server, settings: Mapping[str, Mapping[str, object]] | None = None
 ) -> list[Method]:
     """The chosen methods, each with its options from ``settings`` (method ->
-    option -> value, as :func:`.options.method_settings` reads the page)."""
+    option -> value, as :func:`.options.method_settings` reads the page), and
+    any option left to a default above the server's cap set to the cap."""
     if not names:
         raise DeepInsideError("choose at least one method")
     unknown = [n for n in names if n not in METHODS]
     if unknown:
         raise DeepInsideError(f"unknown method {unknown[0]!r}: use one of {', '.join(METHODS)}")
     settings = settings or {}
-    return [method_from_name(n, **settings.get(n, {})) for n in dict.fromkeys(names)]
+    return [
+        method_from_name(n, **within_cap(METHODS[n], settings.get(n, {}), server.limits.max_samples))
+        for n in dict.fromkeys(names)
+    ]
+
+
+def within_cap(method: type[Method], chosen: Mapping[str, object], cap: int) -> dict[str, object]:
+    """``chosen`` options, plus the cap for each option that sets how many
+    passes a map costs (it declares a cheap setting) whose default is above
+    it: a tab with no control for it (Compare) must not exceed the server's limit."""
+    options = dict(chosen)
+    for name, (default, declared) in options_of(method).items():
+        over = isinstance(default, int) and default > cap
+        if declared.cheap is not None and name not in options and over:
+            options[name] = cap
+    return options
 
 
 def check_reduction(reduce: str) -> Reduction:

@@ -66,6 +66,7 @@ def _control(method: str, field: str, default: object, declared: Option, limits:
     if declared.cheap is not None:
         # An option with a cheap setting sets how many passes a map costs: the server caps it.
         high = min(high, limits.max_samples)
+        number = None if number is None else min(number, high)
     step = 1.0 if declared.kind is int else _step(declared.low, high)
     return Control(method, field, label, "slider", number, declared.kind, declared.low, high, step)
 

@@ -40,7 +40,7 @@ class PictureFiles:
             found = self._written.get(key)
             if found is not None and Path(found).is_file():
                 return found
-            path = self.folder / f"shown-{next(self._numbers):04d}-{slug(name) or 'picture'}.png"
+            path = self._fresh_path(name)
         written = str(write_png(path, make()))
         with self._lock:
             self._written[key] = written
@@ -49,5 +49,9 @@ class PictureFiles:
     def new(self, name: str, picture: Image.Image) -> str:
         """Write ``picture`` under a fresh name (a picture shown once)."""
         with self._lock:
-            path = self.folder / f"shown-{next(self._numbers):04d}-{slug(name) or 'picture'}.png"
+            path = self._fresh_path(name)
         return str(write_png(path, picture))
+
+    def _fresh_path(self, name: str) -> Path:
+        """A name no file of this request has had (call with the lock held)."""
+        return self.folder / f"shown-{next(self._numbers):04d}-{slug(name) or 'picture'}.png"
