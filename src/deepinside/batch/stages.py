@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .. import pictures
+from ..attribution.methods import method_from_name
 from ..explain import explain_inputs
 from ..io.files import write_npz, write_png
 from ..io.names import class_part, key_stem, maps_file, photo_file
@@ -53,7 +54,7 @@ def explain_batch(
     found = explain_inputs(model, inputs, settings.methods, targets, k or 1, settings.reduce)
     scores, classes, computed = found.scores, found.classes, found.maps
     box_config = None if settings.localize is None else config_for(model, settings.localize)
-    for_boxes = _maps_for_boxes(model, inputs, classes, computed, settings.reduce, box_config)
+    for_boxes = _maps_for_boxes(model, inputs, classes, computed, settings, box_config)
     # One copy to the CPU per batch: reading GPU values one by one would wait for the GPU each time.
     scores, classes = scores.float().cpu(), classes.cpu()
     top = model.predictions(scores, max(5, classes.shape[1]))
@@ -90,15 +91,16 @@ def _maps_for_boxes(
     inputs: torch.Tensor,
     classes: torch.Tensor,
     computed: dict[str, torch.Tensor],
-    reduce: str,
+    settings: BatchSettings,
     config: LocalizationConfig | None,
 ) -> torch.Tensor | None:
     if config is None:
         return None
-    # One view of the same method is the map batch already computed: only the
-    # later steps run again (objectness mixes in other views, so it does not qualify).
-    single_view = config.scales == (1.0,) and not config.flip and not config.method_options
-    if single_view and not config.objectness and config.method in computed and reduce == "max-abs":
+    # One view of the same method with the same options is the map batch already
+    # computed: only the later steps run again (objectness mixes in other views).
+    wanted = method_from_name(config.method, **dict(config.method_options))
+    one_view = config.scales == (1.0,) and not config.flip and not config.objectness
+    if one_view and wanted in settings.methods and settings.reduce == "max-abs":
         return refine(model, inputs, computed[config.method], config)
     return localization_maps(model, inputs, classes, config)
 
