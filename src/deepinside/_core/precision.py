@@ -33,14 +33,12 @@ class Rewrites:
     channels_last: bool
 
 
-#: Per device type, the rewrites used there: each only where it measured faster.
-#: The CPU's were measured on oneDNN (docs/benchmarks.md). On CUDA none is
-#: measured alone: folding batch norm and padding inside the convolution
-#: only remove kernels and copies, so they stay on; channels-last is off,
-#: as float32 with TF32 off gains nothing from the tensor-core layouts and
-#: the one GPU run of the whole view (channels-last included) was slower
-#: than Captum on the plain model. ``benchmarks/gpu.py`` measures each one
-#: alone; flip an entry here after such a run.
+#: Per device type, the rewrites used there: each only where it measured
+#: faster (docs/benchmarks.md, docs/gpu.md). On CUDA, folding batch norm and
+#: padding inside the convolution only remove kernels and copies, so they
+#: stay on; channels-last is off, as float32 with TF32 off gains nothing from
+#: the tensor-core layouts. ``benchmarks/gpu.py`` measures each one alone;
+#: flip an entry here after such a run.
 REWRITES: dict[str, Rewrites] = {
     "cpu": Rewrites(fold_batch_norm=True, padding_in_convolution=True, channels_last=True),
     "cuda": Rewrites(fold_batch_norm=True, padding_in_convolution=True, channels_last=False),

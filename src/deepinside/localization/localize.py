@@ -45,7 +45,7 @@ def localize(
 ) -> list[PhotoBoxes]:
     """Boxes for each photo's ``top_k`` predicted classes, top-1 first, in the
     photo's pixels (x right, y down, x1/y1 exclusive). ``photos`` are PIL
-    images or paths (read with :func:`~deepinside.io.photos.load_photo`),
+    images or paths (read with :func:`~deepinside.io.prefetch.read_photos`),
     ``batch_size`` of them prepared at a time; the rows of each forward and
     backward pass are bounded by memory whatever the batch size
     (:data:`~.maps.PIXELS_PER_PASS`). Each :class:`ClassBox` carries its ``mask`` and

@@ -166,7 +166,7 @@ def fft(sd: float = 0.01, decay_power: float = 1.0, decorrelate: bool = True) ->
         shift = _shifter(spec)
 
         def image_of(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-            # A complex-by-real product (a broadcast over (re, im) was slower here).
+            # A complex-by-real product: one kernel, where a broadcast over (re, im) takes several.
             return finish(torch.fft.irfft2(torch.view_as_complex(tensors[0]) * scale, s=(h, w), norm="ortho"))
 
         def window_of(
@@ -280,7 +280,7 @@ def _finisher(spec: ParamSpec, decorrelate: bool) -> Callable[[torch.Tensor], to
     offset = (-mean / std).to(spec.device, spec.dtype)
 
     def finish(image: torch.Tensor) -> torch.Tensor:
-        # A matmul over the flattened image: no copies (einsum copies and was slower here).
+        # A matmul over the flattened image: no copies (einsum makes one).
         if decorrelate:
             image = torch.matmul(colour, image.flatten(2)).view(image.shape)
         return torch.addcmul(offset, torch.sigmoid(image), gain)
