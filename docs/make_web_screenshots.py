@@ -84,37 +84,44 @@ def explain_tab(page: Page) -> None:
     save(page, DOCS / "web-explain.png")
 
 
-def classmodel_tab(page: Page) -> None:
+def visualise_space_shuttle(page: Page, steps: int) -> None:
+    """A finished class-model run of ``steps`` steps."""
     page.get_by_role("tab", name="Visualise a class").click()
     pick(page, "cm-classes", "space shuttle")
     page.keyboard.press("Escape")
-    page.locator("#cm-steps input").fill("96")
+    page.locator("#cm-steps input").fill(str(steps))
     page.click("#cm-run")
     page.wait_for_function("document.querySelector('#cm-status').innerText.includes('done')", timeout=SLOW_MS)
     page.wait_for_timeout(1500)
+
+
+def compare_on_chelsea(page: Page, methods: set[str], box: str | None = None) -> None:
+    """Compare's maps of ``methods`` on the sample cat, scored against ``box`` if given."""
+    page.get_by_role("tab", name="Compare").click()
+    pick(page, "compare-sample", "chelsea")
+    page.keyboard.press("Escape")
+    tick(page, "compare-methods", methods)
+    if box is not None:
+        page.locator("#compare-boxes textarea").fill(box)
+    page.click("#compare-run")
+    page.wait_for_selector("#compare-grid img", timeout=SLOW_MS)
+    page.wait_for_timeout(1500)
+
+
+def classmodel_tab(page: Page) -> None:
+    visualise_space_shuttle(page, steps=96)
     save(page, DOCS / "web-classmodel.png")
 
 
 def compare_tab(page: Page) -> None:
-    page.get_by_role("tab", name="Compare").click()
-    pick(page, "compare-sample", "chelsea")
-    page.keyboard.press("Escape")
-    tick(page, "compare-methods", {"gradient", "guided-backprop", "grad-cam", "integrated-gradients"})
-    page.locator("#compare-boxes textarea").fill("140 20 451 300")
-    page.click("#compare-run")
-    page.wait_for_selector("#compare-grid img", timeout=SLOW_MS)
-    page.wait_for_timeout(1500)
+    compare_on_chelsea(
+        page, {"gradient", "guided-backprop", "grad-cam", "integrated-gradients"}, "140 20 451 300"
+    )
     save(page, DOCS / "web-compare.png")
 
 
 def classmodel_scene(page: Page, prefix: str) -> None:
-    page.get_by_role("tab", name="Visualise a class").click()
-    pick(page, "cm-classes", "space shuttle")
-    page.keyboard.press("Escape")
-    page.locator("#cm-steps input").fill("48")
-    page.click("#cm-run")
-    page.wait_for_function("document.querySelector('#cm-status').innerText.includes('done')", timeout=SLOW_MS)
-    page.wait_for_timeout(1500)
+    visualise_space_shuttle(page, steps=48)
     save(page, DOCS / "web" / f"{prefix}-classmodel.png")
     # A long run, stopped: what the downloads offer then.
     page.locator("#cm-steps input").fill("1000")
@@ -129,13 +136,7 @@ def classmodel_scene(page: Page, prefix: str) -> None:
 
 
 def compare_scene(page: Page, prefix: str) -> None:
-    page.get_by_role("tab", name="Compare").click()
-    pick(page, "compare-sample", "chelsea")
-    page.keyboard.press("Escape")
-    tick(page, "compare-methods", {"gradient", "guided-backprop", "grad-cam"})
-    page.click("#compare-run")
-    page.wait_for_selector("#compare-grid img", timeout=SLOW_MS)
-    page.wait_for_timeout(1500)
+    compare_on_chelsea(page, {"gradient", "guided-backprop", "grad-cam"})
     save(page, DOCS / "web" / f"{prefix}-compare.png")
 
 

@@ -169,7 +169,12 @@ def _run_here(
     """The local engine: decoding threads ahead, the model here on full
     batches, writing threads behind; rows in the order they finish."""
     decoded = read_photos(
-        (e.path for e in todo), max_pixels, workers, model.preprocessing, hash_files=True, threads=True
+        (e.path for e in todo),
+        max_pixels,
+        workers,
+        preprocessing=model.preprocessing,
+        hash_files=True,
+        threads=True,
     )
     pending: deque[cf.Future[Row]] = deque()
     with cf.ThreadPoolExecutor(writers, thread_name_prefix="deepinside-write") as pool:

@@ -86,6 +86,7 @@ def read_photos(
     items: Iterable[PhotoItem],
     max_pixels: int = ...,
     workers: int = ...,
+    *,
     preprocessing: None = None,
     hash_files: bool = ...,
     ahead: int | None = ...,
@@ -106,22 +107,11 @@ def read_photos(
 ) -> Generator[DecodedPhoto[P]]: ...
 
 
-@overload
-def read_photos(
-    items: Iterable[PhotoItem],
-    max_pixels: int,
-    workers: int,
-    preprocessing: Prepare[P],
-    hash_files: bool = ...,
-    ahead: int | None = ...,
-    threads: bool = ...,
-) -> Generator[DecodedPhoto[P]]: ...
-
-
 def read_photos(
     items: Iterable[PhotoItem],
     max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 0,
+    *,
     preprocessing: Prepare[P] | None = None,
     hash_files: bool = False,
     ahead: int | None = None,

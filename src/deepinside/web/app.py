@@ -277,6 +277,14 @@ def _explain_tab(server: Server) -> None:
     opacity.release(restyle, [found, opacity], overlays, concurrency_limit=4, api_visibility="private")
 
 
+def whole_pictures(label: str, elem_id: str, height: int) -> gr.Gallery:
+    """A gallery of four cells a row, each picture whole within its cell (a
+    square one never stretched into a strip the gallery crops), captioned below."""
+    return gr.Gallery(
+        label=label, columns=4, fit_columns=False, height=height, object_fit="contain", elem_id=elem_id
+    )
+
+
 def square_cells(pictures: list[tuple[str, str]]) -> gr.Gallery:
     """The class pictures two a row for one or two classes (a cell as large as
     fits the gallery's height), else four a row (eight fit without scrolling)."""
@@ -323,16 +331,8 @@ def _classmodel_tab(server: Server) -> None:
                 stop = gr.Button("Stop", variant="stop", elem_id="cm-stop")
         with gr.Column(scale=2):
             status = gr.Markdown("", elem_id="cm-status")
-            # Square cells (larger for one or two classes, square_cells): a square
-            # picture is shown whole, never a strip the gallery crops.
-            pictures = gr.Gallery(
-                label="Pictures",
-                columns=4,
-                fit_columns=False,
-                height=500,
-                object_fit="contain",
-                elem_id="cm-pictures",
-            )
+            # Larger cells for one or two classes (square_cells).
+            pictures = whole_pictures("Pictures", "cm-pictures", height=500)
             files = gr.File(
                 label="Downloads (PNGs, logs, contact sheet, summary)",
                 file_count="multiple",
@@ -424,15 +424,7 @@ def _compare_tab(server: Server) -> None:
             )
             steps = gr.Slider(10, 100, value=20, step=1, label="deletion/insertion steps")
             run = gr.Button("Compare", variant="primary", elem_id="compare-run")
-    # Four cells a row, each map whole within its cell and captioned below its picture.
-    grid = gr.Gallery(
-        label="Maps",
-        columns=4,
-        fit_columns=False,
-        height=520,
-        object_fit="contain",
-        elem_id="compare-grid",
-    )
+    grid = whole_pictures("Maps", "compare-grid", height=520)
     table = gr.Dataframe(headers=compare.TABLE_HEADERS, label="Scores", elem_id="compare-table")
 
     @friendly
